@@ -1,0 +1,1 @@
+"""care-intro: double opt-in introductions by email."""

@@ -1,0 +1,40 @@
+"""The only place that reads the time: timezone-aware UTC, injectable for tick --at and tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that says what it is told; tests move it forward by hand."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = as_utc(at)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a moment in time needs a time zone (e.g. +00:00)")
+    return moment.astimezone(UTC)
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO-8601 moment with an offset, as `tick --at` takes it."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 moment: {text!r}") from None
+    return as_utc(moment)

@@ -1,0 +1,35 @@
+"""One family of exceptions for everything care-intro refuses or cannot do."""
+
+from __future__ import annotations
+
+
+class CareIntroError(Exception):
+    """Root of every error the service raises on purpose; its text is safe to show an operator."""
+
+
+class ConfigError(CareIntroError):
+    """The configuration cannot be used as written."""
+
+
+class TokenError(CareIntroError):
+    """A link token that cannot be honoured."""
+
+
+class BadToken(TokenError):
+    """Tampered, malformed, signed for another purpose, or with a key we no longer hold."""
+
+
+class TokenExpired(TokenError):
+    """Genuine, but older than its purpose allows."""
+
+
+class NotFound(CareIntroError):
+    """No referral, party or message with that reference."""
+
+
+class DeliveryError(CareIntroError):
+    """An outgoing mail could not be handed on."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent

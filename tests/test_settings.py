@@ -1,0 +1,77 @@
+"""Configuration: the documented defaults, the TOML file, and environment overrides."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from service.errors import ConfigError
+from service.settings import Settings, from_mapping, load
+
+DEFAULTS_FILE = Path(__file__).parent.parent / "config" / "care-intro.toml"
+
+
+def test_the_commented_defaults_file_says_exactly_the_built_in_defaults():
+    data = tomllib.loads(DEFAULTS_FILE.read_text())
+    assert from_mapping(data, {}) == Settings()
+
+
+def test_environment_overrides_every_kind_of_key():
+    settings = from_mapping(
+        {"inbound": {"port": 2525}},
+        {
+            "CARE_INTRO_INBOUND_PORT": "2626",
+            "CARE_INTRO_DATABASE_URL": "postgresql://care@db:5432/care",
+            "CARE_INTRO_SECURITY_ALLOWED_REFERRERS": "ada@referrer.example, *@partners.example",
+            "CARE_INTRO_OUTBOUND_STARTTLS": "true",
+            "CARE_INTRO_TIMING_FOLLOW_UP_DAYS": "0.5",
+        },
+    )
+    assert settings.inbound.port == 2626
+    assert settings.database.url == "postgresql://care@db:5432/care"
+    assert settings.security.allowed_referrers == ("ada@referrer.example", "*@partners.example")
+    assert settings.outbound.starttls is True
+    assert settings.timing.follow_up_days == 0.5
+
+
+@pytest.mark.parametrize(
+    ("data", "env", "message"),
+    [
+        ({"inbound": {"prot": 25}}, {}, "unknown configuration key: inbound.prot"),
+        ({"smtp": {}}, {}, "unknown configuration section: smtp"),
+        ({"inbound": {"port": "25"}}, {}, "inbound.port must be a whole number"),
+        ({"security": {"allowed_referrers": "ada@x.example"}}, {}, "must be a list of strings"),
+        ({}, {"CARE_INTRO_INBOUND_PORT": "twenty-five"}, "must be a number"),
+        ({"outbound": {"transport": "carrier-pigeon"}}, {}, 'must be "maildir" or "smtp"'),
+        ({"timing": {"consent_expiry_days": 0}}, {}, "must be more than 0"),
+        ({"database": {"url": "mysql://x"}}, {}, "database.url must start with"),
+    ],
+    ids=["typo", "section", "type", "list", "env-type", "transport", "zero-days", "database"],
+)
+def test_mistakes_are_named_clearly(data, env, message):
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(data, env)
+
+
+def test_config_comes_from_the_flag_then_the_environment(tmp_path):
+    first = tmp_path / "first.toml"
+    first.write_text('[service]\ndomain = "first.example"\n')
+    second = tmp_path / "second.toml"
+    second.write_text('[service]\ndomain = "second.example"\n')
+    env = {"CARE_INTRO_CONFIG": str(second)}
+    assert load(str(first), env).service.domain == "first.example"
+    assert load(None, env).service.domain == "second.example"
+
+
+def test_a_named_file_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load(str(tmp_path / "missing.toml"), {})
+
+
+def test_a_broken_file_names_the_file(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[service\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        load(str(broken), {})
