@@ -1,0 +1,85 @@
+"""One deferred database, bound at start from a URL: SQLite by default, PostgreSQL to share work."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import peewee
+from playhouse import db_url
+
+database = peewee.DatabaseProxy()
+
+# Each pragma earns its place: WAL lets readers run beside the writer, FULL makes a commit
+# survive power loss (we answer 250 on it), the busy timeout lets writers queue instead of
+# failing, and foreign keys are off by default in SQLite.
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "full",
+    "foreign_keys": 1,
+    "busy_timeout": 10_000,
+    "cache_size": -16_000,
+}
+
+# Serializes schema creation between instances that start together on one PostgreSQL.
+_SCHEMA_LOCK_KEY = 0x0CA2E1
+
+
+def connect(url: str) -> peewee.Database:
+    """A database object for the URL; nothing is opened until first use."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
+        if not path:
+            raise ValueError("a sqlite URL needs a file: sqlite:///data/care-intro.db")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # IMMEDIATE: take the write lock at BEGIN, so two writers queue on busy_timeout
+        # instead of one failing half-way when it upgrades a read lock.
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+    if parsed.scheme in ("postgresql", "postgres"):
+        kwargs = db_url.parse(url, unquote_password=True, unquote_user=True)
+        return peewee.PostgresqlDatabase(**kwargs)
+    raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")
+
+
+def bind(url: str) -> peewee.Database:
+    """Point the deferred database at URL and make sure every table exists."""
+    close()
+    real = connect(url)
+    database.initialize(real)
+    ensure_schema()
+    return real
+
+
+def ensure_schema() -> None:
+    from store.models import ALL_MODELS
+
+    with database.atomic():
+        if is_postgresql():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        database.create_tables(ALL_MODELS, safe=True)
+
+
+def close() -> None:
+    if database.obj is not None and not database.is_closed():
+        database.close()
+
+
+def is_postgresql() -> bool:
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[None]:
+    """Every write goes through here; nested use becomes a savepoint."""
+    with database.atomic():
+        yield
+
+
+def drop_all() -> None:
+    """Remove every table (tests only)."""
+    from store.models import ALL_MODELS
+
+    database.drop_tables(ALL_MODELS, safe=True)

@@ -1,0 +1,125 @@
+"""The tables: raw inbound mail, referrals, their parties and events, and the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee
+
+from store.db import database
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """Aware UTC in Python, naive UTC in the column, so SQLite and PostgreSQL compare alike."""
+
+    def db_value(self, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing to store a naive datetime")
+        return super().db_value(value.astimezone(UTC).replace(tzinfo=None))
+
+    def python_value(self, value: object) -> datetime | None:
+        moment = super().python_value(value)
+        if isinstance(moment, datetime):
+            return moment.replace(tzinfo=UTC)
+        return moment
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class InboundMessage(BaseModel):
+    """Every message accepted by SMTP or `submit`, stored raw before we answer 250."""
+
+    dedupe_key = peewee.CharField(max_length=64, unique=True)
+    message_id = peewee.TextField(null=True)
+    envelope_from = peewee.TextField()
+    recipients = peewee.TextField()
+    via = peewee.CharField(max_length=8)
+    raw = peewee.BlobField()
+    received_at = UTCDateTimeField()
+    state = peewee.CharField(max_length=16, default="new")
+    note = peewee.TextField(default="")
+    processed_at = UTCDateTimeField(null=True)
+
+
+class Referral(BaseModel):
+    ref = peewee.CharField(max_length=16, unique=True)
+    state = peewee.CharField(max_length=16)
+    referrer_email = peewee.CharField(max_length=320, index=True)
+    referrer_name = peewee.TextField(default="")
+    need = peewee.TextField()
+    budget = peewee.TextField(default="")
+    follow_up_days = peewee.FloatField(null=True)
+    language = peewee.CharField(max_length=8)
+    subject = peewee.TextField(default="")
+    request_message_id = peewee.TextField(null=True)
+    inbound = peewee.ForeignKeyField(InboundMessage, null=True, unique=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+    expires_at = UTCDateTimeField()
+    introduced_at = UTCDateTimeField(null=True)
+
+
+class Party(BaseModel):
+    """One person to be introduced, with their one consent question."""
+
+    referral = peewee.ForeignKeyField(Referral, backref="parties", on_delete="CASCADE")
+    role = peewee.CharField(max_length=16)
+    name = peewee.TextField(default="")
+    email = peewee.CharField(max_length=320)
+    phone = peewee.TextField(default="")
+    prefers = peewee.TextField(default="")
+    best_time = peewee.TextField(default="")
+    booking = peewee.TextField(default="")
+    language = peewee.CharField(max_length=8)
+    ask_key = peewee.CharField(max_length=40, unique=True)
+    answer = peewee.CharField(max_length=8, null=True)
+    answered_at = UTCDateTimeField(null=True)
+    answer_channel = peewee.CharField(max_length=16, null=True)
+
+    class Meta:
+        indexes = ((("referral", "role"), True),)
+
+
+class Event(BaseModel):
+    """One row per transition: what happened, to whom, when, through which channel."""
+
+    referral = peewee.ForeignKeyField(Referral, backref="events", on_delete="CASCADE")
+    at = UTCDateTimeField()
+    kind = peewee.CharField(max_length=32)
+    actor = peewee.CharField(max_length=16)
+    channel = peewee.CharField(max_length=16)
+    detail = peewee.TextField(default="")
+
+
+class OutboxMail(BaseModel):
+    """A mail rendered once to its final bytes; a retry resends exactly these bytes."""
+
+    message_id = peewee.CharField(max_length=255, unique=True)
+    purpose = peewee.CharField(max_length=32)
+    referral = peewee.ForeignKeyField(Referral, null=True, on_delete="SET NULL")
+    envelope_from = peewee.TextField()
+    recipients = peewee.TextField()
+    raw = peewee.BlobField()
+    state = peewee.CharField(max_length=12, default="pending")
+    attempts = peewee.IntegerField(default=0)
+    created_at = UTCDateTimeField()
+    due_at = UTCDateTimeField()
+    sent_at = UTCDateTimeField(null=True)
+    last_error = peewee.TextField(default="")
+
+
+# The "what is due" questions are asked every few seconds; partial indexes keep them
+# proportional to what is waiting, not to everything ever stored.
+InboundMessage.add_index(
+    InboundMessage.index(InboundMessage.received_at).where(InboundMessage.state == "new")
+)
+OutboxMail.add_index(OutboxMail.index(OutboxMail.due_at).where(OutboxMail.state == "pending"))
+Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == "asking"))
+
+ALL_MODELS = [InboundMessage, Referral, Party, Event, OutboxMail]

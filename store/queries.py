@@ -1,0 +1,358 @@
+"""Named queries the service calls; the only module outside store/ callers need for data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import peewee
+
+from store.db import database, is_postgresql
+from store.models import Event, InboundMessage, OutboxMail, Party, Referral
+from store.records import (
+    EventRecord,
+    InboundRecord,
+    NewInbound,
+    NewReferral,
+    OutboxItem,
+    OutgoingMail,
+    PartyRecord,
+    ReferralRecord,
+)
+
+# ---------------------------------------------------------------- inbound
+
+
+def store_inbound(message: NewInbound) -> int | None:
+    """Insert a raw message; None when one with the same key is already stored."""
+    try:
+        with database.atomic():
+            return InboundMessage.insert(
+                dedupe_key=message.dedupe_key,
+                message_id=message.message_id,
+                envelope_from=message.envelope_from,
+                recipients="\n".join(message.recipients),
+                via=message.via,
+                raw=message.raw,
+                received_at=message.received_at,
+            ).execute()
+    except peewee.IntegrityError:
+        return None
+
+
+def lock_next_inbound() -> InboundRecord | None:
+    """The oldest unprocessed message, locked until the caller's transaction ends."""
+    query = (
+        InboundMessage.select()
+        .where(InboundMessage.state == "new")
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+        .limit(1)
+    )
+    if is_postgresql():
+        query = query.for_update(skip_locked=True)
+    row = query.first()
+    return _inbound(row) if row else None
+
+
+def inbound_by_id(inbound_id: int) -> InboundRecord | None:
+    row = InboundMessage.get_or_none(InboundMessage.id == inbound_id)
+    return _inbound(row) if row else None
+
+
+def finish_inbound(inbound_id: int, state: str, note: str, now: datetime) -> None:
+    InboundMessage.update(state=state, note=note, processed_at=now).where(
+        InboundMessage.id == inbound_id
+    ).execute()
+
+
+def inbound_counts() -> dict[str, int]:
+    rows = InboundMessage.select(InboundMessage.state, peewee.fn.COUNT(InboundMessage.id)).group_by(
+        InboundMessage.state
+    )
+    return {state: count for state, count in rows.tuples()}
+
+
+def _inbound(row: InboundMessage) -> InboundRecord:
+    return InboundRecord(
+        id=row.id,
+        message_id=row.message_id,
+        envelope_from=row.envelope_from,
+        recipients=tuple(r for r in row.recipients.split("\n") if r),
+        via=row.via,
+        raw=bytes(row.raw),
+        received_at=row.received_at,
+        state=row.state,
+        note=row.note,
+    )
+
+
+# ---------------------------------------------------------------- referrals
+
+
+def create_referral(new: NewReferral, make_ref: Callable[[], str]) -> ReferralRecord:
+    """Insert a referral and its parties under a fresh reference (drawn again on a clash)."""
+    for attempt in range(5):
+        try:
+            with database.atomic():
+                referral_id = _insert_referral(new, make_ref())
+        except peewee.IntegrityError:
+            if attempt == 4:
+                raise
+            continue
+        found = referral_by_id(referral_id)
+        assert found is not None
+        return found
+    raise AssertionError("unreachable")
+
+
+def _insert_referral(new: NewReferral, ref: str) -> int:
+    referral_id = Referral.insert(
+        ref=ref,
+        state=new.state,
+        referrer_email=new.referrer_email,
+        referrer_name=new.referrer_name,
+        need=new.need,
+        budget=new.budget,
+        follow_up_days=new.follow_up_days,
+        language=new.language,
+        subject=new.subject,
+        request_message_id=new.request_message_id,
+        inbound=new.inbound_id,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+        expires_at=new.expires_at,
+    ).execute()
+    Party.insert_many(
+        [
+            {
+                "referral": referral_id,
+                "role": p.role,
+                "name": p.name,
+                "email": p.email,
+                "phone": p.phone,
+                "prefers": p.prefers,
+                "best_time": p.best_time,
+                "booking": p.booking,
+                "language": p.language,
+                "ask_key": p.ask_key,
+            }
+            for p in new.parties
+        ]
+    ).execute()
+    return referral_id
+
+
+def referral_by_id(referral_id: int) -> ReferralRecord | None:
+    row = Referral.get_or_none(Referral.id == referral_id)
+    return _referral(row) if row else None
+
+
+def referral_by_ref(ref: str) -> ReferralRecord | None:
+    row = Referral.get_or_none(Referral.ref == ref.strip().upper())
+    return _referral(row) if row else None
+
+
+def lock_referral(referral_id: int) -> ReferralRecord:
+    """Read a referral and hold its row until the transaction ends: every transition starts here.
+
+    Two answers arriving together both lock the referral, so the second sees the first.
+    SQLite needs no row lock: IMMEDIATE transactions already run one writer at a time.
+    """
+    query = Referral.select().where(Referral.id == referral_id)
+    if is_postgresql():
+        query = query.for_update()
+    return _referral(query.get())
+
+
+def referral_id_for_ask(ask_key: str) -> int | None:
+    row = Party.select(Party.referral).where(Party.ask_key == ask_key).first()
+    return row.referral_id if row else None
+
+
+def set_referral_state(referral_id: int, state: str, now: datetime, **fields: object) -> None:
+    Referral.update(state=state, updated_at=now, **fields).where(
+        Referral.id == referral_id
+    ).execute()
+
+
+def record_answer(party_id: int, answer: str, channel: str, now: datetime) -> None:
+    Party.update(answer=answer, answered_at=now, answer_channel=channel).where(
+        Party.id == party_id
+    ).execute()
+
+
+def add_event(
+    referral_id: int, now: datetime, kind: str, actor: str, channel: str, detail: str = ""
+) -> None:
+    Event.insert(
+        referral=referral_id, at=now, kind=kind, actor=actor, channel=channel, detail=detail
+    ).execute()
+
+
+def events_for(referral_id: int) -> list[EventRecord]:
+    rows = Event.select().where(Event.referral == referral_id).order_by(Event.at, Event.id)
+    return [EventRecord(r.at, r.kind, r.actor, r.channel, r.detail) for r in rows]
+
+
+def referral_counts(referrer_email: str | None = None) -> dict[str, int]:
+    query = Referral.select(Referral.state, peewee.fn.COUNT(Referral.id))
+    if referrer_email:
+        query = query.where(Referral.referrer_email == referrer_email.lower())
+    return {state: count for state, count in query.group_by(Referral.state).tuples()}
+
+
+def recent_referrals(referrer_email: str | None = None, limit: int = 50) -> list[ReferralRecord]:
+    query = Referral.select().order_by(Referral.created_at.desc(), Referral.id.desc()).limit(limit)
+    if referrer_email:
+        query = query.where(Referral.referrer_email == referrer_email.lower())
+    rows = list(query)
+    parties = _parties_of([r.id for r in rows])
+    return [_referral(r, parties.get(r.id, ())) for r in rows]
+
+
+def _parties_of(referral_ids: Iterable[int]) -> dict[int, tuple[PartyRecord, ...]]:
+    ids = list(referral_ids)
+    found: dict[int, list[PartyRecord]] = {}
+    if not ids:
+        return {}
+    for row in Party.select().where(Party.referral.in_(ids)).order_by(Party.id):
+        found.setdefault(row.referral_id, []).append(_party(row))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> ReferralRecord:
+    if parties is None:
+        parties = tuple(
+            _party(p) for p in Party.select().where(Party.referral == row.id).order_by(Party.id)
+        )
+    return ReferralRecord(
+        id=row.id,
+        ref=row.ref,
+        state=row.state,
+        referrer_email=row.referrer_email,
+        referrer_name=row.referrer_name,
+        need=row.need,
+        budget=row.budget,
+        follow_up_days=row.follow_up_days,
+        language=row.language,
+        subject=row.subject,
+        request_message_id=row.request_message_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        introduced_at=row.introduced_at,
+        parties=parties,
+    )
+
+
+def _party(row: Party) -> PartyRecord:
+    return PartyRecord(
+        id=row.id,
+        role=row.role,
+        name=row.name,
+        email=row.email,
+        phone=row.phone,
+        prefers=row.prefers,
+        best_time=row.best_time,
+        booking=row.booking,
+        language=row.language,
+        ask_key=row.ask_key,
+        answer=row.answer,
+        answered_at=row.answered_at,
+        answer_channel=row.answer_channel,
+    )
+
+
+# ---------------------------------------------------------------- outbox
+
+
+def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
+    rows = [
+        {
+            "message_id": m.message_id,
+            "purpose": m.purpose,
+            "referral": m.referral_id,
+            "envelope_from": m.envelope_from,
+            "recipients": "\n".join(m.recipients),
+            "raw": m.raw,
+            "created_at": now,
+            "due_at": now,
+        }
+        for m in mails
+    ]
+    if rows:
+        OutboxMail.insert_many(rows).execute()
+
+
+def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[OutboxItem]:
+    """Take up to `limit` due mails by pushing their due time to the end of a lease.
+
+    The lease is the whole claim: a worker that dies mid-send leaves the mail due again
+    when the lease runs out, and the retry sends the same stored bytes.
+    """
+    with database.atomic():
+        query = (
+            OutboxMail.select()
+            .where((OutboxMail.state == "pending") & (OutboxMail.due_at <= now))
+            .order_by(OutboxMail.due_at, OutboxMail.id)
+            .limit(limit)
+        )
+        if is_postgresql():
+            query = query.for_update(skip_locked=True)
+        rows = list(query)
+        if not rows:
+            return []
+        OutboxMail.update(due_at=lease_until, attempts=OutboxMail.attempts + 1).where(
+            OutboxMail.id.in_([r.id for r in rows])
+        ).execute()
+    return [
+        OutboxItem(
+            id=r.id,
+            message_id=r.message_id,
+            purpose=r.purpose,
+            envelope_from=r.envelope_from,
+            recipients=tuple(x for x in r.recipients.split("\n") if x),
+            raw=bytes(r.raw),
+            attempts=r.attempts + 1,
+            created_at=r.created_at,
+        )
+        for r in rows
+    ]
+
+
+def mark_sent(outbox_id: int, now: datetime, note: str = "") -> None:
+    with database.atomic():
+        OutboxMail.update(state="sent", sent_at=now, last_error=note).where(
+            OutboxMail.id == outbox_id
+        ).execute()
+
+
+def reschedule(outbox_id: int, due_at: datetime, error: str) -> None:
+    with database.atomic():
+        OutboxMail.update(due_at=due_at, last_error=error).where(
+            (OutboxMail.id == outbox_id) & (OutboxMail.state == "pending")
+        ).execute()
+
+
+def mark_failed(outbox_id: int, now: datetime, error: str) -> None:
+    with database.atomic():
+        OutboxMail.update(state="failed", sent_at=None, last_error=error, due_at=now).where(
+            OutboxMail.id == outbox_id
+        ).execute()
+
+
+def outbox_counts() -> dict[str, int]:
+    rows = OutboxMail.select(OutboxMail.state, peewee.fn.COUNT(OutboxMail.id)).group_by(
+        OutboxMail.state
+    )
+    return {state: count for state, count in rows.tuples()}
+
+
+def outbox_for_referral(referral_id: int) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(purpose, state, recipients) of every mail about one referral, oldest first."""
+    rows = (
+        OutboxMail.select(OutboxMail.purpose, OutboxMail.state, OutboxMail.recipients)
+        .where(OutboxMail.referral == referral_id)
+        .order_by(OutboxMail.id)
+    )
+    return [(p, s, tuple(x for x in r.split("\n") if x)) for p, s, r in rows.tuples()]

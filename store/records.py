@@ -1,0 +1,150 @@
+"""Plain, frozen records that cross the store boundary, so the service never holds a Model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class NewInbound:
+    dedupe_key: str
+    message_id: str | None
+    envelope_from: str
+    recipients: tuple[str, ...]
+    via: str
+    raw: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    id: int
+    message_id: str | None
+    envelope_from: str
+    recipients: tuple[str, ...]
+    via: str
+    raw: bytes
+    received_at: datetime
+    state: str
+    note: str
+
+
+@dataclass(frozen=True)
+class NewParty:
+    role: str
+    email: str
+    ask_key: str
+    language: str
+    name: str = ""
+    phone: str = ""
+    prefers: str = ""
+    best_time: str = ""
+    booking: str = ""
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    state: str
+    referrer_email: str
+    referrer_name: str
+    need: str
+    budget: str
+    follow_up_days: float | None
+    language: str
+    subject: str
+    request_message_id: str | None
+    inbound_id: int | None
+    created_at: datetime
+    expires_at: datetime
+    parties: tuple[NewParty, ...]
+
+
+@dataclass(frozen=True)
+class PartyRecord:
+    id: int
+    role: str
+    name: str
+    email: str
+    phone: str
+    prefers: str
+    best_time: str
+    booking: str
+    language: str
+    ask_key: str
+    answer: str | None
+    answered_at: datetime | None
+    answer_channel: str | None
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email
+
+
+@dataclass(frozen=True)
+class ReferralRecord:
+    id: int
+    ref: str
+    state: str
+    referrer_email: str
+    referrer_name: str
+    need: str
+    budget: str
+    follow_up_days: float | None
+    language: str
+    subject: str
+    request_message_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime
+    introduced_at: datetime | None
+    parties: tuple[PartyRecord, ...] = field(default=())
+
+    def party(self, role: str) -> PartyRecord:
+        for party in self.parties:
+            if party.role == role:
+                return party
+        raise KeyError(role)
+
+    def other(self, role: str) -> PartyRecord:
+        for party in self.parties:
+            if party.role != role:
+                return party
+        raise KeyError(role)
+
+    @property
+    def referrer_display(self) -> str:
+        return self.referrer_name or self.referrer_email
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    at: datetime
+    kind: str
+    actor: str
+    channel: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A finished mail for the outbox: the bytes are final, the envelope is explicit."""
+
+    message_id: str
+    purpose: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    referral_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    message_id: str
+    purpose: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    raw: bytes
+    attempts: int
+    created_at: datetime

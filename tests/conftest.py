@@ -1,0 +1,278 @@
+"""Shared fixtures: real stores, a real SMTP sink, the service in-process or as `serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from service.settings import Settings
+from store import db
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ENV = "CARE_INTRO_TEST_DATABASE_URL"
+REFERRER = "ada@referrer.example"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def on_the_wire(raw: bytes) -> bytes:
+    """CRLF line ends, as every SMTP client sends them (smtplib leaves bytes as they are)."""
+    return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def wire_fixture(name: str) -> bytes:
+    return on_the_wire(fixture_bytes(name))
+
+
+def eventually(check: Callable[[], object], what: str, seconds: float = 10.0) -> object:
+    """Poll `check` until it returns something truthy; bounded, then fail saying what."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------ stores
+
+
+def _store_params() -> list[object]:
+    pg = pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not os.environ.get(PG_ENV),
+            reason=f"set {PG_ENV} to a PostgreSQL URL to run the store tests on PostgreSQL",
+        ),
+    )
+    return ["sqlite", pg]
+
+
+@pytest.fixture(params=_store_params())
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each kind; PostgreSQL only where CI (or you) provides one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'care-intro.db'}"
+    else:
+        url = os.environ[PG_ENV]
+        db.bind(url)
+        db.drop_all()
+    db.bind(url)
+    yield url
+    db.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'care-intro.db'}"
+    db.bind(url)
+    yield url
+    db.close()
+
+
+# ------------------------------------------------------------------ outbound sink
+
+
+@dataclass(frozen=True)
+class Delivery:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+
+class SinkHandler:
+    """A real SMTP server's handler that keeps everything, or answers as a test tells it."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self.scripted: list[str] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        with self.lock:
+            if self.scripted:
+                return self.scripted.pop(0)
+            self.deliveries.append(
+                Delivery(
+                    envelope.mail_from,  # type: ignore[attr-defined]
+                    tuple(envelope.rcpt_tos),  # type: ignore[attr-defined]
+                    bytes(envelope.original_content),  # type: ignore[attr-defined]
+                )
+            )
+        return "250 2.0.0 OK"
+
+
+@dataclass
+class Sink:
+    handler: SinkHandler
+    port: int
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self.handler.lock:
+            return list(self.handler.deliveries)
+
+    def answer_next(self, *replies: str) -> None:
+        """The next DATA commands get these replies instead of being kept."""
+        with self.handler.lock:
+            self.handler.scripted.extend(replies)
+
+    def to(self, address: str) -> list[Delivery]:
+        return [d for d in self.deliveries if address in d.rcpt_tos]
+
+    def wait_for(self, count: int, seconds: float = 10.0) -> list[Delivery]:
+        eventually(
+            lambda: len(self.deliveries) >= count, f"{count} deliveries at the sink", seconds
+        )
+        return self.deliveries
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    handler = SinkHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield Sink(handler, port)
+    finally:
+        controller.stop()
+
+
+# ------------------------------------------------------------------ settings
+
+
+def make_settings(tmp_path: Path, database_url: str, sink_port: int | None = None) -> Settings:
+    """Settings for one test: its own ports, folder and store; mail to the sink if given."""
+    web_port = free_port()
+    settings = Settings()
+    settings = settings.replace(
+        "service",
+        domain="intro.example.org",
+        data_dir=str(tmp_path / "data"),
+        public_url=f"http://127.0.0.1:{web_port}",
+    )
+    settings = settings.replace("inbound", port=free_port())
+    settings = settings.replace("web", port=web_port)
+    settings = settings.replace("database", url=database_url)
+    settings = settings.replace("security", allowed_referrers=(REFERRER, "*@partners.example"))
+    if sink_port is None:
+        return settings.replace("outbound", transport="maildir", maildir=str(tmp_path / "outbox"))
+    return settings.replace("outbound", transport="smtp", host="127.0.0.1", port=sink_port)
+
+
+def write_config(path: Path, settings: Settings) -> Path:
+    """The same settings as a TOML file, for the `serve` and CLI subprocesses."""
+    lines = []
+    for section in ("service", "inbound", "web", "outbound", "database", "security", "timing"):
+        lines.append(f"[{section}]")
+        for key, value in vars(getattr(settings, section)).items():
+            lines.append(f"{key} = {_toml(value)}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# ------------------------------------------------------------------ the service
+
+
+class InProcess:
+    """`Service` on its own event loop in a thread: the real servers, inspectable from tests."""
+
+    def __init__(self, settings: Settings) -> None:
+        from service.app import Service
+
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.service = Service(settings)
+        asyncio.run_coroutine_threadsafe(self.service.start(), self.loop).result(15)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(40)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path, store_url: str, sink: Sink) -> Iterator[InProcess]:
+    """The whole service in-process, on a fresh store, sending to the sink."""
+    service = InProcess(make_settings(tmp_path, store_url, sink.port))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+class ServeProcess:
+    """`care-intro serve` as a real child process, stopped with SIGTERM like an init system."""
+
+    def __init__(self, config: Path, settings: Settings, log: Path) -> None:
+        self.config, self.settings, self.log = config, settings, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service", "serve", "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.config.parent,
+            )
+        for port in (self.settings.inbound.port, self.settings.web.port):
+            eventually(lambda p=port: self._listening(p), f"serve listening on {port}", 20)
+        return self
+
+    def _listening(self, port: int) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)

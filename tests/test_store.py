@@ -1,0 +1,164 @@
+"""The store on SQLite and PostgreSQL: idempotent intake, outbox leases, aware timestamps."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from store import db, queries
+from store.records import NewInbound, OutgoingMail
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def inbound(key: str, at: datetime = NOW) -> NewInbound:
+    return NewInbound(
+        key,
+        f"<{key}@x.example>",
+        "ada@referrer.example",
+        ("refer@intro.example.org",),
+        "smtp",
+        b"Subject: x\n\nbody\n",
+        at,
+    )
+
+
+def mail(n: int) -> OutgoingMail:
+    return OutgoingMail(
+        f"<m{n}@intro.example.org>",
+        "receipt",
+        "refer@intro.example.org",
+        ("ada@referrer.example",),
+        b"Subject: m\n\nbody\n",
+    )
+
+
+def test_the_same_message_is_stored_once(store_url):
+    first = queries.store_inbound(inbound("a"))
+    assert first is not None
+    assert queries.store_inbound(inbound("a")) is None
+    assert queries.inbound_counts() == {"new": 1}
+    assert queries.inbound_by_id(first).raw == b"Subject: x\n\nbody\n"
+
+
+def test_timestamps_come_back_aware_and_utc(store_url):
+    berlin = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
+    stored = queries.store_inbound(inbound("tz", berlin))
+    record = queries.inbound_by_id(stored)
+    assert record.received_at == datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
+    assert record.received_at.tzinfo is UTC
+
+
+def test_a_naive_timestamp_is_refused(store_url):
+    with pytest.raises(ValueError, match="naive"):
+        queries.store_inbound(inbound("naive", datetime(2026, 1, 1)))
+
+
+def test_a_claimed_mail_is_not_due_again_until_its_lease_ends(store_url):
+    with db.transaction():
+        queries.enqueue([mail(1), mail(2), mail(3)], NOW)
+    lease = NOW + timedelta(minutes=10)
+    first = queries.claim_outbox(NOW, lease, limit=2)
+    assert [m.message_id for m in first] == ["<m1@intro.example.org>", "<m2@intro.example.org>"]
+    assert [m.attempts for m in first] == [1, 1]
+    rest = queries.claim_outbox(NOW, lease, 10)
+    assert [m.message_id for m in rest] == ["<m3@intro.example.org>"]
+    assert queries.claim_outbox(NOW + timedelta(minutes=9), lease, 10) == []
+    queries.mark_sent(first[0].id, NOW)
+    again = queries.claim_outbox(lease, lease + timedelta(minutes=10), 10)
+    # The worker that took m2 and m3 never came back: both are due again, m1 is done.
+    assert sorted(m.message_id for m in again) == [
+        "<m2@intro.example.org>",
+        "<m3@intro.example.org>",
+    ]
+    assert {m.attempts for m in again} == {2}
+    assert queries.outbox_counts() == {"pending": 2, "sent": 1}
+
+
+def test_concurrent_workers_claim_every_mail_exactly_once(store_url):
+    with db.transaction():
+        queries.enqueue([mail(n) for n in range(300)], NOW)
+    claimed: list[int] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(300):  # bounded: at most one claim per mail
+                batch = queries.claim_outbox(NOW, NOW + timedelta(minutes=10), 7)
+                if not batch:
+                    return
+                with lock:
+                    claimed.extend(m.id for m in batch)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(claimed) == 300
+    assert len(set(claimed)) == 300
+
+
+def test_only_new_messages_are_handed_to_intake_oldest_first(store_url):
+    first = queries.store_inbound(inbound("old", NOW - timedelta(minutes=5)))
+    second = queries.store_inbound(inbound("young", NOW))
+    with db.transaction():
+        record = queries.lock_next_inbound()
+        assert record.id == first
+        queries.finish_inbound(record.id, "processed", "R-TEST", NOW)
+    with db.transaction():
+        assert queries.lock_next_inbound().id == second
+
+
+def test_a_locked_message_is_skipped_by_another_instance(store_url):
+    if not db.is_postgresql():
+        pytest.skip("SQLite runs one writer at a time; there is nothing to skip past")
+    first = queries.store_inbound(inbound("one", NOW - timedelta(minutes=1)))
+    second = queries.store_inbound(inbound("two", NOW))
+    holding, release, seen = threading.Event(), threading.Event(), []
+
+    def first_instance() -> None:
+        with db.transaction():
+            seen.append(queries.lock_next_inbound().id)
+            holding.set()
+            release.wait(10)
+        db.close()
+
+    thread = threading.Thread(target=first_instance)
+    thread.start()
+    assert holding.wait(10)
+    with db.transaction():
+        seen.append(queries.lock_next_inbound().id)
+    release.set()
+    thread.join(10)
+    assert seen == [first, second]
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_full_sync_and_a_busy_timeout(sqlite_url):
+    pragma = lambda name: db.database.execute_sql(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+    assert pragma("journal_mode") == "wal"
+    assert pragma("foreign_keys") == 1
+    assert pragma("synchronous") == 2  # FULL
+    assert pragma("busy_timeout") == 10_000
+
+
+def test_sqlite_write_transactions_take_the_write_lock_at_begin(sqlite_url, tmp_path):
+    path = sqlite_url.removeprefix("sqlite:///")
+    with db.transaction():
+        queries.referral_counts()  # only a read so far
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
