@@ -1,0 +1,82 @@
+"""The labels of the request format, in every language we read, and how to recognise one."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+PROVIDER = "provider"
+PROSPECT = "prospect"
+ROLES = (PROVIDER, PROSPECT)
+
+# Written as people type them; `fold` makes the comparison case- and accent-blind.
+PARTY_LABELS: dict[str, tuple[str, ...]] = {
+    PROVIDER: ("provider", "anbieter", "prestataire", "furnizor", "penyedia", "المزود"),
+    PROSPECT: ("prospect", "interessent", "client", "calon klien", "العميل"),
+}
+
+# Fields of a party ("Prospect phone") and fields of the referral itself ("Need").
+PARTY_FIELDS: dict[str, tuple[str, ...]] = {
+    "email": ("email", "e-mail", "mail", "courriel", "البريد الإلكتروني"),
+    "phone": ("phone", "telefon", "téléphone", "telepon", "هاتف"),
+    "prefers": ("prefers", "bevorzugt", "préfère", "preferă", "lebih suka", "يفضل"),
+    "best_time": (
+        "best time",
+        "beste zeit",
+        "meilleur moment",
+        "cel mai bun moment",
+        "waktu terbaik",
+        "أفضل وقت",
+    ),
+    "booking": ("booking", "terminbuchung", "rendez-vous", "programare", "janji temu", "حجز موعد"),
+    "language": ("language", "sprache", "langue", "limba", "bahasa", "اللغة"),
+}
+REFERRAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "need": ("need", "bedarf", "besoin", "nevoie", "kebutuhan", "الحاجة"),
+    "budget": ("budget", "buget", "anggaran", "الميزانية"),
+    "follow_up": ("follow up", "nachfassen", "suivi", "urmărire", "tindak lanjut", "المتابعة"),
+    "language": PARTY_FIELDS["language"],
+}
+
+_MARKS = re.compile(r"[\*_`~]+")
+_SPACES = re.compile(r"[\s\-]+")
+
+
+def fold(text: str) -> str:
+    """Case-, accent-, hyphen- and markup-blind form of a label."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    bare = _MARKS.sub("", bare)
+    return _SPACES.sub(" ", bare).strip()
+
+
+def _index(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {fold(word): key for key, words in table.items() for word in words}
+
+
+_PARTY = _index(PARTY_LABELS)
+_PARTY_FIELD = _index(PARTY_FIELDS)
+_REFERRAL_FIELD = _index(REFERRAL_FIELDS)
+
+
+def classify(label: str) -> tuple[str | None, str] | None:
+    """(role, field) for a label: ("prospect", "phone"), ("provider", "party"), (None, "need").
+
+    A party label and a field label combine in either order, because Arabic and French
+    put the field first ("هاتف العميل").
+    """
+    folded = fold(label)
+    if folded in _PARTY:
+        return _PARTY[folded], "party"
+    if folded in _REFERRAL_FIELD:
+        return None, _REFERRAL_FIELD[folded]
+    for party_word, role in _PARTY.items():
+        if folded.startswith(party_word + " "):
+            rest = folded[len(party_word) + 1 :]
+            if rest in _PARTY_FIELD:
+                return role, _PARTY_FIELD[rest]
+        if folded.endswith(" " + party_word):
+            rest = folded[: -len(party_word) - 1]
+            if rest in _PARTY_FIELD:
+                return role, _PARTY_FIELD[rest]
+    return None

@@ -1,0 +1,190 @@
+"""Pure: a request message -> a RequestDraft, from its labelled lines."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from service.addresses import Mailbox, parse_mailbox
+from service.labels import PROSPECT, PROVIDER, classify
+
+# "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
+# the label do not matter; the label is short and ends at the first colon.
+_LINE = re.compile(r"^[\s>•·*\-–—]*(?P<label>[^:：\n]{1,40}?)[\s*_]*[:：][\s*_]*(?P<value>.*?)\s*$")
+_SIGNATURE = "-- "
+_PARAGRAPH_FIELDS = {"need"}
+_DAYS = re.compile(r"(\d+(?:[.,]\d+)?)")
+_METHODS = {
+    "email": "email",
+    "e-mail": "email",
+    "mail": "email",
+    "phone": "phone",
+    "call": "phone",
+    "telephone": "phone",
+    "text": "text message",
+    "sms": "text message",
+    "whatsapp": "WhatsApp",
+    "signal": "Signal",
+    "telegram": "Telegram",
+    "linkedin": "LinkedIn",
+    "video": "video call",
+    "zoom": "video call",
+    "teams": "video call",
+    "in person": "in person",
+}
+
+
+@dataclass(frozen=True)
+class PartyDraft:
+    role: str
+    given: str = ""
+    mailbox: Mailbox | None = None
+    phone: str = ""
+    prefers: str = ""
+    best_time: str = ""
+    booking: str = ""
+    language: str = ""
+
+
+@dataclass(frozen=True)
+class RequestDraft:
+    provider: PartyDraft
+    prospect: PartyDraft
+    need: str = ""
+    budget: str = ""
+    follow_up_days: float | None = None
+    language: str = ""
+    subject: str = ""
+    message_id: str | None = None
+
+
+def parse_message(raw: bytes) -> EmailMessage:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def body_text(message: EmailMessage) -> str:
+    """The text a person wrote: the first plain-text part that is not an attachment."""
+    part = message.get_body(preferencelist=("plain",))
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeError):
+        payload = part.get_payload(decode=True) or b""
+        content = payload.decode("utf-8", errors="replace")
+    return content.replace("\r\n", "\n")
+
+
+def parse_request(message: EmailMessage) -> RequestDraft:
+    lines = labelled_lines(body_text(message))
+    parties: dict[str, dict[str, str]] = {PROVIDER: {}, PROSPECT: {}}
+    referral: dict[str, str] = {}
+    for (role, name), value in lines:
+        target = parties[role] if role else referral
+        if name in target:
+            continue  # the first mention wins; later ones are usually quoted history
+        target[name] = value
+    return RequestDraft(
+        provider=_party(PROVIDER, parties[PROVIDER]),
+        prospect=_party(PROSPECT, parties[PROSPECT]),
+        need=referral.get("need", ""),
+        budget=referral.get("budget", ""),
+        follow_up_days=_days(referral.get("follow_up", "")),
+        language=referral.get("language", "").strip().lower(),
+        subject=str(message.get("Subject", "") or "").strip(),
+        message_id=_message_id(message),
+    )
+
+
+def labelled_lines(text: str) -> list[tuple[tuple[str | None, str], str]]:
+    """((role, field), value) for every labelled line, in order.
+
+    A need may go on over the following lines until a blank line or the next label (it is
+    often a paragraph); any other field with nothing after its colon takes the next line.
+    """
+    found: list[tuple[tuple[str | None, str], list[str]]] = []
+    open_value: list[str] | None = None
+    open_paragraph = False
+    for line in text.split("\n"):
+        if line.rstrip() == _SIGNATURE.rstrip() and line.startswith("--"):
+            break
+        stripped = line.strip()
+        match = _LINE.match(stripped) if stripped else None
+        kind = classify(match.group("label")) if match else None
+        if match and kind:
+            value = match.group("value")
+            parts = [value] if value else []
+            found.append((kind, parts))
+            open_paragraph = kind[1] in _PARAGRAPH_FIELDS
+            open_value = parts if (open_paragraph or not value) else None
+            continue
+        if not stripped:
+            if open_value:  # a blank line ends a value, but not before it began
+                open_value = None
+            continue
+        if open_value is not None:
+            open_value.append(stripped.lstrip(">").strip())
+            if not open_paragraph:
+                open_value = None
+    return [(kind, _clean(" ".join(parts))) for kind, parts in found if any(parts)]
+
+
+def _clean(value: str) -> str:
+    value = re.sub(r"\s+", " ", value).strip()
+    if len(value) > 2 and value[0] == value[-1] == "*":
+        value = value.strip("*").strip()
+    return value
+
+
+def _party(role: str, values: dict[str, str]) -> PartyDraft:
+    given = values.get("party", "")
+    mailbox = parse_mailbox(given) if given else None
+    if values.get("email"):
+        address = parse_mailbox(values["email"])
+        if address and (mailbox is None):
+            mailbox = Mailbox(name=_name_only(given), address=address.address)
+    prefers, best_time = _preference(values.get("prefers", ""))
+    return PartyDraft(
+        role=role,
+        given=given,
+        mailbox=mailbox,
+        phone=values.get("phone", ""),
+        prefers=prefers,
+        best_time=values.get("best_time", "") or best_time,
+        booking=values.get("booking", ""),
+        language=values.get("language", "").strip().lower(),
+    )
+
+
+def _name_only(given: str) -> str:
+    return "" if "@" in given else " ".join(given.split())
+
+
+def _preference(value: str) -> tuple[str, str]:
+    """'phone, after 4pm' -> ('phone', 'after 4pm'); anything else stays as written."""
+    head, _, rest = value.partition(",")
+    method = _METHODS.get(head.strip().lower())
+    if method:
+        return method, rest.strip()
+    return value.strip(), ""
+
+
+def _days(value: str) -> float | None:
+    match = _DAYS.search(value)
+    if not match:
+        return None
+    days = float(match.group(1).replace(",", "."))
+    return days if days > 0 else None
+
+
+def _message_id(message: EmailMessage) -> str | None:
+    value = message.get("Message-ID")
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None

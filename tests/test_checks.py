@@ -1,0 +1,44 @@
+"""The CARE gate: each reason a request is not a referral, all of them at once."""
+
+from __future__ import annotations
+
+from service.checks import Problem, care_gate
+from service.parsing import parse_message, parse_request
+from tests.conftest import REFERRER, fixture_bytes
+
+
+def findings_of(name: str):
+    return care_gate(parse_request(parse_message(fixture_bytes(name))), REFERRER)
+
+
+def test_a_complete_request_passes():
+    assert findings_of("request_thunderbird_labelled_lines.eml") == []
+
+
+def test_missing_need_is_named():
+    assert [f.problem for f in findings_of("request_outlook_windows1252_without_need.eml")] == [
+        Problem.NO_NEED
+    ]
+
+
+def test_the_same_person_on_both_sides_is_not_an_introduction():
+    findings = findings_of("request_same_person_twice.eml")
+    assert [(f.problem, f.given) for f in findings] == [(Problem.SAME_PERSON, "jane@acme.example")]
+
+
+def test_every_problem_is_reported_together():
+    findings = findings_of("request_provider_is_referrer_and_bad_prospect.eml")
+    assert [(f.problem, f.role) for f in findings] == [
+        (Problem.PARTY_IS_REFERRER, "provider"),
+        (Problem.INVALID_ADDRESS, "prospect"),
+    ]
+    assert findings[1].given == "Bob Smith <bob at bakery dot example>"
+
+
+def test_an_empty_request_lacks_need_and_both_parties():
+    draft = parse_request(parse_message(b"From: ada@referrer.example\n\nHello!\n"))
+    assert [(f.problem, f.role) for f in care_gate(draft, REFERRER)] == [
+        (Problem.NO_NEED, None),
+        (Problem.MISSING_PARTY, "provider"),
+        (Problem.MISSING_PARTY, "prospect"),
+    ]
