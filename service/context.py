@@ -1,0 +1,38 @@
+"""What every stage needs and nothing more: settings, tokens, templates — built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from service.addresses import Mailbox
+from service.clock import Clock
+from service.compose import Templates
+from service.keys import secret_keys
+from service.settings import Settings
+from service.tokens import Purpose, Tokens
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    tokens: Tokens
+    templates: Templates
+
+    @property
+    def sender(self) -> Mailbox:
+        return Mailbox(self.settings.service.sender_name, self.settings.referral_mailbox)
+
+    def link(self, path: str) -> str:
+        return self.settings.service.public_url.rstrip("/") + path
+
+
+def make_context(settings: Settings, clock: Clock, templates: Templates | None = None) -> Context:
+    # A link lives as long as the question it asks.
+    open_for = timedelta(days=settings.timing.consent_expiry_days)
+    tokens = Tokens(
+        secret_keys(settings),
+        clock,
+        {Purpose.CONSENT: open_for, Purpose.SURVEY: open_for},
+    )
+    return Context(settings=settings, tokens=tokens, templates=templates or Templates())

@@ -1,0 +1,240 @@
+"""Each mail the service writes: who gets it, and exactly what its template may show.
+
+The context of every template is spelled out here, key by key. That is the privacy
+boundary: a consent request's context holds nothing about the other party, so no
+template change can leak it by accident (StrictUndefined fails the render instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from service import ids
+from service.addresses import Mailbox
+from service.checks import Finding
+from service.compose import build_message
+from service.context import Context
+from service.labels import PROSPECT, PROVIDER
+from service.parsing import RequestDraft
+from service.tokens import Purpose
+from store.records import OutgoingMail, PartyRecord, ReferralRecord
+
+
+def receipt(ctx: Context, referral: ReferralRecord, now: datetime) -> OutgoingMail:
+    return _to_referrer(ctx, "receipt", referral, now, expires_at=referral.expires_at)
+
+
+def consent_request(
+    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
+    url = consent_url(ctx, party.ask_key)
+    return _post(
+        ctx,
+        "consent_request",
+        [_mailbox(party)],
+        party.language,
+        {
+            **consent_context(referral, party),
+            "url": url,
+            "yes_url": url + "?answer=yes",
+            "no_url": url + "?answer=no",
+        },
+        now,
+        referral.id,
+    )
+
+
+def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, Any]:
+    """What one party may know before both agreed: the referrer and the need, never the other."""
+    is_provider = party.role == PROVIDER
+    return {
+        "name": party.name,
+        "role": party.role,
+        "referrer": referral.referrer_display,
+        "referrer_email": referral.referrer_email,
+        "need": referral.need,
+        # The provider judges relevance before agreeing, so sees budget and timing too.
+        "budget": referral.budget if is_provider else "",
+        "timing": referral.party(PROSPECT).best_time if is_provider else "",
+        "expires_at": referral.expires_at,
+    }
+
+
+def consent_url(ctx: Context, ask_key: str) -> str:
+    return ctx.link("/c/" + ctx.tokens.make(Purpose.CONSENT, ask_key))
+
+
+def notice(
+    ctx: Context, kind: str, referral: ReferralRecord, actor_role: str, now: datetime
+) -> list[OutgoingMail]:
+    """The mails a transition sends; `actor_role` is the party whose answer caused it."""
+    if kind == "introduction":
+        return introduction(ctx, referral, now)
+    if kind == "referrer_introduced":
+        return [_to_referrer(ctx, "referrer_introduced", referral, now)]
+    if kind == "declined_to_other":
+        return [declined_to_other(ctx, referral, referral.other(actor_role), now)]
+    if kind == "referrer_declined":
+        return [
+            _to_referrer(
+                ctx,
+                "referrer_declined",
+                referral,
+                now,
+                declined_by=_card(referral.party(actor_role)),
+            )
+        ]
+    raise ValueError(f"no letter for notice {kind!r}")
+
+
+def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
+    """One copy per party, in their language, each addressed To both with Reply-To both.
+
+    Replies and reply-all then reach the other person and never the service.
+    """
+    both = [_mailbox(referral.party(PROVIDER)), _mailbox(referral.party(PROSPECT))]
+    context = {
+        "referrer": referral.referrer_display,
+        "need": referral.need,
+        "budget": referral.budget,
+        "provider": _card(referral.party(PROVIDER)),
+        "prospect": _card(referral.party(PROSPECT)),
+    }
+    return [
+        _post(
+            ctx,
+            "introduction",
+            both,
+            party.language,
+            {**context, "reader": party.role},
+            now,
+            referral.id,
+            reply_to=both,
+            envelope_to=[party.email],
+        )
+        for party in referral.parties
+    ]
+
+
+def declined_to_other(
+    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
+    """Only that it will not go ahead: not who declined, not why."""
+    return _post(
+        ctx,
+        "declined_to_other",
+        [_mailbox(party)],
+        party.language,
+        {"name": party.name, "referrer": referral.referrer_display, "need": referral.need},
+        now,
+        referral.id,
+    )
+
+
+def request_refused(
+    ctx: Context,
+    referrer: Mailbox,
+    draft: RequestDraft,
+    findings: Sequence[Finding],
+    language: str,
+    now: datetime,
+) -> OutgoingMail:
+    return _post(
+        ctx,
+        "request_refused",
+        [referrer],
+        language,
+        {
+            "referrer_name": referrer.name,
+            "request_subject": draft.subject,
+            "findings": [
+                {"problem": f.problem.value, "role": f.role or "", "given": f.given}
+                for f in findings
+            ],
+            "referral_address": ctx.settings.referral_mailbox,
+        },
+        now,
+        None,
+        in_reply_to=draft.message_id,
+    )
+
+
+def _to_referrer(
+    ctx: Context, template: str, referral: ReferralRecord, now: datetime, **extra: Any
+) -> OutgoingMail:
+    return _post(
+        ctx,
+        template,
+        _referrer(referral),
+        referral.language,
+        {
+            "ref": referral.ref,
+            "referrer_name": referral.referrer_name,
+            "provider": _card(referral.party(PROVIDER)),
+            "prospect": _card(referral.party(PROSPECT)),
+            "need": referral.need,
+            **extra,
+        },
+        now,
+        referral.id,
+        in_reply_to=referral.request_message_id,
+    )
+
+
+def _post(
+    ctx: Context,
+    template: str,
+    to: Sequence[Mailbox],
+    language: str,
+    context: Mapping[str, Any],
+    now: datetime,
+    referral_id: int | None,
+    *,
+    reply_to: Sequence[Mailbox] = (),
+    in_reply_to: str | None = None,
+    envelope_to: Sequence[str] | None = None,
+) -> OutgoingMail:
+    rendered = ctx.templates.render_mail(
+        template, language, {**context, "sender_name": ctx.settings.service.sender_name}
+    )
+    message_id = ids.message_id(ctx.settings.service.domain)
+    raw = build_message(
+        sender=ctx.sender,
+        to=to,
+        rendered=rendered,
+        message_id=message_id,
+        date=now,
+        language=language,
+        reply_to=reply_to,
+        in_reply_to=in_reply_to,
+    )
+    return OutgoingMail(
+        message_id=message_id,
+        purpose=template,
+        envelope_from=ctx.settings.referral_mailbox,
+        recipients=tuple(envelope_to if envelope_to is not None else [m.address for m in to]),
+        raw=raw,
+        referral_id=referral_id,
+    )
+
+
+def _mailbox(party: PartyRecord) -> Mailbox:
+    return Mailbox(party.name, party.email)
+
+
+def _referrer(referral: ReferralRecord) -> list[Mailbox]:
+    return [Mailbox(referral.referrer_name, referral.referrer_email)]
+
+
+def _card(party: PartyRecord) -> dict[str, str]:
+    return {
+        "name": party.name,
+        "display": party.display,
+        "email": party.email,
+        "phone": party.phone,
+        "prefers": party.prefers,
+        "best_time": party.best_time,
+        "booking": party.booking,
+    }

@@ -1,0 +1,167 @@
+"""Every mail template renders into a complete, well-formed message."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from service.addresses import Mailbox
+from service.compose import Rendered, Templates, build_message
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+CARD = {
+    "name": "Jane Roe",
+    "display": "Jane Roe",
+    "email": "jane@acme.example",
+    "phone": "+1 555",
+    "prefers": "email",
+    "best_time": "mornings",
+    "booking": "https://cal.example/jane",
+}
+OTHER = {**CARD, "name": "Bob", "display": "Bob", "email": "bob@bakery.example"}
+CONTEXTS = {
+    "receipt": {
+        "ref": "R-AAAA-BBBB",
+        "referrer_name": "Ada",
+        "provider": CARD,
+        "prospect": OTHER,
+        "need": "books",
+        "expires_at": NOW,
+    },
+    "consent_request": {
+        "name": "Jane",
+        "role": "provider",
+        "referrer": "Ada",
+        "referrer_email": "ada@referrer.example",
+        "need": "books",
+        "budget": "5 EUR",
+        "timing": "mornings",
+        "expires_at": NOW,
+        "url": "http://x/c/t",
+        "yes_url": "http://x/c/t?answer=yes",
+        "no_url": "http://x/c/t?answer=no",
+    },
+    "introduction": {
+        "referrer": "Ada",
+        "need": "books",
+        "budget": "",
+        "provider": CARD,
+        "prospect": OTHER,
+        "reader": "prospect",
+    },
+    "declined_to_other": {"name": "", "referrer": "Ada", "need": "books"},
+    "referrer_introduced": {
+        "ref": "R-AAAA-BBBB",
+        "referrer_name": "Ada",
+        "provider": CARD,
+        "prospect": OTHER,
+        "need": "books",
+    },
+    "referrer_declined": {
+        "ref": "R-AAAA-BBBB",
+        "referrer_name": "",
+        "provider": CARD,
+        "prospect": OTHER,
+        "need": "books",
+        "declined_by": OTHER,
+    },
+    "request_refused": {
+        "referrer_name": "Ada",
+        "request_subject": "Intro",
+        "referral_address": "refer@intro.example.org",
+        "findings": [
+            {"problem": p, "role": r, "given": "<b>x</b>"}
+            for p, r in [
+                ("no_need", ""),
+                ("missing_party", "provider"),
+                ("invalid_address", "prospect"),
+                ("same_person", ""),
+                ("party_is_referrer", "provider"),
+            ]
+        ],
+    },
+}
+TEMPLATES = Templates()
+
+
+def mail_templates() -> list[str]:
+    return sorted(
+        p.stem for p in (TEMPLATES.root / "en" / "mail").glob("*.txt") if not p.stem.startswith("_")
+    )
+
+
+def test_every_mail_template_has_a_test_context():
+    assert mail_templates() == sorted(CONTEXTS)
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXTS))
+def test_each_mail_renders_to_a_complete_message(name):
+    context = {**CONTEXTS[name], "sender_name": "Introductions"}
+    rendered = TEMPLATES.render_mail(name, "en", context)
+    raw = build_message(
+        sender=Mailbox("Introductions", "refer@intro.example.org"),
+        to=[Mailbox("Jane Roe", "jane@acme.example")],
+        rendered=rendered,
+        message_id="<abc@intro.example.org>",
+        date=NOW,
+        language="en",
+    )
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Message-ID"] == "<abc@intro.example.org>"
+    assert message["Date"] == "Sun, 22 Nov 2026 12:00:00 +0000"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["X-Auto-Response-Suppress"] == "All"
+    assert message["Content-Language"] == "en"
+    assert message["Subject"].strip()
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "{{" not in part and "{%" not in part
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+
+
+def test_html_escapes_what_people_wrote_and_text_keeps_it():
+    context = {
+        **CONTEXTS["consent_request"],
+        "need": "<script>alert(1)</script> & co",
+        "sender_name": "Introductions",
+    }
+    rendered = TEMPLATES.render_mail("consent_request", "en", context)
+    assert "<script>" not in rendered.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in rendered.html
+    assert "<script>alert(1)</script> & co" in rendered.text
+
+
+def test_refusal_findings_are_escaped_in_html():
+    context = {**CONTEXTS["request_refused"], "sender_name": "Introductions"}
+    rendered = TEMPLATES.render_mail("request_refused", "en", context)
+    assert "<b>x</b>" not in rendered.html
+    assert "&lt;b&gt;x&lt;/b&gt;" in rendered.html
+
+
+def test_a_missing_context_key_fails_instead_of_rendering_blank():
+    context = dict(CONTEXTS["consent_request"])
+    del context["need"]
+    with pytest.raises(Exception, match="need"):
+        TEMPLATES.render_mail("consent_request", "en", {**context, "sender_name": "x"})
+
+
+def test_non_ascii_subjects_and_bodies_are_encoded_for_any_relay():
+    rendered = Rendered(subject="Vorstellung: Jürgen und Zoë", text="Grüße\n", html="<p>Grüße</p>")
+    raw = build_message(
+        sender=Mailbox("Einführungen", "refer@intro.example.org"),
+        to=[Mailbox("Zoë Châtelain", "zoe@patisserie.example")],
+        rendered=rendered,
+        message_id="<x@y>",
+        date=NOW,
+        language="de",
+    )
+    assert raw.isascii()
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Subject"] == "Vorstellung: Jürgen und Zoë"
+    assert message["To"].addresses[0].display_name == "Zoë Châtelain"
+    assert re.search(r"Grüße", message.get_body(("plain",)).get_content())

@@ -1,0 +1,82 @@
+"""Link tokens: signed, time-limited, one salt per purpose, keys that rotate."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service.clock import FixedClock
+from service.errors import BadToken, TokenExpired
+from service.tokens import Purpose, Tokens
+
+START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+AGES = {Purpose.CONSENT: timedelta(days=14), Purpose.SURVEY: timedelta(days=30)}
+
+
+def tokens(keys=("current-key",), clock=None) -> Tokens:
+    return Tokens(keys, clock or FixedClock(START), AGES)
+
+
+def test_a_token_reads_back_to_its_key():
+    t = tokens()
+    assert t.read(Purpose.CONSENT, t.make(Purpose.CONSENT, "ask-key-1")) == "ask-key-1"
+
+
+def test_the_payload_is_the_opaque_key_and_nothing_else():
+    token = tokens().make(Purpose.CONSENT, "ask-key-1")
+    payload = token.split(".")[0]
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert decoded == "ask-key-1"
+
+
+def test_old_keys_still_verify_and_the_newest_signs():
+    old = tokens(("old-key",)).make(Purpose.CONSENT, "k")
+    rotated = tokens(("new-key", "old-key"))
+    assert rotated.read(Purpose.CONSENT, old) == "k"
+    fresh = rotated.make(Purpose.CONSENT, "k")
+    assert tokens(("new-key",)).read(Purpose.CONSENT, fresh) == "k"
+    with pytest.raises(BadToken):
+        tokens(("old-key",)).read(Purpose.CONSENT, fresh)
+
+
+def test_a_retired_key_no_longer_verifies():
+    old = tokens(("old-key",)).make(Purpose.CONSENT, "k")
+    with pytest.raises(BadToken):
+        tokens(("new-key",)).read(Purpose.CONSENT, old)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        lambda t: "x" + t[1:],
+        lambda t: t.split(".")[0],
+        lambda t: "",
+        lambda t: "....",
+    ],
+    ids=["signature", "payload", "unsigned", "empty", "dots"],
+)
+def test_tampered_tokens_are_refused(damage):
+    t = tokens()
+    with pytest.raises(BadToken):
+        t.read(Purpose.CONSENT, damage(t.make(Purpose.CONSENT, "k")))
+
+
+def test_a_token_for_one_purpose_is_refused_for_another():
+    t = tokens()
+    with pytest.raises(BadToken):
+        t.read(Purpose.CONSENT, t.make(Purpose.SURVEY, "k"))
+
+
+def test_tokens_expire_after_their_purposes_age():
+    clock = FixedClock(START)
+    t = tokens(clock=clock)
+    token = t.make(Purpose.CONSENT, "k")
+    clock.at = START + timedelta(days=14)
+    assert t.read(Purpose.CONSENT, token) == "k"
+    clock.at = START + timedelta(days=14, seconds=2)
+    with pytest.raises(TokenExpired):
+        t.read(Purpose.CONSENT, token)

@@ -1,0 +1,201 @@
+"""The state machine: each answer's effect, on both stores, alone and at the same moment."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from service import workflow
+from service.addresses import Mailbox
+from service.clock import FixedClock
+from service.context import make_context
+from service.errors import NotFound
+from service.parsing import parse_message, parse_request
+from service.workflow import Answer, Channel, Notice, Outcome, State, decide_answer
+from store import db, queries
+from tests.conftest import REFERRER, fixture_bytes, make_settings
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+ADA = Mailbox("Ada Lovelace", REFERRER)
+Y, N = Answer.YES, Answer.NO
+
+
+@pytest.mark.parametrize(
+    ("state", "answers", "role", "answer", "expected"),
+    [
+        (State.ASKING, {}, "provider", Y, (Outcome.RECORDED, State.ASKING, ())),
+        (
+            State.ASKING,
+            {"prospect": "yes"},
+            "provider",
+            Y,
+            (Outcome.RECORDED, State.INTRODUCED, (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED)),
+        ),
+        (
+            State.ASKING,
+            {},
+            "prospect",
+            N,
+            (
+                Outcome.RECORDED,
+                State.DECLINED,
+                (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
+            ),
+        ),
+        (
+            State.ASKING,
+            {"provider": "yes"},
+            "prospect",
+            N,
+            (
+                Outcome.RECORDED,
+                State.DECLINED,
+                (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
+            ),
+        ),
+        (
+            State.ASKING,
+            {"provider": "yes"},
+            "provider",
+            Y,
+            (Outcome.ALREADY_ANSWERED, State.ASKING, ()),
+        ),
+        (
+            State.ASKING,
+            {"provider": "yes"},
+            "provider",
+            N,
+            (Outcome.ALREADY_ANSWERED, State.ASKING, ()),
+        ),
+        (State.DECLINED, {"provider": "no"}, "prospect", Y, (Outcome.CLOSED, State.DECLINED, ())),
+        (State.EXPIRED, {}, "prospect", Y, (Outcome.CLOSED, State.EXPIRED, ())),
+        (
+            State.INTRODUCED,
+            {"provider": "yes", "prospect": "yes"},
+            "prospect",
+            N,
+            (Outcome.ALREADY_ANSWERED, State.INTRODUCED, ()),
+        ),
+    ],
+    ids=[
+        "first-yes",
+        "second-yes",
+        "first-no",
+        "no-after-yes",
+        "repeat-yes",
+        "no-after-own-yes",
+        "after-decline",
+        "after-expiry",
+        "after-introduction",
+    ],
+)
+def test_decide_answer(state, answers, role, answer, expected):
+    decision = decide_answer(state, answers, role, answer)
+    assert (decision.outcome, decision.state, decision.notices) == expected
+
+
+@pytest.fixture
+def ctx(tmp_path, store_url):
+    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
+
+
+def open_one(ctx):
+    draft = parse_request(parse_message(fixture_bytes("request_thunderbird_labelled_lines.eml")))
+    return workflow.open_referral(ctx, draft, ADA, None, Channel.SMTP, NOW)
+
+
+def purposes(referral_id):
+    return [(p, r) for p, _, r in queries.outbox_for_referral(referral_id)]
+
+
+def test_opening_asks_both_parties_and_thanks_the_referrer(ctx):
+    referral = open_one(ctx)
+    assert referral.state == "asking"
+    assert referral.ref.startswith("R-")
+    assert purposes(referral.id) == [
+        ("receipt", ("ada@referrer.example",)),
+        ("consent_request", ("jane@acme.example",)),
+        ("consent_request", ("bob@bakery.example",)),
+    ]
+    assert [(e.kind, e.actor, e.channel) for e in queries.events_for(referral.id)] == [
+        ("received", "referrer", "smtp"),
+        ("asked", "service", "smtp"),
+    ]
+
+
+def test_two_yeses_introduce_them_once(ctx):
+    referral = open_one(ctx)
+    first = workflow.answer(ctx, referral.party("provider").ask_key, Y, Channel.LINK, NOW)
+    assert (first.outcome, first.state) == (Outcome.RECORDED, State.ASKING)
+    second = workflow.answer(ctx, referral.party("prospect").ask_key, Y, Channel.LINK, NOW)
+    assert (second.outcome, second.state) == (Outcome.RECORDED, State.INTRODUCED)
+    assert purposes(referral.id)[3:] == [
+        ("introduction", ("jane@acme.example",)),
+        ("introduction", ("bob@bakery.example",)),
+        ("referrer_introduced", ("ada@referrer.example",)),
+    ]
+    again = workflow.answer(ctx, referral.party("prospect").ask_key, Y, Channel.LINK, NOW)
+    assert again.outcome is Outcome.ALREADY_ANSWERED
+    assert len(purposes(referral.id)) == 6
+    stored = queries.referral_by_id(referral.id)
+    assert stored.state == "introduced" and stored.introduced_at == NOW
+    assert [e.kind for e in queries.events_for(referral.id)][-3:] == [
+        "answered yes",
+        "answered yes",
+        "introduced",
+    ]
+
+
+def test_a_no_closes_it_and_tells_the_other_only_that(ctx):
+    referral = open_one(ctx)
+    workflow.answer(ctx, referral.party("provider").ask_key, Y, Channel.LINK, NOW)
+    result = workflow.answer(ctx, referral.party("prospect").ask_key, N, Channel.LINK, NOW)
+    assert result.state is State.DECLINED
+    assert purposes(referral.id)[3:] == [
+        ("declined_to_other", ("jane@acme.example",)),
+        ("referrer_declined", ("ada@referrer.example",)),
+    ]
+
+
+def test_an_answer_after_the_other_declined_changes_nothing(ctx):
+    referral = open_one(ctx)
+    workflow.answer(ctx, referral.party("provider").ask_key, N, Channel.LINK, NOW)
+    late = workflow.answer(ctx, referral.party("prospect").ask_key, Y, Channel.LINK, NOW)
+    assert late.outcome is Outcome.CLOSED
+    assert queries.referral_by_id(referral.id).party("prospect").answer is None
+    assert len(purposes(referral.id)) == 5
+
+
+def test_an_unknown_question_is_not_found(ctx):
+    with pytest.raises(NotFound):
+        workflow.answer(ctx, "no-such-key", Y, Channel.LINK, NOW)
+
+
+def test_both_answering_at_the_same_moment_introduces_exactly_once(ctx):
+    for _ in range(8):
+        referral = open_one(ctx)
+        barrier = threading.Barrier(2)
+        results, errors = [], []
+
+        def say_yes(role, referral=referral, barrier=barrier, results=results, errors=errors):
+            try:
+                barrier.wait(10)
+                results.append(
+                    workflow.answer(ctx, referral.party(role).ask_key, Y, Channel.LINK, NOW)
+                )
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+            finally:
+                db.close()
+
+        threads = [threading.Thread(target=say_yes, args=(r,)) for r in ("provider", "prospect")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert sorted(r.state for r in results) == ["asking", "introduced"]
+        introductions = [p for p, _ in purposes(referral.id) if p == "introduction"]
+        assert len(introductions) == 2  # one copy each, never two
