@@ -1,0 +1,134 @@
+"""Receive raw mail durably, then, behind the SMTP answer, turn it into what it asks for."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from service.authorization import referrer_of
+from service.checks import care_gate
+from service.context import Context
+from service.parsing import parse_message, parse_request
+from service.workflow import Channel, open_referral, refuse_request
+from store import queries
+from store.db import transaction
+from store.records import InboundRecord, NewInbound
+
+log = logging.getLogger(__name__)
+
+_HEADERS = BytesHeaderParser(policy=compat32)
+
+
+@dataclass(frozen=True)
+class Received:
+    inbound_id: int | None
+    duplicate: bool
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class Disposition:
+    """What became of a stored message: its new state, and why."""
+
+    state: str
+    note: str
+
+
+def headers_of(raw: bytes) -> Message:
+    """Only the header block, with the fast compat32 parser: all the SMTP answer needs."""
+    return _HEADERS.parsebytes(raw)
+
+
+def message_id_of(headers: Message) -> str | None:
+    value = headers.get("Message-ID")
+    if value is None:
+        return None
+    value = " ".join(str(value).split())
+    return value or None
+
+
+def dedupe_key(message_id: str | None, raw: bytes) -> str:
+    """The same Message-ID is the same message; without one, the same bytes are."""
+    basis = b"mid:" + message_id.lower().encode() if message_id else b"raw:" + raw
+    return hashlib.sha256(basis).hexdigest()
+
+
+def receive(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    via: Channel,
+    now: datetime,
+    headers: Message | None = None,
+) -> Received:
+    """Store the raw message (a committed write); only then may anyone say it was accepted."""
+    headers = headers if headers is not None else headers_of(raw)
+    message_id = message_id_of(headers)
+    inbound_id = queries.store_inbound(
+        NewInbound(
+            dedupe_key=dedupe_key(message_id, raw),
+            message_id=message_id,
+            envelope_from=envelope_from,
+            recipients=tuple(recipients),
+            via=via,
+            raw=raw,
+            received_at=now,
+        )
+    )
+    return Received(inbound_id, inbound_id is None, message_id)
+
+
+def process_pending(ctx: Context, now: datetime, limit: int = 200) -> int:
+    """Work through stored, unprocessed messages; each one in its own transaction."""
+    done = 0
+    while done < limit:
+        with transaction():
+            record = queries.lock_next_inbound()
+            if record is None:
+                break
+            disposition = _process_safely(ctx, record, now)
+            queries.finish_inbound(record.id, disposition.state, disposition.note, now)
+        done += 1
+    return done
+
+
+def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
+    try:
+        with transaction():  # a savepoint: a failure undoes this message's work, not the claim
+            return process(ctx, record, now)
+    except Exception:
+        log.exception("inbound %s %s could not be processed", record.id, record.message_id)
+        return Disposition("failed", "internal error while processing; the log has the details")
+
+
+def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
+    """The stages, in order; the first that decides ends the run."""
+    if record.envelope_from == "":
+        return Disposition("ignored", "delivery status notification")
+    message = parse_message(record.raw)
+    if is_automatic(message):
+        return Disposition("ignored", "automatic message")
+    referrer = referrer_of(message.get("From"), ctx.settings.security.allowed_referrers)
+    if referrer is None:
+        return Disposition("ignored", "From is not an allowed referrer")
+    draft = parse_request(message)
+    findings = care_gate(draft, referrer.address)
+    if findings:
+        refuse_request(ctx, referrer, draft, findings, now)
+        return Disposition("rejected", ", ".join(sorted({f.problem.value for f in findings})))
+    channel = Channel.CLI if record.via == Channel.CLI else Channel.SMTP
+    referral = open_referral(ctx, draft, referrer, record.id, channel, now)
+    return Disposition("processed", referral.ref)
+
+
+def is_automatic(message: Message) -> bool:
+    """RFC 3834: never act on, or answer, what a robot wrote."""
+    auto = str(message.get("Auto-Submitted", "no")).split(";")[0].strip().lower()
+    precedence = str(message.get("Precedence", "")).strip().lower()
+    return auto not in ("", "no") or precedence in ("bulk", "junk", "list")

@@ -1,0 +1,151 @@
+"""Behind the SMTP answer: what each stored message becomes, and what the referrer is told."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service import intake
+from service.clock import FixedClock
+from service.compose import Templates
+from service.context import make_context
+from service.workflow import Channel
+from store import queries
+from tests.conftest import REFERRER, fixture_bytes, make_settings
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def ctx(tmp_path, store_url):
+    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
+
+
+def arrive(name: str, envelope_from: str = REFERRER) -> int:
+    received = intake.receive(
+        fixture_bytes(name), envelope_from, ["refer@intro.example.org"], Channel.SMTP, NOW
+    )
+    assert received.inbound_id is not None
+    return received.inbound_id
+
+
+def outcome(ctx, inbound_id: int) -> tuple[str, str]:
+    intake.process_pending(ctx, NOW)
+    record = queries.inbound_by_id(inbound_id)
+    return record.state, record.note
+
+
+def outbox_mails() -> list[email.message.EmailMessage]:
+    items = queries.claim_outbox(NOW, NOW, 100)
+    return [email.message_from_bytes(i.raw, policy=email.policy.default) for i in items]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "request_thunderbird_labelled_lines.eml",
+        "request_gmail_multipart_quoted_printable.eml",
+        "request_with_pdf_attachment.eml",
+    ],
+)
+def test_a_good_request_becomes_a_referral(ctx, name):
+    state, ref = outcome(ctx, arrive(name))
+    assert state == "processed"
+    referral = queries.referral_by_ref(ref)
+    assert referral.state == "asking"
+    assert [p for p, _, _ in queries.outbox_for_referral(referral.id)] == [
+        "receipt",
+        "consent_request",
+        "consent_request",
+    ]
+
+
+def test_a_referrer_allowed_by_domain_pattern_is_heard(ctx):
+    inbound_id = arrive("request_apple_mail_bullets_and_bold.eml", "maria@partners.example")
+    assert outcome(ctx, inbound_id)[0] == "processed"
+
+
+def test_a_request_without_need_gets_one_reply_naming_what_is_missing(ctx):
+    inbound_id = arrive("request_outlook_windows1252_without_need.eml")
+    assert outcome(ctx, inbound_id) == ("rejected", "no_need")
+    assert queries.referral_counts() == {}
+    [reply] = outbox_mails()
+    assert reply["To"].addresses[0].addr_spec == REFERRER
+    assert reply["In-Reply-To"] == (
+        "<AM9PR02MB1234A1B2C3D4E5F6A7B8C9D0E1F2@AM9PR02MB1234.eurprd02.prod.outlook.com>"
+    )
+    text = reply.get_body(("plain",)).get_content()
+    assert "Add a Need line with the exact product, service or reason for contact" in text
+    assert "A good referral carries" in text
+    assert "jane@acme.example" not in text.split("You can write it like this")[0]
+
+
+def test_every_problem_is_in_the_one_reply(ctx):
+    arrive("request_provider_is_referrer_and_bad_prospect.eml")
+    intake.process_pending(ctx, NOW)
+    [reply] = outbox_mails()
+    text = reply.get_body(("plain",)).get_content()
+    assert "The person who can help (Provider) is you (ada@referrer.example)" in text
+    assert (
+        "We could not find one valid email address for the person who needs help "
+        '(Prospect) in "Bob Smith <bob at bakery dot example>"'
+    ) in text
+
+
+@pytest.mark.parametrize(
+    ("name", "envelope_from", "note"),
+    [
+        ("dsn_postfix_user_unknown.eml", "", "delivery status notification"),
+        ("auto_reply_exchange_out_of_office.eml", REFERRER, "automatic message"),
+        (
+            "request_from_stranger.eml",
+            "mallory@elsewhere.example",
+            "From is not an allowed referrer",
+        ),
+    ],
+    ids=["bounce", "out-of-office", "stranger"],
+)
+def test_what_is_not_a_request_is_kept_and_never_answered(ctx, name, envelope_from, note):
+    inbound_id = arrive(name, envelope_from)
+    assert outcome(ctx, inbound_id) == ("ignored", note)
+    assert outbox_mails() == []
+    assert queries.inbound_by_id(inbound_id).raw == fixture_bytes(name)
+
+
+def test_the_same_message_id_twice_is_one_referral(ctx):
+    first = intake.receive(
+        fixture_bytes("request_thunderbird_labelled_lines.eml"),
+        REFERRER,
+        ["refer@intro.example.org"],
+        Channel.SMTP,
+        NOW,
+    )
+    again = intake.receive(
+        fixture_bytes("request_thunderbird_labelled_lines.eml"),
+        REFERRER,
+        ["refer@intro.example.org"],
+        Channel.SMTP,
+        NOW,
+    )
+    assert (first.duplicate, again.duplicate) == (False, True)
+    intake.process_pending(ctx, NOW)
+    assert queries.referral_counts() == {"asking": 1}
+
+
+def test_a_failure_while_processing_is_contained_and_recorded(ctx, tmp_path: Path):
+    broken = ctx.__class__(ctx.settings, ctx.tokens, Templates(tmp_path / "no-templates"))
+    (tmp_path / "no-templates" / "en").mkdir(parents=True)
+    bad = arrive("request_thunderbird_labelled_lines.eml")
+    good = arrive("request_with_pdf_attachment.eml")
+    assert intake.process_pending(broken, NOW) == 2
+    assert queries.inbound_by_id(bad).state == "failed"
+    assert "internal error" in queries.inbound_by_id(bad).note
+    # Nothing half-done survives the failure: no referral, no mail.
+    assert queries.referral_counts() == {}
+    assert outbox_mails() == []
+    assert intake.process_pending(ctx, NOW) == 0  # failed is final until an operator retries
+    assert queries.inbound_by_id(good).state == "failed"
