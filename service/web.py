@@ -1,0 +1,145 @@
+"""The pages behind links: GET (and HEAD) only show, POST decides."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from service import workflow
+from service.clock import Clock
+from service.context import Context
+from service.errors import BadToken, NotFound, TokenExpired
+from service.letters import consent_context
+from service.outbox import RunDb
+from service.tokens import Purpose
+from service.workflow import Answer, Channel, Outcome, State
+
+log = logging.getLogger(__name__)
+
+ANSWERS = frozenset(a.value for a in Answer)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Tokens are in the path: nothing on these pages may send it elsewhere (Referer), keep it
+# (caches), or run code. The pages need no script at all.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+
+def make_app(
+    ctx: Context, clock: Clock, run_db: RunDb, on_change: Callable[[], None]
+) -> web.Application:
+    pages = Pages(ctx, clock, run_db, on_change)
+    app = web.Application(middlewares=[pages.guard], client_max_size=64 * 1024)
+    app.router.add_get("/c/{token}", pages.show_consent)  # HEAD too, and just as harmless
+    app.router.add_post("/c/{token}", pages.answer_consent)
+    app.router.add_get("/", pages.home)
+    return app
+
+
+class Pages:
+    def __init__(
+        self, ctx: Context, clock: Clock, run_db: RunDb, on_change: Callable[[], None]
+    ) -> None:
+        self.ctx = ctx
+        self.clock = clock
+        self.run_db = run_db
+        self.on_change = on_change
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Security headers on everything; our own page, not a traceback, on any failure."""
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status in (404, 405):
+                response = self.page("problem", {"problem": "not_found"}, status=exc.status)
+            else:
+                raise
+        except Exception:
+            log.exception("page %s %s failed", request.method, request.path)
+            response = self.page("problem", {"problem": "internal"}, status=500)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    async def home(self, request: web.Request) -> web.StreamResponse:
+        return self.page("home", {"referral_address": self.ctx.settings.referral_mailbox})
+
+    async def show_consent(self, request: web.Request) -> web.StreamResponse:
+        found = await self._question(request)
+        if isinstance(found, web.Response):
+            return found
+        referral, party = found
+        context = {**consent_context(referral, party), "action": request.path}
+        if party.answer is not None:
+            already = {"answer": party.answer, "outcome": "already", "state": referral.state}
+            return self.page("consent_answered", {**context, **already}, language=party.language)
+        if referral.state != State.ASKING:
+            return self.page("problem", {"problem": "closed"}, 410, party.language)
+        chosen = request.query.get("answer", "")
+        chosen = chosen if chosen in ANSWERS else ""
+        return self.page("consent", {**context, "chosen": chosen}, language=party.language)
+
+    async def answer_consent(self, request: web.Request) -> web.StreamResponse:
+        found = await self._question(request)
+        if isinstance(found, web.Response):
+            return found
+        referral, party = found
+        form = await request.post()
+        given = str(form.get("answer", ""))
+        if given not in ANSWERS:
+            return self.page("problem", {"problem": "bad_form"}, 400, party.language)
+        try:
+            result = await self.run_db(
+                workflow.answer,
+                self.ctx,
+                party.ask_key,
+                Answer(given),
+                Channel.LINK,
+                self.clock.now(),
+            )
+        except NotFound:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        if result.outcome is Outcome.CLOSED:
+            return self.page("problem", {"problem": "closed"}, 410, party.language)
+        if result.outcome is Outcome.RECORDED:
+            self.on_change()
+        context = {
+            **consent_context(referral, party),
+            "answer": result.answer,
+            "outcome": "recorded" if result.outcome is Outcome.RECORDED else "already",
+            "state": result.state,
+        }
+        return self.page("consent_answered", context, language=party.language)
+
+    async def _question(self, request: web.Request) -> Any:
+        try:
+            key = self.ctx.tokens.read(Purpose.CONSENT, request.match_info["token"])
+        except TokenExpired:
+            return self.page("problem", {"problem": "expired"}, status=410)
+        except BadToken:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        found = await self.run_db(workflow.find_question, key)
+        if found is None:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        return found
+
+    def page(
+        self, name: str, context: dict[str, Any], status: int = 200, language: str = ""
+    ) -> web.Response:
+        language = language or self.ctx.settings.service.default_language
+        html = self.ctx.templates.render_page(
+            name, language, {**context, "sender_name": self.ctx.settings.service.sender_name}
+        )
+        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

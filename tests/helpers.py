@@ -1,0 +1,49 @@
+"""Steps several test modules take: send a request over SMTP, find the links it produced."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import smtplib
+from email.message import EmailMessage
+
+import httpx
+
+from tests.conftest import REFERRER, Delivery, Sink, wire_fixture
+
+# One client for every test: a bare httpx.get() builds a new TLS context each time (~40 ms).
+web = httpx.Client(timeout=10)
+
+RCPT = "refer@intro.example.org"
+PROVIDER = "jane@acme.example"
+PROSPECT = "bob@bakery.example"
+
+
+def send(port: int, raw: bytes, sender: str = REFERRER) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+        smtp.sendmail(sender, [RCPT], raw)
+
+
+def request_referral(port: int, sink: Sink, fixture="request_thunderbird_labelled_lines.eml"):
+    """Send the standard request; return the consent link each party received, by address."""
+    before = len(sink.deliveries)
+    send(port, wire_fixture(fixture))
+    deliveries = sink.wait_for(before + 3)[before:]
+    return {d.rcpt_tos[0]: consent_link(d) for d in deliveries if b"/c/" in d.data}
+
+
+def parse(delivery: Delivery) -> EmailMessage:
+    message = email.message_from_bytes(delivery.data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def text_of(delivery: Delivery) -> str:
+    return parse(delivery).get_body(("plain",)).get_content()
+
+
+def consent_link(delivery: Delivery) -> str:
+    match = re.search(r"(http://\S+/c/[A-Za-z0-9_.\-]+)\?answer=yes", text_of(delivery))
+    assert match, "a consent mail without a Yes link"
+    return match.group(1)

@@ -1,0 +1,109 @@
+"""The SMTP edge over a real socket: what is refused, what is stored, and when we say 250."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from store import db, queries
+from tests.conftest import REFERRER, InProcess, eventually, make_settings, wire_fixture
+
+RCPT = "refer@intro.example.org"
+
+
+def client(service: InProcess) -> smtplib.SMTP:
+    return smtplib.SMTP("127.0.0.1", service.service.smtp_port, timeout=10)
+
+
+def test_an_address_we_do_not_own_is_refused_with_550(running):
+    with client(running) as smtp, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        smtp.sendmail(REFERRER, ["someone@intro.example.org"], b"Subject: x\n\nx\n")
+    code, text = refused.value.recipients["someone@intro.example.org"]
+    assert code == 550 and b"no such mailbox" in text
+
+
+def test_a_stranger_is_refused_at_rcpt_time(running):
+    with client(running) as smtp, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        stranger = wire_fixture("request_from_stranger.eml")
+        smtp.sendmail("mallory@elsewhere.example", [RCPT], stranger)
+    assert refused.value.recipients[RCPT][0] == 550
+    assert queries.inbound_counts() == {}
+
+
+def test_a_stranger_in_from_behind_an_allowed_envelope_is_refused_at_data(running):
+    with client(running) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail(REFERRER, [RCPT], wire_fixture("request_from_stranger.eml"))
+    assert refused.value.smtp_code == 550
+    assert queries.inbound_counts() == {}
+
+
+def test_the_message_is_stored_before_the_server_says_250(running):
+    raw = wire_fixture("request_thunderbird_labelled_lines.eml")
+    with client(running) as smtp:
+        smtp.ehlo()
+        smtp.mail(REFERRER)
+        smtp.rcpt(RCPT)
+        code, text = smtp.data(raw)
+        assert code == 250
+        # Read the store from this thread, not through the service, the moment 250 arrives.
+        stored = queries.inbound_counts()
+        assert sum(stored.values()) == 1
+    assert b"queued as" in text
+    assert b"\n" not in text and b"Traceback" not in text
+
+
+def test_the_same_message_id_twice_is_accepted_twice_and_kept_once(running, sink):
+    raw = wire_fixture("request_thunderbird_labelled_lines.eml")
+    with client(running) as smtp:
+        assert smtp.sendmail(REFERRER, [RCPT], raw) == {}
+    with client(running) as smtp:
+        smtp.ehlo()
+        smtp.mail(REFERRER)
+        smtp.rcpt(RCPT)
+        assert smtp.data(raw) == (250, b"2.0.0 OK: already received")
+    sink.wait_for(3)
+    assert queries.referral_counts() == {"asking": 1}
+    assert sum(queries.inbound_counts().values()) == 1
+
+
+def test_a_bounce_with_the_null_sender_is_accepted_and_kept(running):
+    with client(running) as smtp:
+        assert smtp.sendmail("", [RCPT], wire_fixture("dsn_postfix_user_unknown.eml")) == {}
+    eventually(lambda: queries.inbound_counts() == {"ignored": 1}, "the bounce to be filed")
+
+
+def test_only_our_recipients_are_taken_from_a_mixed_list(running):
+    raw = wire_fixture("request_with_pdf_attachment.eml")
+    with client(running) as smtp:
+        refused = smtp.sendmail(REFERRER, ["other@intro.example.org", RCPT], raw)
+    assert list(refused) == ["other@intro.example.org"]
+    assert sum(queries.inbound_counts().values()) == 1
+
+
+def test_a_store_failure_answers_451_and_tells_the_peer_nothing_more(running):
+    db.database.execute_sql(
+        "DROP TABLE inbound_message CASCADE" if db.is_postgresql() else "DROP TABLE inbound_message"
+    )
+    with client(running) as smtp, pytest.raises(smtplib.SMTPDataError) as failed:
+        smtp.sendmail(REFERRER, [RCPT], wire_fixture("request_thunderbird_labelled_lines.eml"))
+    assert failed.value.smtp_code == 451
+    assert failed.value.smtp_error == b"4.3.0 Temporary local problem, please try again later"
+
+
+def test_a_message_over_the_size_limit_is_refused(tmp_path, sqlite_url, sink):
+    settings = make_settings(tmp_path, sqlite_url, sink.port).replace(
+        "inbound", max_message_bytes=2000
+    )
+    service = InProcess(settings.replace("inbound", port=settings.inbound.port))
+    try:
+        with client(service) as smtp, pytest.raises(smtplib.SMTPException) as refused:
+            smtp.sendmail(
+                REFERRER,
+                [RCPT],
+                wire_fixture("request_thunderbird_labelled_lines.eml") + b"x" * 3000,
+            )
+        assert "552" in str(refused.value)
+        assert queries.inbound_counts() == {}
+    finally:
+        service.stop()

@@ -1,0 +1,193 @@
+"""Privacy as a property: before both said yes, nothing a party receives identifies the other.
+
+Every example runs the real service over real sockets: a request by SMTP, the mails at the
+sink, the pages a party opens, and the page after their answer. For each party we collect
+everything that reached them, decoded every way a mail client would, and look for anything
+of the other person's: name, each part of the name, address, local part, domain, phone,
+booking link; and every token they hold must open only their own question.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.tokens import Purpose
+from store import queries
+from tests.conftest import REFERRER, on_the_wire
+from tests.helpers import parse, send, web
+
+# Canary values: no vowels, so a generated name or address can never spell a word of our
+# templates or the referrer's own address, which every party may see.
+LETTERS = "bcdfghjklmnpqrstvwxzçñøłśžßğșțБДЖЛФЦЧШЮЯدجحخشصضطظعغ"
+SLUG = "bcdfghjkmnpqrstvwxz0123456789"
+NEEDS = (
+    "bookkeeping for a small team",
+    "a new website before spring",
+    "legal advice on a lease renewal",
+    "payroll for seasonal staff",
+)
+
+
+@dataclass(frozen=True)
+class Person:
+    first: str
+    last: str
+    local: str
+    domain: str
+    phone: str
+    booking: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+    def traces(self) -> list[str]:
+        """Everything of this person that must not reach the other before consent."""
+        digits = re.sub(r"\D", "", self.phone)
+        return [
+            self.name,
+            self.first,
+            self.last,
+            self.address,
+            self.local,
+            self.domain,
+            self.phone,
+            digits,
+            self.booking,
+        ]
+
+
+word = st.text(alphabet=LETTERS, min_size=5, max_size=9).map(str.capitalize)
+slug = st.text(alphabet=SLUG, min_size=7, max_size=11)
+people = st.builds(
+    Person,
+    first=word,
+    last=word,
+    local=slug,
+    domain=slug.map(lambda s: f"{s}.example"),
+    phone=st.from_regex(r"\+[1-9][0-9] [0-9]{2,3} [0-9]{6,8}", fullmatch=True),
+    booking=slug.map(lambda s: f"https://book.example/{s}"),
+)
+
+
+def distinct(pair: tuple[Person, Person]) -> bool:
+    a, b = pair
+    a_parts = {t.casefold() for t in a.traces()}
+    return not any(
+        t.casefold() in part or part in t.casefold() for t in b.traces() for part in a_parts
+    )
+
+
+def request(provider: Person, prospect: Person, need: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Ada Lovelace <{REFERRER}>"
+    message["To"] = "refer@intro.example.org"
+    message["Subject"] = "Two people who should meet"
+    message["Message-ID"] = make_msgid(domain="referrer.example")
+    message.set_content(
+        f"Provider: {provider.name} <{provider.address}>\n"
+        f"Provider phone: {provider.phone}\n"
+        f"Provider booking: {provider.booking}\n"
+        f"Provider prefers: email, mornings\n"
+        f"Prospect: {prospect.name} <{prospect.address}>\n"
+        f"Prospect phone: {prospect.phone}\n"
+        f"Prospect booking: {prospect.booking}\n"
+        f"Prospect prefers: phone, after 4pm\n"
+        f"Need: {need}\n"
+        f"Budget: 500 EUR\n"
+    )
+    return on_the_wire(message.as_bytes())
+
+
+def readable(raw: bytes) -> tuple[str, str]:
+    """(the raw bytes with every header decoded, each text part decoded), as clients show them."""
+    message = parse_bytes(raw)
+    headers = [raw.decode("utf-8", "replace")] + [str(value) for value in message.values()]
+    parts = [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
+    return "\n".join(headers), "\n".join(parts)
+
+
+def parse_bytes(raw: bytes) -> EmailMessage:
+    from tests.conftest import Delivery
+
+    return parse(Delivery("", (), raw))
+
+
+def tokens_in(text: str) -> set[str]:
+    return set(re.findall(r"/c/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)", text))
+
+
+def assert_nothing_of(other: Person, seen: list[str], who: str) -> None:
+    corpus = "\n".join(seen).casefold()
+    for trace in other.traces():
+        assert trace.casefold() not in corpus, f"{who} saw {trace!r} of the other party"
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    pair=st.tuples(people, people).filter(distinct),
+    need=st.sampled_from(NEEDS),
+    first_role=st.sampled_from(["provider", "prospect"]),
+    first_answer=st.sampled_from(["yes", "no"]),
+)
+def test_nothing_reaching_one_party_identifies_the_other(
+    running, sink, pair, need, first_role, first_answer
+):
+    provider, prospect = pair
+    person = {"provider": provider, "prospect": prospect}
+    before = len(sink.deliveries)
+    send(running.service.smtp_port, request(provider, prospect, need))
+    sink.wait_for(before + 3)
+    referral = next(
+        r
+        for r in queries.recent_referrals(limit=5)
+        if r.party("provider").email == provider.address
+    )
+
+    seen: dict[str, list[str]] = {"provider": [], "prospect": []}
+    links: dict[str, str] = {}
+    tokens = running.service.ctx.tokens
+
+    def collect_mail() -> None:
+        for delivery in sink.deliveries[before:]:
+            for role in seen:
+                if person[role].address in delivery.rcpt_tos:
+                    assert delivery.rcpt_tos == (person[role].address,)
+                    assert delivery.mail_from == "refer@intro.example.org"
+                    headers, text = readable(delivery.data)
+                    seen[role] += [headers, text]
+                    for token in tokens_in(text):
+                        key = tokens.read(Purpose.CONSENT, token)
+                        assert key == referral.party(role).ask_key
+                        links[role] = re.search(r"http://\S+/c/" + re.escape(token), text).group(0)
+
+    collect_mail()
+    for role in seen:
+        for variant in ("", "?answer=yes", "?answer=no"):
+            seen[role].append(web.get(links[role] + variant).text)
+
+    # One party answers; the other has not, so nothing may cross yet, in either direction.
+    delivered = len(sink.deliveries)
+    seen[first_role].append(web.post(links[first_role], data={"answer": first_answer}).text)
+    if first_answer == "no":
+        sink.wait_for(delivered + 2)  # the other is told it won't go ahead; the referrer who
+    other_role = "prospect" if first_role == "provider" else "provider"
+    seen[other_role].append(web.get(links[other_role]).text)
+    collect_mail()
+
+    assert_nothing_of(prospect, seen["provider"], "the provider")
+    assert_nothing_of(provider, seen["prospect"], "the prospect")

@@ -1,0 +1,136 @@
+"""The pages behind links, through a real HTTP client: GET shows, only POST decides."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from service.clock import FixedClock, SystemClock
+from service.keys import secret_keys
+from service.tokens import Purpose, Tokens
+from store import queries
+from tests.conftest import eventually
+from tests.helpers import PROSPECT, PROVIDER, parse, request_referral, web
+
+
+@pytest.fixture
+def links(running, sink):
+    return request_referral(running.service.smtp_port, sink)
+
+
+def snapshot():
+    """Everything a click could change."""
+    [referral] = queries.recent_referrals()
+    return (
+        referral.state,
+        [(p.answer, p.answered_at) for p in referral.parties],
+        len(queries.events_for(referral.id)),
+        queries.outbox_counts(),
+    )
+
+
+def test_get_and_head_show_the_question_and_change_nothing(links):
+    before = snapshot()
+    for url in (links[PROVIDER], links[PROVIDER] + "?answer=yes", links[PROSPECT] + "?answer=no"):
+        page = web.get(url)
+        assert page.status_code == 200
+        assert "Would you like to be introduced?" in page.text
+        assert "bookkeeping for a 5-person bakery" in page.text
+        assert 'method="post"' in page.text
+        head = web.head(url)
+        assert head.status_code == 200 and head.content == b""
+    assert snapshot() == before
+
+
+def test_the_answer_in_the_link_is_preselected_but_not_recorded(links):
+    page = web.get(links[PROVIDER] + "?answer=yes")
+    assert 'class="yes chosen" autofocus' in page.text
+    assert "Nothing is recorded until you press a button." in page.text
+    assert queries.recent_referrals()[0].party("provider").answer is None
+
+
+def test_post_records_and_a_repeated_post_changes_nothing(links):
+    first = web.post(links[PROVIDER], data={"answer": "yes"})
+    assert first.status_code == 200 and "Thank you, that is a yes" in first.text
+    after_first = snapshot()
+    again = web.post(links[PROVIDER], data={"answer": "no"})
+    assert again.status_code == 200 and "You have already answered" in again.text
+    assert snapshot() == after_first
+    assert "You have already answered" in web.get(links[PROVIDER]).text
+
+
+def test_two_yeses_send_the_introduction(links, sink):
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    done = web.post(links[PROSPECT], data={"answer": "yes"})
+    assert "the introduction is on its way" in done.text
+    intros = [m for m in map(parse, sink.wait_for(6)[3:]) if m["Reply-To"]]
+    assert sorted(m["Subject"] for m in intros) == ["Introduction: Jane Roe and Bob Smith"] * 2
+    assert eventually(lambda: queries.recent_referrals()[0].state == "introduced", "introduced")
+
+
+def test_after_a_no_the_other_link_says_the_question_is_closed(links, sink):
+    declined = web.post(links[PROSPECT], data={"answer": "no"})
+    assert "Thank you, that is a no" in declined.text
+    closed = web.get(links[PROVIDER])
+    assert closed.status_code == 410 and "This question is closed" in closed.text
+    late = web.post(links[PROVIDER], data={"answer": "yes"})
+    assert late.status_code == 410
+    assert queries.recent_referrals()[0].party("provider").answer is None
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [lambda u: u[:-3], lambda u: u + "x", lambda u: u.rsplit("/", 1)[0] + "/not-a-token"],
+    ids=["truncated", "extended", "garbage"],
+)
+def test_a_tampered_link_gets_a_clear_404(links, mangle):
+    for method in (web.get, web.post):
+        page = method(mangle(links[PROVIDER]))
+        assert page.status_code == 404
+        assert "This link does not work" in page.text
+        assert "Traceback" not in page.text
+
+
+def _base(links) -> str:
+    return links[PROVIDER].rsplit("/c/", 1)[0]
+
+
+def test_an_expired_link_gets_410(running, links):
+    settings = running.settings
+    long_ago = FixedClock(
+        SystemClock().now() - timedelta(days=settings.timing.consent_expiry_days + 1)
+    )
+    ask_key = queries.recent_referrals()[0].party("provider").ask_key
+    old = Tokens(secret_keys(settings), long_ago, {p: timedelta(days=14) for p in Purpose})
+    page = web.get(f"{_base(links)}/c/{old.make(Purpose.CONSENT, ask_key)}")
+    assert page.status_code == 410 and "This link has expired" in page.text
+
+
+def test_a_link_signed_for_another_purpose_is_refused(running, links):
+    ask_key = queries.recent_referrals()[0].party("provider").ask_key
+    token = running.service.ctx.tokens.make(Purpose.SURVEY, ask_key)
+    assert web.get(f"{_base(links)}/c/{token}").status_code == 404
+    assert web.post(f"{_base(links)}/c/{token}", data={"answer": "yes"}).status_code == 404
+    assert queries.recent_referrals()[0].party("provider").answer is None
+
+
+def test_a_genuine_token_for_a_question_we_do_not_have_is_404(running, links):
+    token = running.service.ctx.tokens.make(Purpose.CONSENT, "no-such-question")
+    assert web.get(f"{_base(links)}/c/{token}").status_code == 404
+
+
+@pytest.mark.parametrize("form", [{}, {"answer": "maybe"}, {"answer": ""}])
+def test_a_form_without_yes_or_no_is_a_400(links, form):
+    page = web.post(links[PROVIDER], data=form)
+    assert page.status_code == 400 and "Please choose yes or no" in page.text
+
+
+def test_pages_carry_security_headers_and_unknown_paths_get_our_404(links):
+    for response in (web.get(links[PROVIDER]), web.get(_base(links) + "/nope")):
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    missing = web.get(_base(links) + "/nope")
+    assert missing.status_code == 404 and "This link does not work" in missing.text
+    assert web.put(links[PROVIDER]).status_code == 405
