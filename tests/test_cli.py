@@ -1,0 +1,224 @@
+"""The `care-intro` command as a user (or an MTA, or cron) runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from service import intake
+from service.workflow import Channel
+from store import queries
+from tests.conftest import FIXTURES, REFERRER, fixture_bytes, make_settings, write_config
+
+
+def run(*args: str, cwd, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARE_INTRO_")}
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def config(tmp_path, store_url):
+    return write_config(tmp_path / "care-intro.toml", make_settings(tmp_path, store_url))
+
+
+def one_line_error(result, code: int, text: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("care-intro: ")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert text in result.stderr
+
+
+def maildir_count(tmp_path) -> int:
+    new = tmp_path / "outbox" / "new"
+    return len(list(new.iterdir())) if new.is_dir() else 0
+
+
+def test_submit_processes_a_file_like_an_arrival(tmp_path, config):
+    result = run(
+        "submit",
+        str(FIXTURES / "request_thunderbird_labelled_lines.eml"),
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ": processed, R-" in result.stdout
+    assert maildir_count(tmp_path) == 3
+    again = run(
+        "submit",
+        str(FIXTURES / "request_thunderbird_labelled_lines.eml"),
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0 and "already received" in again.stdout
+    assert maildir_count(tmp_path) == 3
+
+
+def test_submit_reads_standard_input(tmp_path, config):
+    raw = fixture_bytes("request_outlook_windows1252_without_need.eml")
+    result = run("submit", "-", "--config", str(config), cwd=tmp_path, stdin=raw)
+    assert result.returncode == 0, result.stderr
+    assert "rejected, no_need" in result.stdout
+    assert maildir_count(tmp_path) == 1
+
+
+def test_submit_refuses_like_the_smtp_listener_with_codes_an_mta_understands(tmp_path, config):
+    stranger = run(
+        "submit", str(FIXTURES / "request_from_stranger.eml"), "--config", str(config), cwd=tmp_path
+    )
+    one_line_error(stranger, 77, "not allowed to send requests here")
+    unknown = run(
+        "submit",
+        str(FIXTURES / "request_thunderbird_labelled_lines.eml"),
+        "--recipient",
+        "nobody@intro.example.org",
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
+    one_line_error(unknown, 67, "no such mailbox here")
+    missing = run("submit", str(tmp_path / "nope.eml"), "--config", str(config), cwd=tmp_path)
+    one_line_error(missing, 66, "cannot read")
+
+
+def test_status_tells_one_referrals_story(tmp_path, config):
+    run(
+        "submit",
+        str(FIXTURES / "request_thunderbird_labelled_lines.eml"),
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
+    [referral] = queries.recent_referrals()
+    result = run("status", referral.ref.lower(), "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{referral.ref}  asking"
+    assert "  provider  Jane Roe <jane@acme.example>  (no answer yet)" in lines
+    assert any("received" in line and "via cli" in line for line in lines)
+    assert any(line.split()[:2] == ["consent_request", "sent"] for line in lines)
+    one_line_error(
+        run("status", "R-0000-0000", "--config", str(config), cwd=tmp_path),
+        66,
+        "no referral R-0000-0000",
+    )
+
+
+def test_report_counts_by_state(tmp_path, config):
+    for name in ("request_thunderbird_labelled_lines.eml", "request_with_pdf_attachment.eml"):
+        run("submit", str(FIXTURES / name), "--config", str(config), cwd=tmp_path)
+    result = run("report", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == ["referrals: 2", "  asking         2"]
+    mine = run("report", "--referrer", REFERRER, "--config", str(config), cwd=tmp_path)
+    assert mine.stdout.startswith(f"referrals of {REFERRER}: 2")
+    nobody = run("report", "--referrer", "x@y.example", "--config", str(config), cwd=tmp_path)
+    assert nobody.stdout.startswith("referrals of x@y.example: 0")
+
+
+def test_tick_finishes_what_a_crash_left_behind(tmp_path, config):
+    # As if serve had answered 250 and died before processing anything.
+    intake.receive(
+        fixture_bytes("request_thunderbird_labelled_lines.eml"),
+        REFERRER,
+        ["refer@intro.example.org"],
+        Channel.SMTP,
+        datetime.now(UTC),
+    )
+    result = run("tick", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("processed 1 inbound message(s); sent 3, retrying 0, failed 0")
+    assert maildir_count(tmp_path) == 3
+    again = run("tick", "--config", str(config), cwd=tmp_path)
+    assert again.stdout.strip() == "processed 0 inbound message(s); sent 0, retrying 0, failed 0"
+
+
+def test_tick_at_a_later_moment_runs_the_retries_due_then(tmp_path, store_url, sink):
+    config = write_config(
+        tmp_path / "care-intro.toml", make_settings(tmp_path, store_url, sink.port)
+    )
+    now = datetime.now(UTC)
+    intake.receive(
+        fixture_bytes("request_thunderbird_labelled_lines.eml"),
+        REFERRER,
+        ["refer@intro.example.org"],
+        Channel.SMTP,
+        now,
+    )
+    sink.answer_next("451 4.3.0 busy", "451 4.3.0 busy")
+    first = run("tick", "--at", now.isoformat(), "--config", str(config), cwd=tmp_path)
+    assert "sent 1, retrying 2" in first.stdout, first.stderr
+    later = (now + timedelta(minutes=1)).isoformat()
+    second = run("tick", "--at", later, "--config", str(config), cwd=tmp_path)
+    assert "sent 2, retrying 0" in second.stdout
+    assert len(sink.deliveries) == 3
+
+
+def test_bad_input_gets_one_clear_line(tmp_path, config):
+    one_line_error(
+        run("tick", "--at", "tomorrow", "--config", str(config), cwd=tmp_path),
+        64,
+        "not an ISO-8601 moment",
+    )
+    one_line_error(
+        run("tick", "--at", "2027-01-01T00:00:00", "--config", str(config), cwd=tmp_path),
+        64,
+        "needs a time zone",
+    )
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[inbound]\nprot = 25\n")
+    one_line_error(
+        run("report", "--config", str(broken), cwd=tmp_path), 78, "unknown configuration key in"
+    )
+    one_line_error(
+        run("report", "--config", str(tmp_path / "missing.toml"), cwd=tmp_path),
+        78,
+        "configuration file not found",
+    )
+
+
+def test_without_a_config_file_the_embedded_defaults_apply(tmp_path):
+    result = run("report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("referrals: 0")
+    assert (tmp_path / "data" / "care-intro.db").exists()
+
+
+def test_demo_runs_one_introduction_and_shows_what_everyone_got(tmp_path):
+    result = run("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for person in ("ada@referrer.example", "jane@acme.example", "bob@bakery.example"):
+        assert f"{person} received 2 mail(s)" in out
+    assert out.count("Subject: Introduction: Jane Roe and Bob Smith") == 2
+    assert "Subject: Introduced: Jane Roe and Bob Smith" in out
+    assert not (tmp_path / "data").exists()  # it leaves nothing behind
+
+
+def test_serve_on_a_port_already_taken_says_so_and_exits(tmp_path, config):
+    import socket
+
+    settings_port = int(
+        next(line for line in config.read_text().splitlines() if line.startswith("port = ")).split(
+            "="
+        )[1]
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings_port))
+        taken.listen()
+        result = run("serve", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 75
+    assert result.stderr.strip().splitlines()[-1].startswith("care-intro: cannot start:")
