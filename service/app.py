@@ -167,8 +167,9 @@ class Service:
 
 async def serve_until(settings: Settings, stop: asyncio.Event) -> None:
     service = Service(settings)
-    await service.start()
     try:
+        await service.start()
         await stop.wait()
     finally:
+        # Also after a start that failed half-way (a port taken): close what did open.
         await service.stop()
