@@ -3,19 +3,36 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from service.addresses import normalize
-from service.labels import PROSPECT, PROVIDER
+from service.labels import PROVIDER
 from service.parsing import PartyDraft, RequestDraft
+from store.records import ReferralRecord
 
 
 class Problem(enum.StrEnum):
     NO_NEED = "no_need"
+    NEED_TOO_SHORT = "need_too_short"
     MISSING_PARTY = "missing_party"
     INVALID_ADDRESS = "invalid_address"
     SAME_PERSON = "same_person"
     PARTY_IS_REFERRER = "party_is_referrer"
+
+
+# "Accounting" or "help needed" says nothing a provider can judge relevance by (CARE's A).
+MIN_NEED_WORDS = 3
+_WORDS = re.compile(r"\w+")
+
+
+class Suggestion(enum.StrEnum):
+    """Details a good referral carries; missing ones make it weaker, not invalid."""
+
+    PREFERRED_CONTACT = "preferred_contact"
+    BEST_TIME = "best_time"
+    BOOKING = "booking"
+    BUDGET = "budget"
 
 
 @dataclass(frozen=True)
@@ -28,8 +45,11 @@ class Finding:
 def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
     """Every reason at once, so the referrer can fix the request in one go."""
     findings: list[Finding] = []
-    if not draft.need.strip():
+    need = draft.need.strip()
+    if not need:
         findings.append(Finding(Problem.NO_NEED))
+    elif len(_WORDS.findall(need)) < MIN_NEED_WORDS:
+        findings.append(Finding(Problem.NEED_TOO_SHORT, given=need))
     for party in (draft.provider, draft.prospect):
         findings.extend(_party_findings(party, referrer))
     provider, prospect = draft.provider.mailbox, draft.prospect.mailbox
@@ -48,4 +68,16 @@ def _party_findings(party: PartyDraft, referrer: str) -> list[Finding]:
     return []
 
 
-__all__ = ["PROSPECT", "PROVIDER", "Finding", "Problem", "care_gate"]
+def suggestions(referral: ReferralRecord) -> list[Suggestion]:
+    """What would make an accepted referral better, for the receipt's checklist."""
+    parties = referral.parties
+    wanted = []
+    if not all(p.prefers for p in parties):
+        wanted.append(Suggestion.PREFERRED_CONTACT)
+    if not all(p.best_time for p in parties):
+        wanted.append(Suggestion.BEST_TIME)
+    if not referral.party(PROVIDER).booking:
+        wanted.append(Suggestion.BOOKING)
+    if not referral.budget:
+        wanted.append(Suggestion.BUDGET)
+    return wanted

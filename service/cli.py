@@ -12,14 +12,14 @@ from pathlib import Path
 
 from service import intake, jobs, report, transports
 from service.addresses import parse_mailbox
-from service.authorization import refusal
+from service.authorization import judge
 from service.clock import Clock, FixedClock, SystemClock, parse_moment
 from service.context import make_context
 from service.errors import CareIntroError, ConfigError
 from service.routing import route
 from service.settings import Settings, load
 from service.workflow import Channel
-from store import db
+from store import db, queries
 
 log = logging.getLogger("care-intro")
 
@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     tick.add_argument("--at", metavar="ISO-8601", help="the moment (default: now)")
     status = command("status", "one referral's history", _status)
     status.add_argument("ref", metavar="REF")
+    quarantine = command(
+        "quarantine", "messages that could not be understood: list, show ID, retry ID", _quarantine
+    )
+    quarantine.add_argument("action", choices=("list", "show", "retry"))
+    quarantine.add_argument("id", nargs="?", type=int, metavar="ID")
     report_cmd = command("report", "referrals by state, with counts", _report)
     report_cmd.add_argument("--referrer", metavar="ADDR", help="only this referrer's referrals")
     return parser
@@ -164,7 +169,7 @@ def _submit(args: argparse.Namespace) -> int:
         sender = from_mailbox.address if from_mailbox else ""
         if not sender:
             raise Failure("the message has no usable From address; give --sender", EX_DATAERR)
-    refused = refusal(sender, headers.get("From"), settings.security.allowed_referrers)
+    refused = judge(sender, headers, settings.security).refusal
     if refused:
         raise Failure(refused, EX_NOPERM)
     _open_store(settings)
@@ -202,6 +207,29 @@ def _status(args: argparse.Namespace) -> int:
     if text is None:
         raise Failure(f"no referral {args.ref}", EX_NOINPUT)
     print(text, end="")
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.action != "list" and args.id is None:
+        raise Failure(f"quarantine {args.action} needs the message's ID", 64)
+    _open_store(settings)
+    if args.action == "list":
+        print(report.quarantine_list(), end="")
+        return 0
+    if args.action == "show":
+        shown = report.quarantine_show(args.id)
+        if shown is None:
+            raise Failure(f"no message {args.id}", EX_NOINPUT)
+        print(shown, end="")
+        return 0
+    if not queries.requeue_inbound(args.id):
+        raise Failure(f"message {args.id} is not in quarantine", EX_NOINPUT)
+    clock = SystemClock()
+    ctx = make_context(settings, clock)
+    asyncio.run(jobs.run_due(ctx, transports.from_settings(settings), clock.now()))
+    print(report.inbound_line(args.id))
     return 0
 
 

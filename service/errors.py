@@ -23,6 +23,10 @@ class TokenExpired(TokenError):
     """Genuine, but older than its purpose allows."""
 
 
+class Unreadable(CareIntroError):
+    """A message with nothing we can read as text (only an image, a winmail.dat, …)."""
+
+
 class NotFound(CareIntroError):
     """No referral, party or message with that reference."""
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from service import intake
-from service.authorization import may_send, refusal
+from service.authorization import judge, may_send
 from service.clock import Clock
 from service.outbox import RunDb
 from service.routing import route
@@ -56,7 +56,7 @@ class InboundHandler:
             headers = intake.headers_of(raw)
             message_id = intake.message_id_of(headers)
             sender = envelope_sender(envelope)
-            refused = refusal(sender, headers.get("From"), self.settings.security.allowed_referrers)
+            refused = judge(sender, headers, self.settings.security).refusal
             if refused:
                 return f"550 5.7.1 {refused[0].upper()}{refused[1:]}"
             received = await self.run_db(

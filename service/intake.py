@@ -11,9 +11,12 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from service.authorization import referrer_of
+from service import letters
+from service.addresses import Mailbox
+from service.authorization import judge
 from service.checks import care_gate
 from service.context import Context
+from service.errors import Unreadable
 from service.parsing import parse_message, parse_request
 from service.workflow import Channel, open_referral, refuse_request
 from store import queries
@@ -102,9 +105,10 @@ def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Dispo
     try:
         with transaction():  # a savepoint: a failure undoes this message's work, not the claim
             return process(ctx, record, now)
-    except Exception:
+    except Exception as exc:
         log.exception("inbound %s %s could not be processed", record.id, record.message_id)
-        return Disposition("failed", "internal error while processing; the log has the details")
+        _tell_referrer_safely(ctx, record, now)
+        return Disposition("quarantined", f"internal error: {type(exc).__name__}: {exc}"[:500])
 
 
 def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
@@ -114,10 +118,15 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     message = parse_message(record.raw)
     if is_automatic(message):
         return Disposition("ignored", "automatic message")
-    referrer = referrer_of(message.get("From"), ctx.settings.security.allowed_referrers)
-    if referrer is None:
-        return Disposition("ignored", "From is not an allowed referrer")
-    draft = parse_request(message)
+    verdict = judge(record.envelope_from, message, ctx.settings.security)
+    if verdict.referrer is None:
+        return Disposition("ignored", verdict.refusal or "not a request")
+    referrer = verdict.referrer
+    try:
+        draft = parse_request(message, referrer.address)
+    except Unreadable as exc:
+        tell_unreadable(ctx, record.id, referrer, message, now)
+        return Disposition("quarantined", str(exc))
     findings = care_gate(draft, referrer.address)
     if findings:
         refuse_request(ctx, referrer, draft, findings, now)
@@ -125,6 +134,32 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     channel = Channel.CLI if record.via == Channel.CLI else Channel.SMTP
     referral = open_referral(ctx, draft, referrer, record.id, channel, now)
     return Disposition("processed", referral.ref)
+
+
+def tell_unreadable(
+    ctx: Context, inbound_id: int, referrer: Mailbox, message: Message, now: datetime
+) -> None:
+    """One short note to the referrer: we have their message, but could not read it.
+
+    Once per message: an operator's retry that fails again does not write to them again.
+    """
+    subject = str(message.get("Subject", "") or "").strip()
+    with transaction():
+        if queries.mark_referrer_told(inbound_id):
+            note = letters.request_unreadable(ctx, referrer, subject, message_id_of(message), now)
+            queries.enqueue([note], now)
+
+
+def _tell_referrer_safely(ctx: Context, record: InboundRecord, now: datetime) -> None:
+    """After a failure, still tell an allowed referrer; if even that fails, the log has it."""
+    try:
+        headers = headers_of(record.raw)
+        referrer = judge(record.envelope_from, headers, ctx.settings.security).referrer
+        if referrer is not None and not is_automatic(headers):
+            with transaction():
+                tell_unreadable(ctx, record.id, referrer, headers, now)
+    except Exception:
+        log.exception("could not tell the referrer about inbound %s", record.id)
 
 
 def is_automatic(message: Message) -> bool:

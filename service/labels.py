@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from service.text import fold
 
 PROVIDER = "provider"
 PROSPECT = "prospect"
@@ -42,16 +43,13 @@ _MARKS = re.compile(r"[\*_`~]+")
 _SPACES = re.compile(r"[\s\-]+")
 
 
-def fold(text: str) -> str:
+def fold_label(text: str) -> str:
     """Case-, accent-, hyphen- and markup-blind form of a label."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    bare = _MARKS.sub("", bare)
-    return _SPACES.sub(" ", bare).strip()
+    return _SPACES.sub(" ", _MARKS.sub("", fold(text))).strip()
 
 
 def _index(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    return {fold(word): key for key, words in table.items() for word in words}
+    return {fold_label(word): key for key, words in table.items() for word in words}
 
 
 _PARTY = _index(PARTY_LABELS)
@@ -65,7 +63,7 @@ def classify(label: str) -> tuple[str | None, str] | None:
     A party label and a field label combine in either order, because Arabic and French
     put the field first ("هاتف العميل").
     """
-    folded = fold(label)
+    folded = fold_label(label)
     if folded in _PARTY:
         return _PARTY[folded], "party"
     if folded in _REFERRAL_FIELD:

@@ -13,17 +13,25 @@ from typing import Any
 
 from service import ids
 from service.addresses import Mailbox
-from service.checks import Finding
+from service.checks import Finding, suggestions
 from service.compose import build_message
 from service.context import Context
 from service.labels import PROSPECT, PROVIDER
 from service.parsing import RequestDraft
+from service.redaction import Person, redact
 from service.tokens import Purpose
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
 
 
 def receipt(ctx: Context, referral: ReferralRecord, now: datetime) -> OutgoingMail:
-    return _to_referrer(ctx, "receipt", referral, now, expires_at=referral.expires_at)
+    return _to_referrer(
+        ctx,
+        "receipt",
+        referral,
+        now,
+        expires_at=referral.expires_at,
+        suggestions=[s.value for s in suggestions(referral)],
+    )
 
 
 def consent_request(
@@ -47,17 +55,21 @@ def consent_request(
 
 
 def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, Any]:
-    """What one party may know before both agreed: the referrer and the need, never the other."""
+    """What one party may know before both agreed: the referrer and the need, never the other.
+
+    Everything the referrer wrote passes through redaction, because it may name the other.
+    """
+    other = _person(referral.other(party.role))
     is_provider = party.role == PROVIDER
     return {
         "name": party.name,
         "role": party.role,
         "referrer": referral.referrer_display,
         "referrer_email": referral.referrer_email,
-        "need": referral.need,
+        "need": redact(referral.need, other),
         # The provider judges relevance before agreeing, so sees budget and timing too.
-        "budget": referral.budget if is_provider else "",
-        "timing": referral.party(PROSPECT).best_time if is_provider else "",
+        "budget": redact(referral.budget, other) if is_provider else "",
+        "timing": redact(referral.party(PROSPECT).best_time, other) if is_provider else "",
         "expires_at": referral.expires_at,
     }
 
@@ -127,7 +139,11 @@ def declined_to_other(
         "declined_to_other",
         [_mailbox(party)],
         party.language,
-        {"name": party.name, "referrer": referral.referrer_display, "need": referral.need},
+        {
+            "name": party.name,
+            "referrer": referral.referrer_display,
+            "need": redact(referral.need, _person(referral.other(party.role))),
+        },
         now,
         referral.id,
     )
@@ -158,6 +174,21 @@ def request_refused(
         now,
         None,
         in_reply_to=draft.message_id,
+    )
+
+
+def request_unreadable(
+    ctx: Context, referrer: Mailbox, subject: str, message_id: str | None, now: datetime
+) -> OutgoingMail:
+    return _post(
+        ctx,
+        "request_unreadable",
+        [referrer],
+        ctx.settings.service.default_language,
+        {"referrer_name": referrer.name, "request_subject": subject},
+        now,
+        None,
+        in_reply_to=message_id,
     )
 
 
@@ -218,6 +249,10 @@ def _post(
         raw=raw,
         referral_id=referral_id,
     )
+
+
+def _person(party: PartyRecord) -> Person:
+    return Person(name=party.name, email=party.email, phone=party.phone, booking=party.booking)
 
 
 def _mailbox(party: PartyRecord) -> Mailbox:

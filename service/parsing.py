@@ -5,10 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
 from service.addresses import Mailbox, parse_mailbox
+from service.bodies import body_text
+from service.errors import Unreadable
+from service.forwards import Forwarded, split_request
 from service.labels import PROSPECT, PROVIDER, classify
 
 # "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
@@ -16,6 +19,12 @@ from service.labels import PROSPECT, PROVIDER, classify
 _LINE = re.compile(r"^[\s>•·*\-–—]*(?P<label>[^:：\n]{1,40}?)[\s*_]*[:：][\s*_]*(?P<value>.*?)\s*$")
 _SIGNATURE = "-- "
 _PARAGRAPH_FIELDS = {"need"}
+_NEED_CHARS = 400
+# Fwd:, WG:, TR:, RV:, I:, Redir.:, Re:, AW: … as the clients of our six languages prefix.
+_FORWARD_PREFIX = re.compile(
+    r"^(?:\s*(?:fwd?|wg|tr|rv|enc|i|redir\.?|re|aw|ref|balas|terusan|rs|إعادة توجيه|رد)\s*:)+",
+    re.IGNORECASE,
+)
 _DAYS = re.compile(r"(\d+(?:[.,]\d+)?)")
 _METHODS = {
     "email": "email",
@@ -67,21 +76,19 @@ def parse_message(raw: bytes) -> EmailMessage:
     return message
 
 
-def body_text(message: EmailMessage) -> str:
-    """The text a person wrote: the first plain-text part that is not an attachment."""
-    part = message.get_body(preferencelist=("plain",))
-    if part is None:
-        return ""
-    try:
-        content = part.get_content()
-    except (LookupError, UnicodeError):
-        payload = part.get_payload(decode=True) or b""
-        content = payload.decode("utf-8", errors="replace")
-    return content.replace("\r\n", "\n")
+def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
+    """The request a message makes, from its labelled lines and any forwarded message.
 
-
-def parse_request(message: EmailMessage) -> RequestDraft:
-    lines = labelled_lines(body_text(message))
+    Raises Unreadable when the message has no text we can read at all.
+    """
+    body = body_text(message)
+    split = split_request(message, body)
+    if body is None and not split.forwards:
+        kinds = sorted({p.get_content_type() for p in message.walk() if not p.is_multipart()})
+        raise Unreadable(f"no readable text ({', '.join(kinds) or 'empty'})")
+    # Above a forward, only the referrer's own lines are labels; the forwarded text may
+    # carry words that look like labels ("Client: …") but were never meant as ones.
+    lines = labelled_lines(split.own if split.forwards else (body or ""))
     parties: dict[str, dict[str, str]] = {PROVIDER: {}, PROSPECT: {}}
     referral: dict[str, str] = {}
     for (role, name), value in lines:
@@ -89,16 +96,53 @@ def parse_request(message: EmailMessage) -> RequestDraft:
         if name in target:
             continue  # the first mention wins; later ones are usually quoted history
         target[name] = value
+    provider = _party(PROVIDER, parties[PROVIDER])
+    prospect = _party(PROSPECT, parties[PROSPECT])
+    forward = _prospects_forward(split.forwards, prospect, {referrer, _address(provider)})
+    if forward is not None and not prospect.given:
+        prospect = replace(prospect, given=forward.sender_text, mailbox=forward.sender)
+    need = referral.get("need", "") or (need_of(forward) if forward else "")
     return RequestDraft(
-        provider=_party(PROVIDER, parties[PROVIDER]),
-        prospect=_party(PROSPECT, parties[PROSPECT]),
-        need=referral.get("need", ""),
+        provider=provider,
+        prospect=prospect,
+        need=need,
         budget=referral.get("budget", ""),
         follow_up_days=_days(referral.get("follow_up", "")),
         language=referral.get("language", "").strip().lower(),
         subject=str(message.get("Subject", "") or "").strip(),
         message_id=_message_id(message),
     )
+
+
+def _address(party: PartyDraft) -> str:
+    return party.mailbox.address if party.mailbox else ""
+
+
+def _prospects_forward(
+    forwards: tuple[Forwarded, ...], prospect: PartyDraft, not_them: set[str]
+) -> Forwarded | None:
+    """The forward that brings the prospect: theirs if a label names them, else the innermost
+    one written by someone other than the referrer or the provider (a forward of a forward
+    carries the referrer's own mail, and often the provider's, above the prospect's)."""
+    if prospect.mailbox is not None:
+        for forward in reversed(forwards):
+            if forward.sender and forward.sender.address == prospect.mailbox.address:
+                return forward
+        return None
+    for forward in reversed(forwards):
+        if forward.sender is None or forward.sender.address not in not_them:
+            return forward
+    return None
+
+
+def need_of(forward: Forwarded) -> str:
+    """A forwarded mail as a need: its subject, then its opening words, at most ~400 chars."""
+    subject = _FORWARD_PREFIX.sub("", forward.subject).strip()
+    words = " ".join(forward.text.split())
+    text = f"{subject}: {words}" if subject and words else subject or words
+    if len(text) <= _NEED_CHARS:
+        return text
+    return text[:_NEED_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
 def labelled_lines(text: str) -> list[tuple[tuple[str | None, str], str]]:

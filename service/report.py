@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import default
 
+from service.bodies import body_text
 from service.workflow import State
 from store import queries
-from store.records import PartyRecord
+from store.records import InboundRecord, PartyRecord
 
 STATE_ORDER = tuple(state.value for state in State)
 
@@ -81,6 +84,60 @@ def inbound_line(inbound_id: int) -> str:
     record = queries.inbound_by_id(inbound_id)
     if record is None:
         return f"message {inbound_id}: not found"
-    return f"message {inbound_id} ({record.message_id or 'no Message-ID'}): {record.state}" + (
-        f", {record.note}" if record.note else ""
+    return _describe(record)
+
+
+def quarantine_list() -> str:
+    found = queries.quarantined()
+    if not found:
+        return "quarantine is empty\n"
+    lines = [f"{len(found)} message(s) in quarantine (newest first)"]
+    for record in found:
+        headers = BytesHeaderParser(policy=default).parsebytes(record.raw)
+        lines.append(
+            f"  {record.id:>6}  {_when(record.received_at)}  {headers.get('From', '?')}"
+            f'  "{headers.get("Subject", "")}"  {record.note}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def quarantine_show(inbound_id: int) -> str | None:
+    record = queries.inbound_by_id(inbound_id)
+    if record is None:
+        return None
+    message = BytesParser(policy=default).parsebytes(record.raw)
+    text = body_text(message)
+    preview = "\n".join((text or "(no readable text)").strip().split("\n")[:40])
+    return (
+        "\n".join(
+            [
+                f"message {record.id}  {record.state}",
+                f"  received  {_when(record.received_at)} via {record.via}",
+                f"  envelope  from <{record.envelope_from}> to {', '.join(record.recipients)}",
+                f"  reason    {record.note or '-'}",
+                "",
+                *[
+                    f"{name}: {value}"
+                    for name, value in message.items()
+                    if name.lower()
+                    in (
+                        "from",
+                        "sender",
+                        "to",
+                        "subject",
+                        "date",
+                        "message-id",
+                        "content-type",
+                        "authentication-results",
+                    )
+                ],
+                "",
+                preview,
+            ]
+        )
+        + "\n"
     )
+
+
+def _describe(record: InboundRecord) -> str:
+    return f"message {record.id}: {record.state}" + (f", {record.note}" if record.note else "")

@@ -45,6 +45,7 @@ class InboundMessage(BaseModel):
     state = peewee.CharField(max_length=16, default="new")
     note = peewee.TextField(default="")
     processed_at = UTCDateTimeField(null=True)
+    referrer_told = peewee.BooleanField(default=False)
 
 
 class Referral(BaseModel):

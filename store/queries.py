@@ -65,6 +65,37 @@ def finish_inbound(inbound_id: int, state: str, note: str, now: datetime) -> Non
     ).execute()
 
 
+def mark_referrer_told(inbound_id: int) -> bool:
+    """Note that the referrer heard about this message; False if they already had."""
+    changed = (
+        InboundMessage.update(referrer_told=True)
+        .where((InboundMessage.id == inbound_id) & (InboundMessage.referrer_told == False))  # noqa: E712
+        .execute()
+    )
+    return bool(changed)
+
+
+def quarantined(limit: int = 100) -> list[InboundRecord]:
+    rows = (
+        InboundMessage.select()
+        .where(InboundMessage.state == "quarantined")
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(limit)
+    )
+    return [_inbound(r) for r in rows]
+
+
+def requeue_inbound(inbound_id: int) -> bool:
+    """Put a quarantined message back in line for intake; False if it is not quarantined."""
+    with database.atomic():
+        changed = (
+            InboundMessage.update(state="new", note="", processed_at=None)
+            .where((InboundMessage.id == inbound_id) & (InboundMessage.state == "quarantined"))
+            .execute()
+        )
+    return bool(changed)
+
+
 def inbound_counts() -> dict[str, int]:
     rows = InboundMessage.select(InboundMessage.state, peewee.fn.COUNT(InboundMessage.id)).group_by(
         InboundMessage.state

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from service.checks import Problem, care_gate
 from service.parsing import parse_message, parse_request
 from tests.conftest import REFERRER, fixture_bytes
@@ -42,3 +44,26 @@ def test_an_empty_request_lacks_need_and_both_parties():
         (Problem.MISSING_PARTY, "provider"),
         (Problem.MISSING_PARTY, "prospect"),
     ]
+
+
+@pytest.mark.parametrize("need", ["accounting", "help needed", "  tax  "])
+def test_a_need_of_a_word_or_two_is_not_enough(need):
+    draft = parse_request(
+        parse_message(
+            f"From: ada@referrer.example\n\nProvider: jane@acme.example\n"
+            f"Prospect: bob@bakery.example\nNeed: {need}\n".encode()
+        )
+    )
+    assert [(f.problem, f.given) for f in care_gate(draft, REFERRER)] == [
+        (Problem.NEED_TOO_SHORT, need.strip())
+    ]
+
+
+def test_three_words_are_a_need():
+    draft = parse_request(
+        parse_message(
+            b"From: ada@referrer.example\n\nProvider: jane@acme.example\n"
+            b"Prospect: bob@bakery.example\nNeed: quarterly VAT returns\n"
+        )
+    )
+    assert care_gate(draft, REFERRER) == []

@@ -222,3 +222,42 @@ def test_serve_on_a_port_already_taken_says_so_and_exits(tmp_path, config):
         result = run("serve", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 75
     assert result.stderr.strip().splitlines()[-1].startswith("care-intro: cannot start:")
+
+
+def test_quarantine_lets_the_operator_look_and_retry(tmp_path, config):
+    unreadable = run(
+        "submit",
+        str(FIXTURES / "request_outlook_tnef_winmail_dat_only.eml"),
+        "--config",
+        str(config),
+        cwd=tmp_path,
+    )
+    assert unreadable.returncode == 0, unreadable.stderr
+    assert "quarantined, no readable text (application/ms-tnef)" in unreadable.stdout
+    [record] = queries.quarantined()
+    listed = run("quarantine", "list", "--config", str(config), cwd=tmp_path)
+    assert listed.stdout.splitlines()[0] == "1 message(s) in quarantine (newest first)"
+    assert f"{record.id}" in listed.stdout and '"Intro Jane / Bob"' in listed.stdout
+    shown = run("quarantine", "show", str(record.id), "--config", str(config), cwd=tmp_path)
+    assert "reason    no readable text (application/ms-tnef)" in shown.stdout
+    assert "Subject: Intro Jane / Bob" in shown.stdout
+    assert "(no readable text)" in shown.stdout
+    # Still unreadable after a retry: it goes back to quarantine, nothing is lost, and the
+    # referrer, who was told the first time, is not told again.
+    assert maildir_count(tmp_path) == 1
+    retried = run("quarantine", "retry", str(record.id), "--config", str(config), cwd=tmp_path)
+    assert maildir_count(tmp_path) == 1
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.strip() == (
+        f"message {record.id}: quarantined, no readable text (application/ms-tnef)"
+    )
+    one_line_error(
+        run("quarantine", "retry", "999999", "--config", str(config), cwd=tmp_path),
+        66,
+        "message 999999 is not in quarantine",
+    )
+    one_line_error(
+        run("quarantine", "show", "--config", str(config), cwd=tmp_path),
+        64,
+        "quarantine show needs the message's ID",
+    )

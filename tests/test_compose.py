@@ -31,7 +31,9 @@ CONTEXTS = {
         "prospect": OTHER,
         "need": "books",
         "expires_at": NOW,
+        "suggestions": ["preferred_contact", "best_time", "booking", "budget"],
     },
+    "request_unreadable": {"referrer_name": "Ada", "request_subject": "Intro <b>x</b>"},
     "consent_request": {
         "name": "Jane",
         "role": "provider",
@@ -77,6 +79,7 @@ CONTEXTS = {
             {"problem": p, "role": r, "given": "<b>x</b>"}
             for p, r in [
                 ("no_need", ""),
+                ("need_too_short", ""),
                 ("missing_party", "provider"),
                 ("invalid_address", "prospect"),
                 ("same_person", ""),

@@ -107,3 +107,27 @@ def test_a_message_over_the_size_limit_is_refused(tmp_path, sqlite_url, sink):
         assert queries.inbound_counts() == {}
     finally:
         service.stop()
+
+
+def test_with_a_trusted_mta_unauthenticated_from_domains_are_refused_at_data(
+    tmp_path, sqlite_url, sink
+):
+    settings = make_settings(tmp_path, sqlite_url, sink.port)
+    settings = settings.replace(
+        "security",
+        allowed_referrers=settings.security.allowed_referrers,
+        trusted_authserv_id="mx.intro.example.org",
+    )
+    service = InProcess(settings)
+    try:
+        with client(service) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
+            forged = wire_fixture("request_forged_authentication_results_below_ours.eml")
+            smtp.sendmail(REFERRER, [RCPT], forged)
+        assert refused.value.smtp_code == 550
+        assert refused.value.smtp_error == b"5.7.1 The From domain did not pass DKIM or SPF"
+        with client(service) as smtp:
+            signed = wire_fixture("request_authenticated_dkim_pass_aligned.eml")
+            assert smtp.sendmail(REFERRER, [RCPT], signed) == {}
+        assert sum(queries.inbound_counts().values()) == 1
+    finally:
+        service.stop()

@@ -104,7 +104,7 @@ def test_every_problem_is_in_the_one_reply(ctx):
         (
             "request_from_stranger.eml",
             "mallory@elsewhere.example",
-            "From is not an allowed referrer",
+            "<mallory@elsewhere.example> is not allowed to send requests here",
         ),
     ],
     ids=["bounce", "out-of-office", "stranger"],
@@ -136,16 +136,33 @@ def test_the_same_message_id_twice_is_one_referral(ctx):
     assert queries.referral_counts() == {"asking": 1}
 
 
-def test_a_failure_while_processing_is_contained_and_recorded(ctx, tmp_path: Path):
+def test_a_failure_while_processing_is_quarantined_and_contained(ctx, tmp_path: Path):
     broken = ctx.__class__(ctx.settings, ctx.tokens, Templates(tmp_path / "no-templates"))
     (tmp_path / "no-templates" / "en").mkdir(parents=True)
     bad = arrive("request_thunderbird_labelled_lines.eml")
     good = arrive("request_with_pdf_attachment.eml")
     assert intake.process_pending(broken, NOW) == 2
-    assert queries.inbound_by_id(bad).state == "failed"
-    assert "internal error" in queries.inbound_by_id(bad).note
+    record = queries.inbound_by_id(bad)
+    assert record.state == "quarantined"
+    assert record.note.startswith("internal error: TemplateNotFound")
     # Nothing half-done survives the failure: no referral, no mail.
     assert queries.referral_counts() == {}
     assert outbox_mails() == []
-    assert intake.process_pending(ctx, NOW) == 0  # failed is final until an operator retries
-    assert queries.inbound_by_id(good).state == "failed"
+    assert intake.process_pending(ctx, NOW) == 0  # quarantine is final until someone retries
+    assert queries.inbound_by_id(good).state == "quarantined"
+    assert queries.requeue_inbound(bad) is True
+    assert queries.requeue_inbound(bad) is False  # only from quarantine
+    assert intake.process_pending(ctx, NOW) == 1
+    assert queries.inbound_by_id(bad).state == "processed"
+
+
+def test_a_message_with_nothing_to_read_is_quarantined_and_the_referrer_told_once(ctx):
+    inbound_id = arrive("request_outlook_tnef_winmail_dat_only.eml")
+    assert outcome(ctx, inbound_id) == ("quarantined", "no readable text (application/ms-tnef)")
+    [note] = outbox_mails()
+    assert note["To"].addresses[0].addr_spec == REFERRER
+    assert note["Subject"] == "We could not read your request (Re: Intro Jane / Bob)"
+    assert note["In-Reply-To"] == "<EXCH01-TNEF-0001@EXCH01.referrer.example>"
+    assert "we have not contacted anyone" in note.get_body(("plain",)).get_content()
+    assert queries.referral_counts() == {}
+    assert [r.id for r in queries.quarantined()] == [inbound_id]

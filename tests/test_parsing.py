@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.labels import classify, fold
+from service.labels import classify, fold_label
 from service.parsing import labelled_lines, parse_message, parse_request
 from tests.conftest import fixture_bytes
 
@@ -124,5 +124,5 @@ def test_labels_in_every_language(label, expected):
 
 
 def test_fold_ignores_case_accents_hyphens_and_markup():
-    assert fold("*Préfère*") == fold("prefere")
-    assert fold("Follow-Up") == "follow up"
+    assert fold_label("*Préfère*") == fold_label("prefere")
+    assert fold_label("Follow-Up") == "follow up"

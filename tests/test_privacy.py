@@ -103,7 +103,8 @@ def request(provider: Person, prospect: Person, need: str) -> bytes:
         f"Prospect phone: {prospect.phone}\n"
         f"Prospect booking: {prospect.booking}\n"
         f"Prospect prefers: phone, after 4pm\n"
-        f"Need: {need}\n"
+        f"Need: {prospect.first} ({prospect.phone}) needs {need}; {provider.name} can help,\n"
+        f"see {provider.booking} or write to {prospect.address} or {provider.domain}\n"
         f"Budget: 500 EUR\n"
     )
     return on_the_wire(message.as_bytes())

@@ -9,6 +9,7 @@ import pytest
 
 from service import workflow
 from service.addresses import Mailbox
+from service.checks import Suggestion, suggestions
 from service.clock import FixedClock
 from service.context import make_context
 from service.errors import NotFound
@@ -199,3 +200,15 @@ def test_both_answering_at_the_same_moment_introduces_exactly_once(ctx):
         assert sorted(r.state for r in results) == ["asking", "introduced"]
         introductions = [p for p, _ in purposes(referral.id) if p == "introduction"]
         assert len(introductions) == 2  # one copy each, never two
+
+
+def test_the_receipt_says_what_would_make_a_referral_better(ctx):
+    draft = parse_request(parse_message(fixture_bytes("request_with_pdf_attachment.eml")))
+    referral = workflow.open_referral(ctx, draft, ADA, None, Channel.SMTP, NOW)
+    assert suggestions(referral) == [
+        Suggestion.PREFERRED_CONTACT,
+        Suggestion.BEST_TIME,
+        Suggestion.BOOKING,
+        Suggestion.BUDGET,
+    ]
+    assert suggestions(open_one(ctx)) == []
