@@ -1,0 +1,233 @@
+"""Forwarded requests as every common client writes them, in each of our six languages."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from service import intake
+from service.addresses import parse_mailbox
+from service.clock import FixedClock
+from service.context import make_context
+from service.parsing import RequestDraft, parse_message, parse_request
+from service.text import fold
+from service.workflow import Channel
+from store import queries
+from tests.conftest import REFERRER, fixture_bytes, make_settings
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Expected:
+    provider: tuple[str, str]
+    prospect: tuple[str, str]
+    subject: str  # the forwarded mail's subject, which opens the need
+    words: str  # words from the prospect's own text, which the need goes on with
+    not_in_need: tuple[str, ...]  # the prospect's signature and the forward's header lines
+
+
+EXPECTED = {
+    "en": Expected(
+        ("Jane Roe", "jane@acme.example"),
+        ("Bob Smith", "bob@bakery.example"),
+        "Bookkeeping for our bakery",
+        "need someone to take over our bookkeeping before the tax deadline in March",
+        ("7946 0958", "Smith's Bakery", "Subject", "From"),
+    ),
+    "de": Expected(
+        ("Jürgen Müller", "juergen@steuer-mueller.example"),
+        ("Zoë Weiß", "zoe.weiss@baeckerei-weiss.example"),
+        "Steuerberatung für unsere Bäckerei",
+        "suchen einen Steuerberater, der sich mit Bäckereien auskennt",
+        ("1234567", "GmbH", "Betreff", "Von:", "Gesendet"),
+    ),
+    "fr": Expected(
+        ("Hélène Dubois", "helene@cabinet-dubois.example"),
+        ("François Lefèvre", "francois.lefevre@boulangerie-lefevre.example"),
+        "Site web pour notre boulangerie",
+        "refaire le site de la boulangerie, avec commande en ligne avant Noël",
+        ("68 53 00", "Boulangerie Lefèvre", "Objet", "Envoyé"),
+    ),
+    "ro": Expected(
+        ("Andrei Popescu", "andrei@web-studio.example"),
+        ("Elena Rădulescu", "elena@florarie-radulescu.example"),
+        "Magazin online pentru florărie",
+        "gata înainte de Ziua Îndrăgostiților",
+        ("0722", "Florăria Rădulescu", "Subiect", "Trimis"),
+    ),
+    "id": Expected(
+        ("Siti Rahmawati", "siti@konsultan-pajak.example"),
+        ("Agus Wijaya", "agus@kopi-wijaya.example"),
+        "Pembukuan untuk kedai kopi kami",
+        "bantuan pembukuan dan laporan pajak untuk tiga kedai kopi",
+        ("3456 7890", "Kopi Wijaya", "Subjek", "Kepada"),
+    ),
+    "ar": Expected(
+        ("سارة الخطيب", "sara@khatib-law.example"),
+        ("أحمد منصور", "ahmad@mansour-trading.example"),
+        "استشارة قانونية لتأسيس شركة",
+        "يساعدنا في تأسيس شركة تجارية جديدة",
+        ("123 4567", "منصور للتجارة", "الموضوع", "إلى:"),
+    ),
+}
+REFERRERS = {
+    "en": REFERRER,
+    "de": "klaus@partners.example",
+    "fr": "camille@partners.example",
+    "ro": "maria@partners.example",
+    "id": "budi@partners.example",
+    "ar": "layla@partners.example",
+}
+# How each client lays out a forward; the fixture files are named after these.
+CLIENTS = {
+    "gmail_web": "Gmail on the web: '---------- Forwarded message ---------', text and HTML",
+    "gmail_android": "Gmail's Android app: the typed line right above the forward, base64",
+    "outlook_web_html_only": "Outlook on the web: HTML only, divRplyFwdMsg with bold labels",
+    "outlook_desktop": "Outlook desktop: the underscore rule, From/Sent/To/Subject, 8-bit charsets",
+    "outlook_original_message": "Outlook plain text: '-----Original Message-----', [mailto:]",
+    "apple_mail": "Apple Mail on a Mac: 'Begin forwarded message:', blockquote type=cite",
+    "apple_iphone_quoted": "iPhone Mail: the forwarded block quoted with '> '",
+    "thunderbird_inline": "Thunderbird: '-------- Forwarded Message --------', tab after labels",
+    "thunderbird_as_attachment": "Thunderbird 'as attachment': message/rfc822 from Gmail",
+    "outlook_as_attachment": "Outlook 'as attachment': message/rfc822 in the language's charset",
+}
+CASES = [
+    pytest.param(f"forward_{client}_{lang}.eml", lang, id=f"{client}-{lang}")
+    for client in CLIENTS
+    for lang in EXPECTED
+]
+
+
+def draft_of(raw: bytes) -> RequestDraft:
+    message = parse_message(raw)
+    referrer = parse_mailbox(str(message["From"]))
+    assert referrer is not None
+    return parse_request(message, referrer.address)
+
+
+def folded(text: str) -> str:
+    """Romanian in 8-bit charsets has ş and ţ with a cedilla; people read them as ș and ț."""
+    return " ".join(fold(text).split())
+
+
+@pytest.mark.parametrize(("name", "lang"), CASES)
+def test_the_forwarded_sender_is_the_prospect_and_their_mail_the_need(name, lang):
+    expected = EXPECTED[lang]
+    draft = draft_of(fixture_bytes(name))
+    assert draft.provider.mailbox is not None and draft.prospect.mailbox is not None
+    assert (draft.provider.mailbox.name, draft.provider.mailbox.address) == expected.provider
+    assert (folded(draft.prospect.mailbox.name), draft.prospect.mailbox.address) == (
+        folded(expected.prospect[0]),
+        expected.prospect[1],
+    )
+    need = folded(draft.need)
+    assert need.startswith(folded(expected.subject) + ":")
+    assert folded(expected.words) in need
+    for leftover in expected.not_in_need:
+        assert folded(leftover) not in need
+    # Decoded, not guessed at: no replacement characters, no UTF-8 read as Latin-1.
+    assert "\ufffd" not in draft.need and "Ã" not in draft.need and "Ä" not in draft.need
+
+
+@pytest.mark.parametrize(
+    ("name", "lang"),
+    [
+        case
+        for case in CASES
+        if parse_message(fixture_bytes(case.values[0])).get_content_type()
+        == "multipart/alternative"
+    ],
+)
+def test_the_html_alternative_alone_says_the_same(name, lang):
+    """Clients that send both parts must be understood from either: some gateways drop one."""
+    whole = draft_of(fixture_bytes(name))
+    message = parse_message(fixture_bytes(name))
+    message.set_payload([p for p in message.iter_parts() if p.get_content_type() == "text/html"])
+    html_only = draft_of(message.as_bytes())
+    assert html_only.provider.mailbox == whole.provider.mailbox
+    assert html_only.prospect.mailbox == whole.prospect.mailbox
+    assert folded(EXPECTED[lang].words) in folded(html_only.need)
+
+
+def test_the_fixtures_cover_every_client_in_every_language():
+    assert len(CASES) == len(CLIENTS) * 6 == 60
+
+
+# ------------------------------------------------------------------ forwards of forwards
+
+
+def test_a_forward_of_a_forward_takes_the_innermost_sender():
+    draft = draft_of(fixture_bytes("forward_of_a_forward_gmail_over_outlook.eml"))
+    assert draft.prospect.mailbox.address == "carol@florist.example"
+    assert draft.prospect.mailbox.name == "Carol White"
+    assert draft.need.startswith("Payroll for the new shop: Hello Tom, We open our second")
+    assert "Tom Baker" not in draft.need and "this one for your network" not in draft.need
+    assert draft.budget == "250 EUR/month"  # the referrer's labels above the forwards still count
+
+
+def test_the_provider_forwarding_a_mail_to_the_referrer_is_not_the_prospect():
+    draft = draft_of(fixture_bytes("forward_of_the_providers_forward_apple_mail.eml"))
+    assert draft.provider.mailbox.address == "jane@acme.example"
+    assert draft.prospect.mailbox.address == "dan@garage-green.example"
+    assert draft.need.startswith("Looking for a new website: Hi Jane, Our garage needs")
+
+
+def test_labels_naming_the_prospect_win_over_the_innermost_sender():
+    draft = draft_of(fixture_bytes("forward_of_a_forward_labels_name_the_prospect.eml"))
+    assert draft.prospect.mailbox.address == "tom@chamber.example"
+    assert draft.need == (
+        "regular office cleaning for the chamber's new building, three floors, from January"
+    )
+
+
+# ------------------------------------------------------------------ through intake
+
+
+@pytest.fixture
+def ctx(tmp_path, store_url):
+    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
+
+
+def outbox_mails() -> list[email.message.EmailMessage]:
+    items = queries.claim_outbox(NOW, NOW, 100)
+    return [email.message_from_bytes(i.raw, policy=email.policy.default) for i in items]
+
+
+@pytest.mark.parametrize(("name", "lang"), CASES)
+def test_a_forwarded_request_asks_both_people(ctx, name, lang):
+    received = intake.receive(
+        fixture_bytes(name), REFERRERS[lang], ["refer@intro.example.org"], Channel.SMTP, NOW
+    )
+    assert received.inbound_id is not None
+    intake.process_pending(ctx, NOW)
+    record = queries.inbound_by_id(received.inbound_id)
+    assert record.state == "processed", record.note
+    referral = queries.referral_by_ref(record.note)
+    assert referral.state == "asking"
+    sent = {m["To"].addresses[0].addr_spec: m for m in outbox_mails()}
+    expected = EXPECTED[lang]
+    assert set(sent) == {REFERRERS[lang], expected.provider[1], expected.prospect[1]}
+
+
+def test_a_forward_without_a_provider_line_gets_a_reply_asking_for_one(ctx):
+    received = intake.receive(
+        fixture_bytes("forward_without_provider_line_gmail.eml"),
+        REFERRER,
+        ["refer@intro.example.org"],
+        Channel.SMTP,
+        NOW,
+    )
+    intake.process_pending(ctx, NOW)
+    assert queries.inbound_by_id(received.inbound_id).state == "rejected"
+    assert queries.referral_counts() == {}
+    [reply] = outbox_mails()
+    assert reply["To"].addresses[0].addr_spec == REFERRER
+    text = reply.get_body(("plain",)).get_content()
+    assert "Who is the person who can help (Provider)? Add their name and email address." in text
+    # Bob came through the forward, so the reply does not ask for him.
+    assert "person who needs help (Prospect)?" not in text
