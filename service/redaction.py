@@ -8,14 +8,17 @@ Before both said yes, a party sees it with that person replaced by neutral words
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from service.text import fold
 
 NAME, EMAIL, PHONE, LINK = "[name]", "[email]", "[phone]", "[link]"
 
-_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+")
+# Links with a scheme or www., and scheme-less ones with a path ("calendly.com/bob-x").
+_URL = re.compile(
+    r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+"
+    r"|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/[^\s<>\"')\]]*"
+)
 _EMAIL = re.compile(r"(?i)(?:mailto:)?[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 # Phone-like: starts with +, 00 or a leading 0 (national trunk prefix), then digits with the
 # separators people type. Sums of money rarely start that way.
@@ -49,7 +52,7 @@ def redact(text: str, person: Person) -> str:
     if not text:
         return text
     words = name_words(person)
-    text = _URL.sub(lambda m: _link(m.group(0), person, words), text)
+    text = _URL.sub(_link, text)
     text = _EMAIL.sub(EMAIL, text)
     domain = person.email.rsplit("@", 1)[-1] if "@" in person.email else ""
     if "." in domain:  # their site written without a scheme: "see bakery.example"
@@ -59,27 +62,12 @@ def redact(text: str, person: Person) -> str:
     return _REPEATED_NAME.sub(NAME, text)
 
 
-def _link(found: str, person: Person, words: set[str]) -> str:
-    # A sentence's closing punctuation is not part of the link it ends with.
-    url = found.rstrip(".,;:!?")
-    if not _is_personal(url, person, words):
-        return found
-    return LINK + found[len(url) :]
-
-
-def _is_personal(url: str, person: Person, words: set[str]) -> bool:
-    folded = fold(url)
-    domain = person.email.rsplit("@", 1)[-1].lower() if "@" in person.email else ""
-    booking = fold(person.booking).split("://", 1)[-1].rstrip("/")
-    if booking and booking in folded:
-        return True
-    if domain and domain in folded:
-        return True
-    return any(w in words for w in _url_words(folded))
-
-
-def _url_words(url: str) -> Iterator[str]:
-    yield from (w for w in re.split(r"[^\w]+|_", url) if w)
+def _link(found: re.Match[str]) -> str:
+    # Every link goes, not only those that spell the person: a booking page, a LinkedIn
+    # profile or a shop under a made-up slug identifies someone just as well. A sentence's
+    # closing punctuation is not part of the link it ends with.
+    url = found.group(0).rstrip(".,;:!?")
+    return LINK + found.group(0)[len(url) :]
 
 
 def _redact_phones(text: str, person: Person) -> str:

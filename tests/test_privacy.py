@@ -88,12 +88,15 @@ def distinct(pair: tuple[Person, Person]) -> bool:
     )
 
 
-def request(provider: Person, prospect: Person, need: str) -> bytes:
+def request(provider: Person, prospect: Person, need: str, shape: str = "labels") -> bytes:
     message = EmailMessage()
     message["From"] = f"Ada Lovelace <{REFERRER}>"
     message["To"] = "refer@intro.example.org"
     message["Subject"] = "Two people who should meet"
     message["Message-ID"] = make_msgid(domain="referrer.example")
+    if shape == "forward":
+        message.set_content(forwarded(provider, prospect, need))
+        return on_the_wire(message.as_bytes())
     message.set_content(
         f"Provider: {provider.name} <{provider.address}>\n"
         f"Provider phone: {provider.phone}\n"
@@ -108,6 +111,23 @@ def request(provider: Person, prospect: Person, need: str) -> bytes:
         f"Budget: 500 EUR\n"
     )
     return on_the_wire(message.as_bytes())
+
+
+def forwarded(provider: Person, prospect: Person, need: str) -> str:
+    """The prospect's own mail forwarded, signed the way people sign: all of them in it."""
+    return (
+        f"Provider: {provider.name} <{provider.address}>\n"
+        f"Provider phone: {provider.phone}\n"
+        f"Provider booking: {provider.booking}\n\n"
+        "---------- Forwarded message ---------\n"
+        f"From: {prospect.name} <{prospect.address}>\n"
+        "Date: Mon, Nov 16, 2026 at 9:14 AM\n"
+        f"Subject: {need} for {prospect.last}\n"
+        f"To: Ada Lovelace <{REFERRER}>\n\n\n"
+        f"Hi Ada, {prospect.first} here. We need {need}; call me on {prospect.phone},\n"
+        f"book at {prospect.booking} or write to {prospect.address}.\n\n"
+        f"{prospect.name}\n{prospect.phone}\n{prospect.domain}\n"
+    )
 
 
 def readable(raw: bytes) -> tuple[str, str]:
@@ -135,7 +155,7 @@ def assert_nothing_of(other: Person, seen: list[str], who: str) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -144,14 +164,15 @@ def assert_nothing_of(other: Person, seen: list[str], who: str) -> None:
     need=st.sampled_from(NEEDS),
     first_role=st.sampled_from(["provider", "prospect"]),
     first_answer=st.sampled_from(["yes", "no"]),
+    shape=st.sampled_from(["labels", "forward"]),
 )
 def test_nothing_reaching_one_party_identifies_the_other(
-    running, sink, pair, need, first_role, first_answer
+    running, sink, pair, need, first_role, first_answer, shape
 ):
     provider, prospect = pair
     person = {"provider": provider, "prospect": prospect}
     before = len(sink.deliveries)
-    send(running.service.smtp_port, request(provider, prospect, need))
+    send(running.service.smtp_port, request(provider, prospect, need, shape))
     sink.wait_for(before + 3)
     referral = next(
         r

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,6 @@ NEUTRAL = [
     "400 EUR",
     "2.000.000 EUR",
     "in 2027",
-    "https://vendor.example/tool",
     "asap",
     "5-person",
 ]
@@ -132,7 +132,7 @@ def test_no_trace_of_the_person_survives(case):
 def test_what_is_not_about_the_person_stays(case):
     person, text = case
     kept = redact(text, person)
-    for word in ("bookkeeping", "March", "EUR", "vendor.example"):
+    for word in ("bookkeeping", "March", "EUR"):
         if word in text and fold(word) not in {fold(w) for w in person.name.split()}:
             assert word in kept
 
@@ -154,3 +154,19 @@ def test_a_typical_need_reads_well_after_redaction():
 def test_numbers_that_are_not_phones_stay():
     text = "Budget: 2.000.000 EUR, 12 months, invoice 2026-11-22, 5 people"
     assert redact(text, Person("Bob Smith", "bob@bakery.example", "+49 30 1234567")) == text
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "https://calendly.com/xk3j9",
+        "https://www.linkedin.com/in/a1b2c3",
+        "www.shop-4711.example/about",
+        "calendly.com/xk3j9",
+        "http://wa.me/4930123",
+    ],
+)
+def test_every_link_goes_even_one_that_does_not_spell_the_person(link):
+    """A booking page under a made-up slug identifies someone as well as their name does."""
+    bob = Person("Bob Smith", "bob@bakery.example")
+    assert redact(f"Book me at {link}. Thanks", bob) == "Book me at [link]. Thanks"
