@@ -131,3 +131,32 @@ def test_with_a_trusted_mta_unauthenticated_from_domains_are_refused_at_data(
         assert sum(queries.inbound_counts().values()) == 1
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "reason"),
+    [
+        ("request_outlook_tnef_winmail_dat_only.eml", "no readable text (application/ms-tnef)"),
+        (
+            "request_multipart_without_boundary_php_mailer.eml",
+            "no readable text (multipart/alternative)",
+        ),
+    ],
+    ids=["winmail-dat-only", "multipart-without-boundary"],
+)
+def test_what_cannot_be_read_is_accepted_kept_and_the_listener_goes_on(
+    running, sink, fixture, reason
+):
+    with client(running) as smtp:
+        assert smtp.sendmail(REFERRER, [RCPT], wire_fixture(fixture)) == {}
+    [note] = sink.wait_for(1)
+    assert note.rcpt_tos == (REFERRER,)
+    assert b"could not read" in note.data
+    [kept] = eventually(queries.quarantined, "the message in quarantine")
+    assert kept.note == reason
+    assert kept.raw.replace(b"\r\n", b"\n") == wire_fixture(fixture).replace(b"\r\n", b"\n")
+    # The next request on the same listener is served as usual.
+    with client(running) as smtp:
+        smtp.sendmail(REFERRER, [RCPT], wire_fixture("request_thunderbird_labelled_lines.eml"))
+    sink.wait_for(4)
+    assert queries.referral_counts() == {"asking": 1}
