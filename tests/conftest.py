@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from service.clock import FixedClock
+from service.context import Context, make_context
 from service.settings import Settings
 from store import db
 
@@ -205,6 +207,14 @@ def _toml(value: object) -> str:
 
 
 # ------------------------------------------------------------------ the service
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, store_url: str) -> Context:
+    """The service's context on a fresh store of each kind, its clock stopped at helpers.NOW."""
+    from tests.helpers import NOW
+
+    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
 
 
 class InProcess:

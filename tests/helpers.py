@@ -1,4 +1,5 @@
-"""Steps several test modules take: send a request over SMTP, find the links it produced."""
+"""Steps several test modules take: send a request over SMTP or hand it to intake, find the
+links and mails it produced."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import email
 import email.policy
 import re
 import smtplib
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import httpx
 
-from tests.conftest import REFERRER, Delivery, Sink, wire_fixture
+from service import intake
+from service.context import Context
+from service.workflow import Channel
+from store import queries
+from tests.conftest import REFERRER, Delivery, Sink, fixture_bytes, wire_fixture
 
 # One client for every test: a bare httpx.get() builds a new TLS context each time (~40 ms).
 web = httpx.Client(timeout=10)
@@ -47,3 +53,32 @@ def consent_link(delivery: Delivery) -> str:
     match = re.search(r"(http://\S+/c/[A-Za-z0-9_.\-]+)\?answer=yes", text_of(delivery))
     assert match, "a consent mail without a Yes link"
     return match.group(1)
+
+
+# ------------------------------------------------------------------ intake, without SMTP
+
+# The moment every intake test lives at; the `ctx` fixture's clock says the same.
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def arrive(name: str, envelope_from: str = REFERRER) -> int:
+    """A fixture stored as if it had just been accepted over SMTP; its inbound id."""
+    received = intake.receive(
+        fixture_bytes(name), envelope_from, ["refer@intro.example.org"], Channel.SMTP, NOW
+    )
+    assert received.inbound_id is not None
+    return received.inbound_id
+
+
+def outcome(ctx: Context, inbound_id: int) -> tuple[str, str]:
+    """Process what is stored; (state, note) of that one message."""
+    intake.process_pending(ctx, NOW)
+    record = queries.inbound_by_id(inbound_id)
+    assert record is not None
+    return record.state, record.note
+
+
+def outbox_mails() -> list[EmailMessage]:
+    """Everything waiting in the outbox, parsed as its recipient's client will."""
+    items = queries.claim_outbox(NOW, NOW, 100)
+    return [email.message_from_bytes(i.raw, policy=email.policy.default) for i in items]

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pytest
 
 from service import intake
 from service.addresses import parse_mailbox
-from service.clock import FixedClock
-from service.context import make_context
 from service.parsing import RequestDraft, parse_message, parse_request
 from service.text import fold
 from service.workflow import Channel
 from store import queries
-from tests.conftest import REFERRER, fixture_bytes, make_settings
-
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+from tests.conftest import REFERRER, fixture_bytes
+from tests.helpers import NOW, outbox_mails
 
 
 @dataclass(frozen=True)
@@ -186,16 +180,6 @@ def test_labels_naming_the_prospect_win_over_the_innermost_sender():
 
 
 # ------------------------------------------------------------------ through intake
-
-
-@pytest.fixture
-def ctx(tmp_path, store_url):
-    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
-
-
-def outbox_mails() -> list[email.message.EmailMessage]:
-    items = queries.claim_outbox(NOW, NOW, 100)
-    return [email.message_from_bytes(i.raw, policy=email.policy.default) for i in items]
 
 
 @pytest.mark.parametrize(("name", "lang"), CASES)

@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from service import intake
-from service.clock import FixedClock
 from service.compose import Templates
-from service.context import make_context
 from service.workflow import Channel
 from store import queries
-from tests.conftest import REFERRER, fixture_bytes, make_settings
-
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def ctx(tmp_path, store_url):
-    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
-
-
-def arrive(name: str, envelope_from: str = REFERRER) -> int:
-    received = intake.receive(
-        fixture_bytes(name), envelope_from, ["refer@intro.example.org"], Channel.SMTP, NOW
-    )
-    assert received.inbound_id is not None
-    return received.inbound_id
-
-
-def outcome(ctx, inbound_id: int) -> tuple[str, str]:
-    intake.process_pending(ctx, NOW)
-    record = queries.inbound_by_id(inbound_id)
-    return record.state, record.note
-
-
-def outbox_mails() -> list[email.message.EmailMessage]:
-    items = queries.claim_outbox(NOW, NOW, 100)
-    return [email.message_from_bytes(i.raw, policy=email.policy.default) for i in items]
+from tests.conftest import REFERRER, fixture_bytes
+from tests.helpers import NOW, arrive, outbox_mails, outcome
 
 
 @pytest.mark.parametrize(

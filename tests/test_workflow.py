@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import pytest
 
 from service import workflow
 from service.addresses import Mailbox
 from service.checks import Suggestion, suggestions
-from service.clock import FixedClock
-from service.context import make_context
 from service.errors import NotFound
 from service.parsing import parse_message, parse_request
 from service.workflow import Answer, Channel, Notice, Outcome, State, decide_answer
 from store import db, queries
-from tests.conftest import REFERRER, fixture_bytes, make_settings
+from tests.conftest import REFERRER, fixture_bytes
+from tests.helpers import NOW
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ADA = Mailbox("Ada Lovelace", REFERRER)
 Y, N = Answer.YES, Answer.NO
 
@@ -95,11 +92,6 @@ Y, N = Answer.YES, Answer.NO
 def test_decide_answer(state, answers, role, answer, expected):
     decision = decide_answer(state, answers, role, answer)
     assert (decision.outcome, decision.state, decision.notices) == expected
-
-
-@pytest.fixture
-def ctx(tmp_path, store_url):
-    return make_context(make_settings(tmp_path, store_url), FixedClock(NOW))
 
 
 def open_one(ctx):
