@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 
 from service.addresses import Mailbox, is_valid, normalize, parse_mailbox
-from service.bodies import body_text
+from service.bodies import body_text, header_text
 from service.labels import fold_label
 
 # Header labels inside a forwarded block, folded (see labels.fold): case, accents, hamza
@@ -170,11 +170,11 @@ def _attached(message: Message) -> Iterator[Forwarded]:
             continue
         text = body_text(inner) or ""
         nested = split_text(text)
-        sender_text = str(inner.get("From", "") or "")
+        sender_text = header_text(inner, "From")
         yield Forwarded(
             sender=_sender(sender_text),
             sender_text=sender_text,
-            subject=str(inner.get("Subject", "") or "").strip(),
+            subject=header_text(inner, "Subject"),
             text=_own_words(nested.own),
         )
         yield from nested.forwards

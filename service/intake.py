@@ -14,6 +14,7 @@ from email.policy import compat32
 from service import letters
 from service.addresses import Mailbox
 from service.authorization import judge
+from service.bodies import header_text
 from service.checks import care_gate
 from service.context import Context
 from service.errors import Unreadable
@@ -143,7 +144,7 @@ def tell_unreadable(
 
     Once per message: an operator's retry that fails again does not write to them again.
     """
-    subject = str(message.get("Subject", "") or "").strip()
+    subject = header_text(message, "Subject")
     with transaction():
         if queries.mark_referrer_told(inbound_id):
             note = letters.request_unreadable(ctx, referrer, subject, message_id_of(message), now)

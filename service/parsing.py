@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
 from service.addresses import Mailbox, parse_mailbox
-from service.bodies import body_text
+from service.bodies import body_text, header_text
 from service.errors import Unreadable
 from service.forwards import Forwarded, split_request
 from service.labels import PROSPECT, PROVIDER, classify
@@ -109,7 +109,7 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
         budget=referral.get("budget", ""),
         follow_up_days=_days(referral.get("follow_up", "")),
         language=referral.get("language", "").strip().lower(),
-        subject=str(message.get("Subject", "") or "").strip(),
+        subject=header_text(message, "Subject"),
         message_id=_message_id(message),
     )
 

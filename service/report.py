@@ -6,7 +6,7 @@ from datetime import datetime
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default
 
-from service.bodies import body_text
+from service.bodies import body_text, header_text
 from service.workflow import State
 from store import queries
 from store.records import InboundRecord, PartyRecord
@@ -96,7 +96,7 @@ def quarantine_list() -> str:
         headers = BytesHeaderParser(policy=default).parsebytes(record.raw)
         lines.append(
             f"  {record.id:>6}  {_when(record.received_at)}  {headers.get('From', '?')}"
-            f'  "{headers.get("Subject", "")}"  {record.note}'
+            f'  "{header_text(headers, "Subject")}"  {record.note}'
         )
     return "\n".join(lines) + "\n"
 
