@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import peewee
-from playhouse import db_url
+from playhouse import db_url, migrate
 
 database = peewee.DatabaseProxy()
 
@@ -54,12 +54,33 @@ def bind(url: str) -> peewee.Database:
 
 
 def ensure_schema() -> None:
+    """Create what is missing: tables, and columns a newer release added to a table."""
     from store.models import ALL_MODELS
 
     with database.atomic():
         if is_postgresql():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
         database.create_tables(ALL_MODELS, safe=True)
+        _add_missing_columns(ALL_MODELS)
+
+
+def _add_missing_columns(models: list[type[peewee.Model]]) -> None:
+    """Upgrade a store written by an earlier release in place; nothing stored is touched.
+
+    Every column we add has a default or allows NULL, so adding one is always safe; anything
+    else (a rename, a new constraint) would need a migration of its own.
+    """
+    migrator = (
+        migrate.PostgresqlMigrator(database.obj)
+        if is_postgresql()
+        else migrate.SqliteMigrator(database.obj)
+    )
+    for model in models:
+        table = model._meta.table_name
+        present = {c.name for c in database.get_columns(table)}
+        missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+        if missing:
+            migrate.migrate(*[migrator.add_column(table, f.column_name, f) for f in missing])
 
 
 def close() -> None:

@@ -162,3 +162,16 @@ def test_sqlite_write_transactions_take_the_write_lock_at_begin(sqlite_url, tmp_
                 other.execute("BEGIN IMMEDIATE")
         finally:
             other.close()
+
+
+def test_a_store_from_an_earlier_release_gains_new_columns_and_keeps_its_rows(store_url):
+    """An upgrade must not lose what an earlier release stored, nor fail on its tables."""
+    from store.models import InboundMessage
+
+    kept = queries.store_inbound(inbound("k1"))
+    table = InboundMessage._meta.table_name
+    db.database.execute_sql(f"ALTER TABLE {table} DROP COLUMN referrer_told")
+    db.bind(store_url)
+    record = queries.inbound_by_id(kept)
+    assert record is not None and record.raw == inbound("k1").raw
+    assert queries.mark_referrer_told(kept) is True
