@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 
 # Crockford's alphabet: no I, L, O or U, so a reference read over the phone survives.
@@ -22,6 +23,11 @@ def reference() -> str:
 def ask_key() -> str:
     """The opaque key a consent link carries instead of anything about a person."""
     return secrets.token_urlsafe(16)
+
+
+def address_key() -> str:
+    """The plus part of one of our addresses: lower case base32, because MTAs may fold case."""
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()
 
 
 def secret_key() -> str:

@@ -19,6 +19,7 @@ from service.context import Context
 from service.labels import PROSPECT, PROVIDER
 from service.parsing import RequestDraft
 from service.redaction import Person, redact
+from service.routing import bounce_address, reply_address
 from service.tokens import Purpose
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
 
@@ -35,12 +36,25 @@ def receipt(ctx: Context, referral: ReferralRecord, now: datetime) -> OutgoingMa
 
 
 def consent_request(
-    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    now: datetime,
+    template: str = "consent_request",
 ) -> OutgoingMail:
+    """The question to one party (or, with another template, a reminder of it).
+
+    Its Reply-To is the question's own address, so a plain reply answers it.
+    """
     url = consent_url(ctx, party.ask_key)
+    reply_to = (
+        [Mailbox(ctx.settings.service.sender_name, reply_address(ctx.settings, party.reply_key))]
+        if party.reply_key
+        else []
+    )
     return _post(
         ctx,
-        "consent_request",
+        template,
         [_mailbox(party)],
         party.language,
         {
@@ -51,6 +65,8 @@ def consent_request(
         },
         now,
         referral.id,
+        reply_to=reply_to,
+        party_id=party.id,
     )
 
 
@@ -226,11 +242,14 @@ def _post(
     reply_to: Sequence[Mailbox] = (),
     in_reply_to: str | None = None,
     envelope_to: Sequence[str] | None = None,
+    party_id: int | None = None,
 ) -> OutgoingMail:
+    """One finished mail. Its envelope sender names it (VERP), so a bounce says which it was."""
     rendered = ctx.templates.render_mail(
         template, language, {**context, "sender_name": ctx.settings.service.sender_name}
     )
     message_id = ids.message_id(ctx.settings.service.domain)
+    bounce_key = ids.address_key()
     raw = build_message(
         sender=ctx.sender,
         to=to,
@@ -244,10 +263,12 @@ def _post(
     return OutgoingMail(
         message_id=message_id,
         purpose=template,
-        envelope_from=ctx.settings.referral_mailbox,
+        envelope_from=bounce_address(ctx.settings, bounce_key),
         recipients=tuple(envelope_to if envelope_to is not None else [m.address for m in to]),
         raw=raw,
         referral_id=referral_id,
+        party_id=party_id,
+        bounce_key=bounce_key,
     )
 
 

@@ -196,6 +196,7 @@ def _new_party(draft: PartyDraft, language: str) -> NewParty:
         email=draft.mailbox.address,
         name=draft.mailbox.name,
         ask_key=ids.ask_key(),
+        reply_key=ids.address_key(),
         language=_language(draft.language, language),
         phone=draft.phone,
         prefers=draft.prefers,

@@ -79,6 +79,9 @@ class Party(BaseModel):
     booking = peewee.TextField(default="")
     language = peewee.CharField(max_length=8)
     ask_key = peewee.CharField(max_length=40, unique=True)
+    # The plus part of the address their answer by mail goes to; lower case, because some
+    # MTAs fold the local part.
+    reply_key = peewee.CharField(max_length=32, null=True, unique=True)
     answer = peewee.CharField(max_length=8, null=True)
     answered_at = UTCDateTimeField(null=True)
     answer_channel = peewee.CharField(max_length=16, null=True)
@@ -104,6 +107,8 @@ class OutboxMail(BaseModel):
     message_id = peewee.CharField(max_length=255, unique=True)
     purpose = peewee.CharField(max_length=32)
     referral = peewee.ForeignKeyField(Referral, null=True, on_delete="SET NULL")
+    party = peewee.ForeignKeyField(Party, null=True, on_delete="SET NULL")
+    bounce_key = peewee.CharField(max_length=32, null=True, unique=True)
     envelope_from = peewee.TextField()
     recipients = peewee.TextField()
     raw = peewee.BlobField()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 import peewee
@@ -18,6 +18,7 @@ from store.records import (
     OutgoingMail,
     PartyRecord,
     ReferralRecord,
+    SentMail,
 )
 
 # ---------------------------------------------------------------- inbound
@@ -166,6 +167,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
                 "booking": p.booking,
                 "language": p.language,
                 "ask_key": p.ask_key,
+                "reply_key": p.reply_key,
             }
             for p in new.parties
         ]
@@ -291,6 +293,40 @@ def _party(row: Party) -> PartyRecord:
         answer=row.answer,
         answered_at=row.answered_at,
         answer_channel=row.answer_channel,
+        reply_key=row.reply_key,
+    )
+
+
+def ask_key_for_reply(reply_key: str) -> str | None:
+    """The consent question a reply address belongs to."""
+    row = Party.get_or_none(Party.reply_key == reply_key.lower())
+    return row.ask_key if row else None
+
+
+def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
+    """The consent question one of these Message-IDs asked (for replies that lost the tag)."""
+    if not message_ids:
+        return None
+    row = (
+        Party.select(Party.ask_key)
+        .join(OutboxMail, on=OutboxMail.party == Party.id)
+        .where(OutboxMail.message_id.in_(list(message_ids)))
+        .first()
+    )
+    return row.ask_key if row else None
+
+
+def sent_mail_by_bounce_key(bounce_key: str) -> SentMail | None:
+    """The mail a VERP bounce address names: to whom it went, and which question it asked."""
+    row = OutboxMail.get_or_none(OutboxMail.bounce_key == bounce_key.lower())
+    if row is None:
+        return None
+    return SentMail(
+        id=row.id,
+        purpose=row.purpose,
+        referral_id=row.referral_id,
+        party_id=row.party_id,
+        recipients=tuple(row.recipients.split("\n")),
     )
 
 
@@ -303,6 +339,8 @@ def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
             "message_id": m.message_id,
             "purpose": m.purpose,
             "referral": m.referral_id,
+            "party": m.party_id,
+            "bounce_key": m.bounce_key,
             "envelope_from": m.envelope_from,
             "recipients": "\n".join(m.recipients),
             "raw": m.raw,

@@ -41,6 +41,7 @@ class NewParty:
     prefers: str = ""
     best_time: str = ""
     booking: str = ""
+    reply_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class PartyRecord:
     answer: str | None
     answered_at: datetime | None
     answer_channel: str | None
+    reply_key: str | None = None
 
     @property
     def display(self) -> str:
@@ -136,6 +138,8 @@ class OutgoingMail:
     recipients: tuple[str, ...]
     raw: bytes
     referral_id: int | None = None
+    party_id: int | None = None  # the party a consent question or reminder asks
+    bounce_key: str | None = None  # names this mail in its VERP envelope sender
 
 
 @dataclass(frozen=True)
@@ -148,3 +152,14 @@ class OutboxItem:
     raw: bytes
     attempts: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class SentMail:
+    """What a bounce needs to know about the mail it is about."""
+
+    id: int
+    purpose: str
+    referral_id: int | None
+    party_id: int | None
+    recipients: tuple[str, ...]

@@ -64,7 +64,9 @@ def test_one_introduction_from_request_to_introduction(serve, sink):
             else ("jane", "Jane Roe", "acme.example", "cal.example")
         )
         assert not [w for w in other_words if re.search(rf"(?i)\b{re.escape(w)}\b", shown(consent))]
-        assert consent.mail_from == RCPT
+        # Each mail's envelope sender is its own VERP address, so a bounce says which it was.
+        assert re.fullmatch(r"refer\+b-[a-z2-7]{16}@intro\.example\.org", consent.mail_from)
+    assert len({d.mail_from for d in sink.deliveries}) == len(sink.deliveries)
     # Scanners fetch every link, some with HEAD: nothing may change.
     [referral] = queries.recent_referrals()
     history = queries.events_for(referral.id)

@@ -1,0 +1,42 @@
+"""Which of our addresses a recipient is: requests, answers to one question, bounces of one mail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.routing import Destination, Route, bounce_address, reply_address, route
+from tests.conftest import make_settings
+
+KEY = "k7q3xzm2p4wsr6tb"
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    return make_settings(tmp_path, "sqlite:///unused.db")
+
+
+@pytest.mark.parametrize(
+    ("recipient", "expected"),
+    [
+        ("refer@intro.example.org", Destination(Route.REQUEST)),
+        ("Refer@Intro.Example.Org", Destination(Route.REQUEST)),
+        (f"refer+{KEY}@intro.example.org", Destination(Route.REPLY, KEY)),
+        (f"refer+{KEY.upper()}@intro.example.org", Destination(Route.REPLY, KEY)),
+        (f"refer+b-{KEY}@intro.example.org", Destination(Route.BOUNCE, KEY)),
+        ("refer+nonsense@intro.example.org", None),
+        (f"refer+b-{KEY}x@intro.example.org", None),
+        ("someone@intro.example.org", None),
+        (f"refer+{KEY}@elsewhere.example", None),
+        ("refer@intro.example.org.evil.example", None),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_what_an_address_of_ours_means(settings, recipient, expected):
+    assert route(recipient, settings) == expected
+
+
+def test_the_addresses_we_make_route_back_to_their_key(settings):
+    assert route(reply_address(settings, KEY), settings) == Destination(Route.REPLY, KEY)
+    assert route(bounce_address(settings, KEY), settings) == Destination(Route.BOUNCE, KEY)
