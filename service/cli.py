@@ -12,7 +12,6 @@ from pathlib import Path
 
 from service import intake, jobs, report, transports
 from service.addresses import parse_mailbox
-from service.authorization import judge
 from service.clock import Clock, FixedClock, SystemClock, parse_moment
 from service.context import make_context
 from service.errors import CareIntroError, ConfigError
@@ -169,10 +168,10 @@ def _submit(args: argparse.Namespace) -> int:
         sender = from_mailbox.address if from_mailbox else ""
         if not sender:
             raise Failure("the message has no usable From address; give --sender", EX_DATAERR)
-    refused = judge(sender, headers, settings.security).refusal
+    _open_store(settings)
+    refused = intake.admission(sender, [recipient], headers, settings)
     if refused:
         raise Failure(refused, EX_NOPERM)
-    _open_store(settings)
     clock = SystemClock()
     try:
         received = intake.receive(raw, sender, [recipient], Channel.CLI, clock.now(), headers)

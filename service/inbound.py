@@ -9,12 +9,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from service import intake
-from service.authorization import judge, may_send
 from service.clock import Clock
 from service.outbox import RunDb
 from service.routing import route
 from service.settings import Settings
-from service.workflow import Channel
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +40,9 @@ class InboundHandler:
     ) -> str:
         if route(address, self.settings) is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
-        sender = envelope_sender(envelope)
-        if not may_send(sender, self.settings.security.allowed_referrers):
-            # Refused now rather than answered later: a reply would be backscatter.
-            return f"550 5.7.1 <{sender}>: not allowed to send requests here"
+        # Who may send is decided at DATA, in the dialogue still (a reply mail would be
+        # backscatter): a party answering with a client that dropped our tag writes to the
+        # referral address, and only the headers show that it answers our question.
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -56,18 +53,18 @@ class InboundHandler:
             headers = intake.headers_of(raw)
             message_id = intake.message_id_of(headers)
             sender = envelope_sender(envelope)
-            refused = judge(sender, headers, self.settings.security).refusal
-            if refused:
-                return f"550 5.7.1 {refused[0].upper()}{refused[1:]}"
-            received = await self.run_db(
-                intake.receive,
+            refused, received = await self.run_db(
+                intake.admit_and_receive,
                 raw,
                 sender,
                 list(envelope.rcpt_tos),
-                Channel.SMTP,
+                self.settings,
                 self.clock.now(),
                 headers,
             )
+            if refused:
+                return f"550 5.7.1 {refused[0].upper()}{refused[1:]}"
+            assert received is not None
         except Exception:
             log.exception("could not store message %s from %s", message_id, session.peer)
             return TEMPORARY_FAILURE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,8 @@ from service.checks import care_gate
 from service.context import Context
 from service.errors import Unreadable
 from service.parsing import parse_message, parse_request
+from service.routing import Route, route
+from service.settings import Settings
 from service.workflow import Channel, open_referral, refuse_request
 from store import queries
 from store.db import transaction
@@ -27,6 +30,7 @@ from store.records import InboundRecord, NewInbound
 log = logging.getLogger(__name__)
 
 _HEADERS = BytesHeaderParser(policy=compat32)
+_MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,49 @@ def dedupe_key(message_id: str | None, raw: bytes) -> str:
     """The same Message-ID is the same message; without one, the same bytes are."""
     basis = b"mid:" + message_id.lower().encode() if message_id else b"raw:" + raw
     return hashlib.sha256(basis).hexdigest()
+
+
+def admission(
+    envelope_from: str, recipients: Sequence[str], headers: Message, settings: Settings
+) -> str | None:
+    """Why the SMTP dialogue must refuse this message, or None to store it.
+
+    Answers and bounces reach a tagged address and may come from anyone. A request must come
+    from an allowed referrer, unless it is an answer to one of our questions whose client
+    dropped the tag (it still names our mail in In-Reply-To or References): that asks the
+    store, so call it off the event loop.
+    """
+    destinations = [route(r, settings) for r in recipients]
+    if any(d is not None and d.route is not Route.REQUEST for d in destinations):
+        return None
+    refusal = judge(envelope_from, headers, settings.security).refusal
+    if refusal and envelope_from and queries.ask_key_for_message_ids(referenced_ids(headers)):
+        return None
+    return refusal
+
+
+def admit_and_receive(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    settings: Settings,
+    now: datetime,
+    headers: Message,
+) -> tuple[str | None, Received | None]:
+    """The SMTP edge's one trip to the store: refuse, or store durably."""
+    refusal = admission(envelope_from, recipients, headers, settings)
+    if refusal:
+        return refusal, None
+    return None, receive(raw, envelope_from, recipients, Channel.SMTP, now, headers)
+
+
+def referenced_ids(headers: Message) -> list[str]:
+    """The Message-IDs a reply names, nearest first: In-Reply-To, then References backwards."""
+    found: list[str] = []
+    for name in ("In-Reply-To", "References"):
+        ids = _MESSAGE_ID.findall(" ".join(str(v) for v in headers.get_all(name) or []))
+        found.extend(ids if name == "In-Reply-To" else reversed(ids))
+    return list(dict.fromkeys(found))[:20]
 
 
 def receive(

@@ -23,11 +23,14 @@ def test_an_address_we_do_not_own_is_refused_with_550(running):
     assert code == 550 and b"no such mailbox" in text
 
 
-def test_a_stranger_is_refused_at_rcpt_time(running):
-    with client(running) as smtp, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+def test_a_stranger_is_refused_in_the_dialogue(running):
+    with client(running) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
         stranger = wire_fixture("request_from_stranger.eml")
         smtp.sendmail("mallory@elsewhere.example", [RCPT], stranger)
-    assert refused.value.recipients[RCPT][0] == 550
+    assert refused.value.smtp_code == 550
+    assert refused.value.smtp_error == (
+        b"5.7.1 <mallory@elsewhere.example> is not allowed to send requests here"
+    )
     assert queries.inbound_counts() == {}
 
 
