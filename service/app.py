@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import schedule
 from aiohttp import web
 
-from service import intake, transports
+from service import deadlines, intake, transports
 from service.clock import Clock, SystemClock
 from service.context import Context, make_context
 from service.inbound import InboundHandler, smtp_factory
@@ -29,6 +29,8 @@ T = TypeVar("T")
 # what a crash or another instance left behind is picked up soon.
 INTAKE_EVERY_SECONDS = 10
 OUTBOX_EVERY_SECONDS = 5
+# Reminders and expiry are due in days; a minute late is on time.
+DEADLINES_EVERY_SECONDS = 60
 STOP_GRACE_SECONDS = 30
 
 
@@ -87,6 +89,7 @@ class Service:
         self._scheduler_task: asyncio.Task[None] | None = None
         self.intake = Kicker("intake", self._intake)
         self.outbox = Kicker("outbox", self._outbox)
+        self.deadlines = Kicker("deadlines", self._deadlines)
         self.smtp_port = 0
         self.web_port = 0
 
@@ -114,10 +117,12 @@ class Service:
 
         self.scheduler.every(INTAKE_EVERY_SECONDS).seconds.do(self.intake.kick)
         self.scheduler.every(OUTBOX_EVERY_SECONDS).seconds.do(self.outbox.kick)
+        self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.deadlines.kick)
         self._scheduler_task = loop.create_task(self._run_scheduler(), name="scheduler")
         # Whatever a previous run stored but did not finish is due now.
         self.intake.kick()
         self.outbox.kick()
+        self.deadlines.kick()
         log.info(
             "care-intro serving: SMTP %s:%d for %s, pages %s:%d, outbound %s",
             inbound.host,
@@ -141,6 +146,7 @@ class Service:
         try:
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 await self.intake.close()
+                await self.deadlines.close()
                 await self.outbox.close()
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
@@ -159,6 +165,14 @@ class Service:
         assert self.ctx is not None
         done = await self.run_db(intake.process_pending, self.ctx, self.clock.now())
         if done:
+            self.outbox.kick()
+
+    async def _deadlines(self) -> None:
+        assert self.ctx is not None
+        now = self.clock.now()
+        expired = await self.run_db(deadlines.expire_due, self.ctx, now)
+        reminded = await self.run_db(deadlines.send_reminders, self.ctx, now)
+        if expired or reminded:
             self.outbox.kick()
 
     async def _outbox(self) -> None:

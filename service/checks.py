@@ -19,6 +19,7 @@ class Problem(enum.StrEnum):
     INVALID_ADDRESS = "invalid_address"
     SAME_PERSON = "same_person"
     PARTY_IS_REFERRER = "party_is_referrer"
+    UNAVAILABLE = "unavailable"
 
 
 # "Accounting" or "help needed" says nothing a provider can judge relevance by (CARE's A).
@@ -42,8 +43,14 @@ class Finding:
     given: str = ""
 
 
-def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
-    """Every reason at once, so the referrer can fix the request in one go."""
+def care_gate(
+    draft: RequestDraft, referrer: str, unavailable: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """Every reason at once, so the referrer can fix the request in one go.
+
+    `unavailable` are addresses we may not write to; the finding says only that we cannot
+    pass the request on, never why (that someone asked us to stop is theirs to tell).
+    """
     findings: list[Finding] = []
     need = draft.need.strip()
     if not need:
@@ -52,6 +59,8 @@ def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
         findings.append(Finding(Problem.NEED_TOO_SHORT, given=need))
     for party in (draft.provider, draft.prospect):
         findings.extend(_party_findings(party, referrer))
+        if party.mailbox is not None and party.mailbox.address in unavailable:
+            findings.append(Finding(Problem.UNAVAILABLE, party.role, party.mailbox.address))
     provider, prospect = draft.provider.mailbox, draft.prospect.mailbox
     if provider and prospect and provider.address == prospect.address:
         findings.append(Finding(Problem.SAME_PERSON, given=provider.address))

@@ -58,6 +58,10 @@ class Templates:
             raise ValueError(f"mail template {name} sets no subject")
         return Rendered(subject=subject, text=str(text_module), html=html)
 
+    def render_fragment(self, path: str, language: str, context: Mapping[str, Any]) -> str:
+        """A shared piece of text (a footer) in the recipient's language."""
+        return self._env(language).get_template(path).render(dict(context))
+
     def render_page(self, name: str, language: str, context: Mapping[str, Any]) -> str:
         return self._env(language).get_template(f"pages/{name}.html").render(dict(context))
 
@@ -96,6 +100,7 @@ def build_message(
     language: str,
     reply_to: Sequence[Mailbox] = (),
     in_reply_to: str | None = None,
+    unsubscribe_url: str | None = None,
 ) -> bytes:
     """The final bytes of a mail: every header set here, nothing added later."""
     message = EmailMessage(policy=_POLICY)
@@ -112,6 +117,10 @@ def build_message(
     # RFC 3834: we are a robot; auto-responders must not answer us.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
+    if unsubscribe_url:
+        # RFC 8058: mail clients offer "unsubscribe" and POST to the link in one click.
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     # After the body: set_content() drops every Content-* header it finds.

@@ -12,6 +12,8 @@ from service.keys import secret_keys
 from service.settings import Settings
 from service.tokens import Purpose, Tokens
 
+OPTOUT_VALID_FOR = timedelta(days=3 * 365)
+
 
 @dataclass(frozen=True)
 class Context:
@@ -33,6 +35,7 @@ def make_context(settings: Settings, clock: Clock, templates: Templates | None =
     tokens = Tokens(
         secret_keys(settings),
         clock,
-        {Purpose.CONSENT: open_for, Purpose.SURVEY: open_for},
+        # "Never contact me again" must work from any mail anyone kept, for a long time.
+        {Purpose.CONSENT: open_for, Purpose.SURVEY: open_for, Purpose.OPTOUT: OPTOUT_VALID_FOR},
     )
     return Context(settings=settings, tokens=tokens, templates=templates or Templates())

@@ -12,18 +12,20 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from service import letters
+from service import conversation, letters, quota
 from service.addresses import Mailbox
 from service.authorization import judge
 from service.bodies import header_text
 from service.checks import care_gate
 from service.context import Context
+from service.disposition import Disposition
 from service.errors import Unreadable
 from service.parsing import parse_message, parse_request
+from service.robots import automatic_reason
 from service.routing import Route, route
 from service.settings import Settings
 from service.workflow import Channel, open_referral, refuse_request
-from store import queries
+from store import queries, suppressions
 from store.db import transaction
 from store.records import InboundRecord, NewInbound
 
@@ -38,14 +40,6 @@ class Received:
     inbound_id: int | None
     duplicate: bool
     message_id: str | None
-
-
-@dataclass(frozen=True)
-class Disposition:
-    """What became of a stored message: its new state, and why."""
-
-    state: str
-    note: str
 
 
 def headers_of(raw: bytes) -> Message:
@@ -160,12 +154,29 @@ def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Dispo
 
 
 def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
-    """The stages, in order; the first that decides ends the run."""
-    if record.envelope_from == "":
-        return Disposition("ignored", "delivery status notification")
+    """The stages, in order; the first that decides ends the run.
+
+    What the message is comes from where it was sent: a VERP address or the null sender is
+    a bounce, a question's address (or a reply naming our question) an answer, and the
+    referral address a request.
+    """
+    destinations = [d for d in (route(r, ctx.settings) for r in record.recipients) if d]
     message = parse_message(record.raw)
-    if is_automatic(message):
-        return Disposition("ignored", "automatic message")
+    bounce = next((d for d in destinations if d.route is Route.BOUNCE), None)
+    if bounce is not None or record.envelope_from == "":
+        return conversation.process_bounce(ctx, record, message, bounce.key if bounce else "", now)
+    reply = next((d for d in destinations if d.route is Route.REPLY), None)
+    if reply is not None:
+        ask_key = queries.ask_key_for_reply(reply.key)
+        if ask_key is None:
+            return Disposition("ignored", "answer to a question we do not have")
+    else:
+        ask_key = queries.ask_key_for_message_ids(referenced_ids(message))
+    if ask_key is not None:
+        return conversation.process_reply(ctx, record, message, ask_key, now)
+    robot = automatic_reason(message, record.envelope_from)
+    if robot:
+        return Disposition("ignored", f"automatic message: {robot}")
     verdict = judge(record.envelope_from, message, ctx.settings.security)
     if verdict.referrer is None:
         return Disposition("ignored", verdict.refusal or "not a request")
@@ -175,7 +186,8 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     except Unreadable as exc:
         tell_unreadable(ctx, record.id, referrer, message, now)
         return Disposition("quarantined", str(exc))
-    findings = care_gate(draft, referrer.address)
+    named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
+    findings = care_gate(draft, referrer.address, frozenset(suppressions.suppressed(named)))
     if findings:
         refuse_request(ctx, referrer, draft, findings, now)
         return Disposition("rejected", ", ".join(sorted({f.problem.value for f in findings})))
@@ -193,6 +205,8 @@ def tell_unreadable(
     """
     subject = header_text(message, "Subject")
     with transaction():
+        if not quota.may_write(ctx.settings, referrer.address, now):
+            return
         if queries.mark_referrer_told(inbound_id):
             note = letters.request_unreadable(ctx, referrer, subject, message_id_of(message), now)
             queries.enqueue([note], now)
@@ -203,15 +217,8 @@ def _tell_referrer_safely(ctx: Context, record: InboundRecord, now: datetime) ->
     try:
         headers = headers_of(record.raw)
         referrer = judge(record.envelope_from, headers, ctx.settings.security).referrer
-        if referrer is not None and not is_automatic(headers):
+        if referrer is not None and not automatic_reason(headers, record.envelope_from):
             with transaction():
                 tell_unreadable(ctx, record.id, referrer, headers, now)
     except Exception:
         log.exception("could not tell the referrer about inbound %s", record.id)
-
-
-def is_automatic(message: Message) -> bool:
-    """RFC 3834: never act on, or answer, what a robot wrote."""
-    auto = str(message.get("Auto-Submitted", "no")).split(";")[0].strip().lower()
-    precedence = str(message.get("Precedence", "")).strip().lower()
-    return auto not in ("", "no") or precedence in ("bulk", "junk", "list")

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from service import intake
+from service import deadlines, intake
 from service.context import Context
 from service.outbox import Report, RunDb, Transport, deliver_due
 
@@ -15,11 +15,14 @@ from service.outbox import Report, RunDb, Transport, deliver_due
 class TickReport:
     inbound: int
     outbox: Report
+    reminded: int = 0  # reminders queued, one per party
+    expired: int = 0  # referrals that expired
 
     def __str__(self) -> str:
         o = self.outbox
         return (
             f"processed {self.inbound} inbound message(s); "
+            f"reminded {self.reminded}, expired {self.expired}; "
             f"sent {o.sent}, retrying {o.retrying}, failed {o.failed}"
         )
 
@@ -29,5 +32,9 @@ async def run_due(
 ) -> TickReport:
     """Everything due at `now`, in the order that lets one tick finish a chain of work."""
     inbound = await run_db(intake.process_pending, ctx, now)
+    # Expiry before reminders: nobody is reminded of a question that has just closed.
+    expired = await run_db(deadlines.expire_due, ctx, now)
+    reminded = await run_db(deadlines.send_reminders, ctx, now)
+    # The outbox last, so one tick sends what the steps before it queued.
     outbox = await deliver_due(transport, now, run_db)
-    return TickReport(inbound, outbox)
+    return TickReport(inbound, outbox, reminded, expired)

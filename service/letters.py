@@ -8,6 +8,7 @@ template change can leak it by accident (StrictUndefined fails the render instea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -105,16 +106,46 @@ def notice(
     if kind == "declined_to_other":
         return [declined_to_other(ctx, referral, referral.other(actor_role), now)]
     if kind == "referrer_declined":
+        decliner = referral.party(actor_role)
         return [
             _to_referrer(
                 ctx,
                 "referrer_declined",
                 referral,
                 now,
-                declined_by=_card(referral.party(actor_role)),
+                declined_by=_card(decliner),
+                reason=decliner.decline_reason or "",
+                reason_text=decliner.decline_text,
+            )
+        ]
+    if kind == "referrer_reopened":
+        return [
+            _to_referrer(
+                ctx,
+                "referrer_reopened",
+                referral,
+                now,
+                changed_by=_card(referral.party(actor_role)),
+                expires_at=referral.expires_at,
             )
         ]
     raise ValueError(f"no letter for notice {kind!r}")
+
+
+def referrer_undeliverable(
+    ctx: Context, referral: ReferralRecord, failed: PartyRecord, status: str, now: datetime
+) -> OutgoingMail:
+    """The referrer learns which address failed; the bounce's own text stays with us."""
+    return _to_referrer(
+        ctx, "referrer_undeliverable", referral, now, failed=_card(failed), status=status
+    )
+
+
+def reply_unclear(
+    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
+    """Both ways to answer, once, after a reply we could not read as a yes or a no."""
+    return consent_request(ctx, referral, party, now, template="reply_unclear")
 
 
 def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
@@ -150,9 +181,15 @@ def declined_to_other(
     ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
 ) -> OutgoingMail:
     """Only that it will not go ahead: not who declined, not why."""
+    return _will_not_go_ahead(ctx, "declined_to_other", referral, party, now)
+
+
+def _will_not_go_ahead(
+    ctx: Context, template: str, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
     return _post(
         ctx,
-        "declined_to_other",
+        template,
         [_mailbox(party)],
         party.language,
         {
@@ -245,11 +282,14 @@ def _post(
     party_id: int | None = None,
 ) -> OutgoingMail:
     """One finished mail. Its envelope sender names it (VERP), so a bounce says which it was."""
-    rendered = ctx.templates.render_mail(
-        template, language, {**context, "sender_name": ctx.settings.service.sender_name}
-    )
     message_id = ids.message_id(ctx.settings.service.domain)
     bounce_key = ids.address_key()
+    # Every mail says how to never hear from us again; the link names this mail, not anyone.
+    optout_url = ctx.link("/u/" + ctx.tokens.make(Purpose.OPTOUT, f"m:{bounce_key}"))
+    shared = {"sender_name": ctx.settings.service.sender_name, "optout_url": optout_url}
+    rendered = ctx.templates.render_mail(template, language, {**context, **shared})
+    footer = ctx.templates.render_fragment("mail/_optout.txt", language, shared)
+    rendered = replace(rendered, text=rendered.text.rstrip("\n") + "\n\n" + footer)
     raw = build_message(
         sender=ctx.sender,
         to=to,
@@ -259,6 +299,7 @@ def _post(
         language=language,
         reply_to=reply_to,
         in_reply_to=in_reply_to,
+        unsubscribe_url=optout_url,
     )
     return OutgoingMail(
         message_id=message_id,
@@ -294,3 +335,34 @@ def _card(party: PartyRecord) -> dict[str, str]:
         "best_time": party.best_time,
         "booking": party.booking,
     }
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+def consent_reminder(
+    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
+    """The one reminder of an unanswered question: the same links and Reply-To as the
+    question, so answering the reminder answers the question."""
+    return consent_request(ctx, referral, party, now, template="consent_reminder")
+
+
+def referrer_expired(ctx: Context, referral: ReferralRecord, now: datetime) -> OutgoingMail:
+    """The referrer, who knows both people, learns who did not answer in time."""
+    return _to_referrer(
+        ctx,
+        "referrer_expired",
+        referral,
+        now,
+        silent=[_card(p) for p in referral.parties if p.answer is None],
+        agreed=[_card(p) for p in referral.parties if p.answer == "yes"],
+        expires_at=referral.expires_at,
+    )
+
+
+def expired_to_party(
+    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
+    """To a party who said yes: only that it will not go ahead, not who or why."""
+    return _will_not_go_ahead(ctx, "expired_to_party", referral, party, now)

@@ -51,6 +51,7 @@ class OutboundSettings:
     starttls: bool = False
     username: str = ""
     password: str = ""
+    daily_limit_per_address: int = 5
 
 
 @dataclass(frozen=True)

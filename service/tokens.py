@@ -15,6 +15,7 @@ from service.errors import BadToken, TokenExpired
 class Purpose(enum.StrEnum):
     CONSENT = "consent"
     SURVEY = "survey"
+    OPTOUT = "optout"
 
 
 class Tokens:

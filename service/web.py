@@ -15,11 +15,13 @@ from service.errors import BadToken, NotFound, TokenExpired
 from service.letters import consent_context
 from service.outbox import RunDb
 from service.tokens import Purpose
-from service.workflow import Answer, Channel, Outcome, State
+from service.workflow import Answer, Channel, DeclineReason, Outcome, State
+from store.records import PartyRecord, ReferralRecord
 
 log = logging.getLogger(__name__)
 
 ANSWERS = frozenset(a.value for a in Answer)
+REASONS = frozenset(r.value for r in DeclineReason)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Tokens are in the path: nothing on these pages may send it elsewhere (Referer), keep it
@@ -44,6 +46,8 @@ def make_app(
     app = web.Application(middlewares=[pages.guard], client_max_size=64 * 1024)
     app.router.add_get("/c/{token}", pages.show_consent)  # HEAD too, and just as harmless
     app.router.add_post("/c/{token}", pages.answer_consent)
+    app.router.add_get("/u/{token}", pages.show_optout)
+    app.router.add_post("/u/{token}", pages.optout)
     app.router.add_get("/", pages.home)
     return app
 
@@ -81,9 +85,18 @@ class Pages:
         if isinstance(found, web.Response):
             return found
         referral, party = found
-        context = {**consent_context(referral, party), "action": request.path}
+        context = {
+            **consent_context(referral, party),
+            "action": request.path,
+            "optout_url": self._optout_link(party.ask_key),
+        }
         if party.answer is not None:
-            already = {"answer": party.answer, "outcome": "already", "state": referral.state}
+            already = {
+                "answer": party.answer,
+                "outcome": "already",
+                "state": referral.state,
+                "can_change": self._can_change(referral, party),
+            }
             return self.page("consent_answered", {**context, **already}, language=party.language)
         if referral.state != State.ASKING:
             return self.page("problem", {"problem": "closed"}, 410, party.language)
@@ -98,7 +111,8 @@ class Pages:
         referral, party = found
         form = await request.post()
         given = str(form.get("answer", ""))
-        if given not in ANSWERS:
+        reason = str(form.get("reason", ""))
+        if given not in ANSWERS or (reason and reason not in REASONS):
             return self.page("problem", {"problem": "bad_form"}, 400, party.language)
         try:
             result = await self.run_db(
@@ -108,6 +122,8 @@ class Pages:
                 Answer(given),
                 Channel.LINK,
                 self.clock.now(),
+                DeclineReason(reason) if reason else None,
+                str(form.get("reason_text", ""))[:500],
             )
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
@@ -115,13 +131,60 @@ class Pages:
             return self.page("problem", {"problem": "closed"}, 410, party.language)
         if result.outcome is Outcome.RECORDED:
             self.on_change()
+        after = await self.run_db(workflow.find_question, party.ask_key)
+        referral, party = after if after is not None else (referral, party)
         context = {
             **consent_context(referral, party),
+            "action": request.path,
+            "optout_url": self._optout_link(party.ask_key),
             "answer": result.answer,
             "outcome": "recorded" if result.outcome is Outcome.RECORDED else "already",
             "state": result.state,
+            "can_change": self._can_change(referral, party),
         }
         return self.page("consent_answered", context, language=party.language)
+
+    def _optout_link(self, ask_key: str) -> str:
+        return self.ctx.link("/u/" + self.ctx.tokens.make(Purpose.OPTOUT, f"q:{ask_key}"))
+
+    def _can_change(self, referral: ReferralRecord, party: PartyRecord) -> bool:
+        """Whether the other answer would still count: until the introduction is sent."""
+        if party.answer is None:
+            return False
+        other = Answer.NO if party.answer == Answer.YES else Answer.YES
+        answers = {p.role: p.answer for p in referral.parties}
+        still_open = self.clock.now() < referral.expires_at
+        decision = workflow.decide_answer(
+            State(referral.state), answers, party.role, other, still_open
+        )
+        return decision.outcome is Outcome.RECORDED
+
+    async def show_optout(self, request: web.Request) -> web.StreamResponse:
+        """Only asks: a scanner opening the link must not silence anyone."""
+        subject = self._optout_subject(request)
+        if isinstance(subject, web.Response):
+            return subject
+        return self.page("optout", {"action": request.path})
+
+    async def optout(self, request: web.Request) -> web.StreamResponse:
+        """The confirmation from our page, or a mail client's one-click POST (RFC 8058)."""
+        subject = self._optout_subject(request)
+        if isinstance(subject, web.Response):
+            return subject
+        try:
+            await self.run_db(workflow.opt_out, self.ctx, subject, Channel.LINK, self.clock.now())
+        except NotFound:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        self.on_change()
+        return self.page("optout_done", {})
+
+    def _optout_subject(self, request: web.Request) -> str | web.Response:
+        try:
+            return self.ctx.tokens.read(Purpose.OPTOUT, request.match_info["token"])
+        except TokenExpired:
+            return self.page("problem", {"problem": "expired"}, status=410)
+        except BadToken:
+            return self.page("problem", {"problem": "not_found"}, status=404)
 
     async def _question(self, request: web.Request) -> Any:
         try:

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from service import ids, letters
+from service import ids, letters, quota
 from service.addresses import Mailbox
 from service.checks import Finding
 from service.context import Context
@@ -14,7 +14,7 @@ from service.errors import NotFound
 from service.labels import PROSPECT, PROVIDER, ROLES
 from service.parsing import PartyDraft, RequestDraft
 from service.settings import LANGUAGES
-from store import queries
+from store import queries, suppressions
 from store.db import transaction
 from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
 
@@ -33,6 +33,15 @@ class State(enum.StrEnum):
 class Answer(enum.StrEnum):
     YES = "yes"
     NO = "no"
+
+
+class DeclineReason(enum.StrEnum):
+    """Why a party said no; "not relevant" is what tells the referrer most (CARE's R)."""
+
+    NOT_RELEVANT = "not_relevant"
+    NO_NEED_NOW = "no_need_now"
+    NOT_A_FIT = "not_a_fit"
+    OTHER = "other"
 
 
 class Channel(enum.StrEnum):
@@ -54,6 +63,7 @@ class Notice(enum.StrEnum):
     REFERRER_INTRODUCED = "referrer_introduced"
     DECLINED_TO_OTHER = "declined_to_other"
     REFERRER_DECLINED = "referrer_declined"
+    REFERRER_REOPENED = "referrer_reopened"
 
 
 @dataclass(frozen=True)
@@ -72,27 +82,53 @@ class AnswerResult:
 
 
 def decide_answer(
-    state: State, answers: dict[str, str | None], role: str, answer: Answer
+    state: State,
+    answers: dict[str, str | None],
+    role: str,
+    answer: Answer,
+    still_open: bool = True,
 ) -> Decision:
-    """Pure: what one party's answer does to a referral, given everyone's answers so far."""
-    if answers.get(role) is not None:
+    """Pure: what one party's answer does to a referral, given everyone's answers so far.
+
+    Until the introduction is sent a party may change their mind: a No after their own Yes
+    withdraws it, and a Yes after their own No reopens the question while it is still open
+    (the other's answer stands, so a Yes from both introduces them at once).
+    """
+    mine = answers.get(role)
+    if mine == answer:
         return Decision(Outcome.ALREADY_ANSWERED, state)
-    if state is not State.ASKING:
-        return Decision(Outcome.CLOSED, state)
-    if answer is Answer.NO:
+    others = [answers.get(r) for r in ROLES if r != role]
+    both_yes = all(a == Answer.YES for a in others)
+    if state is State.ASKING:
+        if answer is Answer.NO:
+            return Decision(
+                Outcome.RECORDED,
+                State.DECLINED,
+                (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
+            )
+        if both_yes:
+            return Decision(
+                Outcome.RECORDED,
+                State.INTRODUCED,
+                (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED),
+            )
+        return Decision(Outcome.RECORDED, State.ASKING)
+    reopens = (
+        state is State.DECLINED
+        and mine == Answer.NO
+        and answer is Answer.YES
+        and still_open
+        and Answer.NO not in others
+    )
+    if reopens and both_yes:
         return Decision(
-            Outcome.RECORDED,
-            State.DECLINED,
-            (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
+            Outcome.RECORDED, State.INTRODUCED, (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED)
         )
-    others_said_yes = all(answers.get(r) == Answer.YES for r in ROLES if r != role)
-    if others_said_yes:
-        return Decision(
-            Outcome.RECORDED,
-            State.INTRODUCED,
-            (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED),
-        )
-    return Decision(Outcome.RECORDED, State.ASKING)
+    if reopens:
+        return Decision(Outcome.RECORDED, State.ASKING, (Notice.REFERRER_REOPENED,))
+    if mine is not None:
+        return Decision(Outcome.ALREADY_ANSWERED, state)
+    return Decision(Outcome.CLOSED, state)
 
 
 def open_referral(
@@ -106,6 +142,7 @@ def open_referral(
     """Record a request that passed the CARE gate and ask both parties, in one transaction."""
     language = _language(draft.language, ctx.settings.service.default_language)
     expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
+    remind_at = now + timedelta(days=ctx.settings.timing.reminder_after_days)
     with transaction():
         referral = queries.create_referral(
             NewReferral(
@@ -121,6 +158,8 @@ def open_referral(
                 inbound_id=inbound_id,
                 created_at=now,
                 expires_at=expires_at,
+                # A reminder due at or after expiry would never go: none is scheduled.
+                remind_at=remind_at if remind_at < expires_at else None,
                 parties=(
                     _new_party(draft.provider, language),
                     _new_party(draft.prospect, language),
@@ -147,14 +186,23 @@ def refuse_request(
     """No referral is created; the referrer learns every reason at once."""
     language = _language(draft.language, ctx.settings.service.default_language)
     with transaction():
+        if not quota.may_write(ctx.settings, referrer.address, now):
+            return
         refusal = letters.request_refused(ctx, referrer, draft, findings, language, now)
         queries.enqueue([refusal], now)
 
 
 def answer(
-    ctx: Context, ask_key: str, given: Answer, channel: Channel, now: datetime
+    ctx: Context,
+    ask_key: str,
+    given: Answer,
+    channel: Channel,
+    now: datetime,
+    reason: DeclineReason | None = None,
+    reason_text: str = "",
 ) -> AnswerResult:
-    """Record a party's yes or no; introduce or close the referral when that decides it."""
+    """Record a party's yes or no (a no with its reason, if they gave one); introduce, close
+    or reopen the referral when that decides it."""
     with transaction():
         referral_id = queries.referral_id_for_ask(ask_key)
         if referral_id is None:
@@ -162,15 +210,24 @@ def answer(
         referral = queries.lock_referral(referral_id)
         party = next(p for p in referral.parties if p.ask_key == ask_key)
         answers = {p.role: p.answer for p in referral.parties}
-        decision = decide_answer(State(referral.state), answers, party.role, given)
+        decision = decide_answer(
+            State(referral.state), answers, party.role, given, now < referral.expires_at
+        )
         if decision.outcome is not Outcome.RECORDED:
             return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
-        queries.record_answer(party.id, given, channel, now)
-        queries.add_event(referral.id, now, f"answered {given}", party.role, channel)
+        if given is Answer.NO:
+            reason = reason or (DeclineReason.OTHER if reason_text.strip() else None)
+        else:
+            reason, reason_text = None, ""
+        queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
+        changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
+        queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
         if decision.state != referral.state:
             extra = {"introduced_at": now} if decision.state is State.INTRODUCED else {}
             queries.set_referral_state(referral.id, decision.state, now, **extra)
             queries.add_event(referral.id, now, decision.state, "service", channel)
+        if decision.notices:
+            referral = queries.referral_by_id(referral.id) or referral
             mails = [
                 mail
                 for notice in decision.notices
@@ -178,6 +235,75 @@ def answer(
             ]
             queries.enqueue(mails, now)
     return AnswerResult(Outcome.RECORDED, given, decision.state, referral.id)
+
+
+def undeliverable(
+    ctx: Context, referral_id: int, party_id: int, status: str, channel: Channel, now: datetime
+) -> bool:
+    """A party's question bounced for good: the introduction cannot happen.
+
+    The referrer learns which address failed; the other party only that it will not go ahead.
+    """
+    with transaction():
+        referral = queries.lock_referral(referral_id)
+        party = next((p for p in referral.parties if p.id == party_id), None)
+        if party is None:
+            return False
+        queries.add_event(referral.id, now, "bounced", party.role, channel, status)
+        if referral.state != State.ASKING:
+            return False
+        queries.set_referral_state(referral.id, State.UNDELIVERABLE, now)
+        queries.add_event(referral.id, now, State.UNDELIVERABLE, "service", channel)
+        mails = [
+            letters.referrer_undeliverable(ctx, referral, party, status, now),
+            letters.declined_to_other(ctx, referral, referral.other(party.role), now),
+        ]
+        queries.enqueue(mails, now)
+    return True
+
+
+def explain_unclear(ctx: Context, ask_key: str, now: datetime) -> bool:
+    """Tell a party how to answer after a reply we could not read; once per question."""
+    with transaction():
+        referral_id = queries.referral_id_for_ask(ask_key)
+        if referral_id is None:
+            raise NotFound("no such consent question")
+        referral = queries.lock_referral(referral_id)
+        party = next(p for p in referral.parties if p.ask_key == ask_key)
+        queries.add_event(referral.id, now, "reply unclear", party.role, Channel.REPLY)
+        if referral.state != State.ASKING or party.answer is not None:
+            return False
+        if not quota.may_write(ctx.settings, party.email, now):
+            return False
+        if not queries.mark_unclear_told(party.id):
+            return False
+        queries.enqueue([letters.reply_unclear(ctx, referral, party, now)], now)
+    return True
+
+
+def opt_out(ctx: Context, subject: str, channel: Channel, now: datetime) -> bool:
+    """Never contact this person again: keep their address as a keyed hash, and close every
+    question still waiting for them as a no (the other party and the referrer are told as
+    for any no; mail to them is dropped from then on). False if they had already said stop.
+
+    `subject` is what an opt-out link names: "m:<bounce key>" for a mail, "q:<ask key>"
+    for a question's page; neither is personal data.
+    """
+    kind, _, key = subject.partition(":")
+    if kind == "m":
+        sent = queries.sent_mail_by_bounce_key(key)
+        address = sent.recipients[0] if sent is not None and sent.recipients else None
+    elif kind == "q":
+        address = queries.email_of_ask(key)
+    else:
+        address = None
+    if address is None:
+        raise NotFound("no such mail or question")
+    with transaction():
+        first = suppressions.suppress(address, now)
+    for ask_key in queries.open_ask_keys_to(address):
+        answer(ctx, ask_key, Answer.NO, channel, now)
+    return first
 
 
 def find_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord] | None:

@@ -60,8 +60,13 @@ def ensure_schema() -> None:
     with database.atomic():
         if is_postgresql():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        database.create_tables(ALL_MODELS, safe=True)
-        _add_missing_columns(ALL_MODELS)
+        models = peewee.sort_models(ALL_MODELS)
+        for model in models:
+            model._schema.create_table(safe=True)
+        # Columns before indexes: an index of a newer release may be on a new column.
+        _add_missing_columns(models)
+        for model in models:
+            model._schema.create_indexes(safe=True)
 
 
 def _add_missing_columns(models: list[type[peewee.Model]]) -> None:

@@ -64,6 +64,8 @@ class Referral(BaseModel):
     updated_at = UTCDateTimeField()
     expires_at = UTCDateTimeField()
     introduced_at = UTCDateTimeField(null=True)
+    # When those who have not answered get their one reminder; None once it went (or never).
+    remind_at = UTCDateTimeField(null=True)
 
 
 class Party(BaseModel):
@@ -72,7 +74,7 @@ class Party(BaseModel):
     referral = peewee.ForeignKeyField(Referral, backref="parties", on_delete="CASCADE")
     role = peewee.CharField(max_length=16)
     name = peewee.TextField(default="")
-    email = peewee.CharField(max_length=320)
+    email = peewee.CharField(max_length=320, index=True)
     phone = peewee.TextField(default="")
     prefers = peewee.TextField(default="")
     best_time = peewee.TextField(default="")
@@ -85,6 +87,12 @@ class Party(BaseModel):
     answer = peewee.CharField(max_length=8, null=True)
     answered_at = UTCDateTimeField(null=True)
     answer_channel = peewee.CharField(max_length=16, null=True)
+    decline_reason = peewee.CharField(max_length=16, null=True)
+    decline_text = peewee.TextField(default="")
+    # An unclear answer by mail is explained once per question, never more: no mail loops.
+    unclear_told = peewee.BooleanField(default=False)
+    # One reminder per question, never two: set when it is queued.
+    reminded_at = UTCDateTimeField(null=True)
 
     class Meta:
         indexes = ((("referral", "role"), True),)
@@ -120,12 +128,32 @@ class OutboxMail(BaseModel):
     last_error = peewee.TextField(default="")
 
 
+class Suppression(BaseModel):
+    """An address that asked never to hear from us again, kept only as a keyed hash."""
+
+    address_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = UTCDateTimeField()
+
+
+class StoreKey(BaseModel):
+    """Keys that must outlive any rotation of the link keys (the suppression hash's key)."""
+
+    name = peewee.CharField(max_length=32, unique=True)
+    value = peewee.CharField(max_length=128)
+
+
 # The "what is due" questions are asked every few seconds; partial indexes keep them
 # proportional to what is waiting, not to everything ever stored.
 InboundMessage.add_index(
     InboundMessage.index(InboundMessage.received_at).where(InboundMessage.state == "new")
 )
 OutboxMail.add_index(OutboxMail.index(OutboxMail.due_at).where(OutboxMail.state == "pending"))
+OutboxMail.add_index(OutboxMail.index(OutboxMail.recipients, OutboxMail.created_at))
 Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == "asking"))
+Referral.add_index(
+    Referral.index(Referral.remind_at).where(
+        (Referral.state == "asking") & Referral.remind_at.is_null(False)
+    )
+)
 
-ALL_MODELS = [InboundMessage, Referral, Party, Event, OutboxMail]
+ALL_MODELS = [InboundMessage, Referral, Party, Event, OutboxMail, Suppression, StoreKey]

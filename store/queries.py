@@ -7,6 +7,7 @@ from datetime import datetime
 
 import peewee
 
+from store import suppressions
 from store.db import database, is_postgresql
 from store.models import Event, InboundMessage, OutboxMail, Party, Referral
 from store.records import (
@@ -153,6 +154,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
         created_at=new.created_at,
         updated_at=new.created_at,
         expires_at=new.expires_at,
+        remind_at=new.remind_at,
     ).execute()
     Party.insert_many(
         [
@@ -208,10 +210,31 @@ def set_referral_state(referral_id: int, state: str, now: datetime, **fields: ob
     ).execute()
 
 
-def record_answer(party_id: int, answer: str, channel: str, now: datetime) -> None:
-    Party.update(answer=answer, answered_at=now, answer_channel=channel).where(
-        Party.id == party_id
-    ).execute()
+def record_answer(
+    party_id: int,
+    answer: str,
+    channel: str,
+    now: datetime,
+    reason: str | None = None,
+    reason_text: str = "",
+) -> None:
+    Party.update(
+        answer=answer,
+        answered_at=now,
+        answer_channel=channel,
+        decline_reason=reason,
+        decline_text=reason_text,
+    ).where(Party.id == party_id).execute()
+
+
+def mark_unclear_told(party_id: int) -> bool:
+    """Note that a party was told how to answer; False if they already had been."""
+    changed = (
+        Party.update(unclear_told=True)
+        .where((Party.id == party_id) & (Party.unclear_told == False))  # noqa: E712
+        .execute()
+    )
+    return bool(changed)
 
 
 def add_event(
@@ -275,6 +298,7 @@ def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> 
         expires_at=row.expires_at,
         introduced_at=row.introduced_at,
         parties=parties,
+        remind_at=row.remind_at,
     )
 
 
@@ -294,6 +318,10 @@ def _party(row: Party) -> PartyRecord:
         answered_at=row.answered_at,
         answer_channel=row.answer_channel,
         reply_key=row.reply_key,
+        decline_reason=row.decline_reason,
+        decline_text=row.decline_text,
+        unclear_told=row.unclear_told,
+        reminded_at=row.reminded_at,
     )
 
 
@@ -316,6 +344,32 @@ def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
     return row.ask_key if row else None
 
 
+def open_questions_to(address: str) -> list[tuple[int, int]]:
+    """(referral id, party id) of every question still waiting for this address's answer."""
+    rows = (
+        Party.select(Party.referral, Party.id)
+        .join(Referral)
+        .where((Party.email == address.lower()) & (Referral.state == "asking"))
+        .tuples()
+    )
+    return [(referral_id, party_id) for referral_id, party_id in rows]
+
+
+def open_ask_keys_to(address: str) -> list[str]:
+    """The consent questions still waiting for this address's answer."""
+    rows = (
+        Party.select(Party.ask_key)
+        .join(Referral)
+        .where((Party.email == address.lower()) & (Referral.state == "asking"))
+    )
+    return [row.ask_key for row in rows]
+
+
+def email_of_ask(ask_key: str) -> str | None:
+    row = Party.get_or_none(Party.ask_key == ask_key)
+    return row.email if row else None
+
+
 def sent_mail_by_bounce_key(bounce_key: str) -> SentMail | None:
     """The mail a VERP bounce address names: to whom it went, and which question it asked."""
     row = OutboxMail.get_or_none(OutboxMail.bounce_key == bounce_key.lower())
@@ -334,6 +388,11 @@ def sent_mail_by_bounce_key(bounce_key: str) -> SentMail | None:
 
 
 def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
+    """Queue mails to send; a mail whose every recipient said "never again" is dropped here,
+    the one place all mail passes, so no code path can forget to ask."""
+    mails = list(mails)
+    stopped = suppressions.suppressed(sorted({r for m in mails for r in m.recipients}))
+    mails = [m for m in mails if not set(m.recipients) <= stopped]
     rows = [
         {
             "message_id": m.message_id,
@@ -351,6 +410,19 @@ def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
     ]
     if rows:
         OutboxMail.insert_many(rows).execute()
+
+
+def count_mails_to(address: str, purposes: Sequence[str], since: datetime) -> int:
+    """How many mails of these purposes went (or wait to go) to one address since then."""
+    return (
+        OutboxMail.select()
+        .where(
+            (OutboxMail.recipients == address)
+            & (OutboxMail.created_at >= since)
+            & OutboxMail.purpose.in_(list(purposes))
+        )
+        .count()
+    )
 
 
 def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[OutboxItem]:
@@ -425,3 +497,70 @@ def outbox_for_referral(referral_id: int) -> list[tuple[str, str, tuple[str, ...
         .order_by(OutboxMail.id)
     )
     return [(p, s, tuple(x for x in r.split("\n") if x)) for p, s, r in rows.tuples()]
+
+
+# ---------------------------------------------------------------- deadlines
+# Reminders and expiry ask "what is due?" every tick; each question is answered from a
+# partial index of the referrals still asking, so its cost follows what is due, not the
+# table. Each claim locks one referral and skips those another instance holds.
+
+
+def _reminders_due(now: datetime) -> peewee.ModelSelect:
+    return (
+        Referral.select(Referral.id)
+        .where((Referral.state == "asking") & (Referral.remind_at <= now))
+        .order_by(Referral.remind_at)
+        .limit(1)
+    )
+
+
+def _expiries_due(now: datetime) -> peewee.ModelSelect:
+    return (
+        Referral.select(Referral.id)
+        .where((Referral.state == "asking") & (Referral.expires_at <= now))
+        .order_by(Referral.expires_at)
+        .limit(1)
+    )
+
+
+_DUE = {"reminders": _reminders_due, "expiries": _expiries_due}
+
+
+def _claim_due(kind: str, now: datetime) -> int | None:
+    query = _DUE[kind](now)
+    if is_postgresql():
+        query = query.for_update(skip_locked=True)
+    row = query.first()
+    return row.id if row else None
+
+
+def next_reminder_due(now: datetime) -> int | None:
+    """A referral whose reminder is due, locked until the caller's transaction ends."""
+    return _claim_due("reminders", now)
+
+
+def next_expiry_due(now: datetime) -> int | None:
+    """A referral still asking past its expiry, locked until the caller's transaction ends."""
+    return _claim_due("expiries", now)
+
+
+def due_sql(kind: str, now: datetime) -> tuple[str, list[object]]:
+    """The SQL and parameters of a "what is due" question ("reminders", "expiries"), so a
+    test can ask the database for its plan."""
+    sql, params = _DUE[kind](now).sql()
+    return sql, list(params)
+
+
+def reminders_done(referral_id: int) -> None:
+    """Nothing more to remind anyone of: the referral leaves the reminder index."""
+    Referral.update(remind_at=None).where(Referral.id == referral_id).execute()
+
+
+def mark_reminded(party_id: int, now: datetime) -> bool:
+    """Note that a party's reminder is queued; False if one already was."""
+    changed = (
+        Party.update(reminded_at=now)
+        .where((Party.id == party_id) & Party.reminded_at.is_null())
+        .execute()
+    )
+    return bool(changed)

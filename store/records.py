@@ -59,6 +59,7 @@ class NewReferral:
     created_at: datetime
     expires_at: datetime
     parties: tuple[NewParty, ...]
+    remind_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class PartyRecord:
     answered_at: datetime | None
     answer_channel: str | None
     reply_key: str | None = None
+    decline_reason: str | None = None
+    decline_text: str = ""
+    unclear_told: bool = False
+    reminded_at: datetime | None = None
 
     @property
     def display(self) -> str:
@@ -101,6 +106,7 @@ class ReferralRecord:
     expires_at: datetime
     introduced_at: datetime | None
     parties: tuple[PartyRecord, ...] = field(default=())
+    remind_at: datetime | None = None
 
     def party(self, role: str) -> PartyRecord:
         for party in self.parties:

@@ -140,10 +140,14 @@ def test_tick_finishes_what_a_crash_left_behind(tmp_path, config):
     )
     result = run("tick", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ("processed 1 inbound message(s); sent 3, retrying 0, failed 0")
+    assert result.stdout.strip() == (
+        "processed 1 inbound message(s); reminded 0, expired 0; sent 3, retrying 0, failed 0"
+    )
     assert maildir_count(tmp_path) == 3
     again = run("tick", "--config", str(config), cwd=tmp_path)
-    assert again.stdout.strip() == "processed 0 inbound message(s); sent 0, retrying 0, failed 0"
+    assert again.stdout.strip() == (
+        "processed 0 inbound message(s); reminded 0, expired 0; sent 0, retrying 0, failed 0"
+    )
 
 
 def test_tick_at_a_later_moment_runs_the_retries_due_then(tmp_path, store_url, sink):

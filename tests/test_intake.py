@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -69,19 +70,27 @@ def test_every_problem_is_in_the_one_reply(ctx):
 @pytest.mark.parametrize(
     ("name", "envelope_from", "note"),
     [
-        ("dsn_postfix_user_unknown.eml", "", "delivery status notification"),
-        ("auto_reply_exchange_out_of_office.eml", REFERRER, "automatic message"),
+        (
+            "dsn_postfix_user_unknown.eml",
+            "",
+            ("processed", "permanent failure: bob@bakery.example 5.1.1; 0 referral(s) ended"),
+        ),
+        (
+            "auto_reply_exchange_out_of_office.eml",
+            REFERRER,
+            ("ignored", "automatic message: Auto-Submitted: auto-replied"),
+        ),
         (
             "request_from_stranger.eml",
             "mallory@elsewhere.example",
-            "<mallory@elsewhere.example> is not allowed to send requests here",
+            ("ignored", "<mallory@elsewhere.example> is not allowed to send requests here"),
         ),
     ],
-    ids=["bounce", "out-of-office", "stranger"],
+    ids=["bounce-for-no-open-question", "out-of-office", "stranger"],
 )
 def test_what_is_not_a_request_is_kept_and_never_answered(ctx, name, envelope_from, note):
     inbound_id = arrive(name, envelope_from)
-    assert outcome(ctx, inbound_id) == ("ignored", note)
+    assert outcome(ctx, inbound_id) == note
     assert outbox_mails() == []
     assert queries.inbound_by_id(inbound_id).raw == fixture_bytes(name)
 
@@ -136,3 +145,21 @@ def test_a_message_with_nothing_to_read_is_quarantined_and_the_referrer_told_onc
     assert "we have not contacted anyone" in note.get_body(("plain",)).get_content()
     assert queries.referral_counts() == {}
     assert [r.id for r in queries.quarantined()] == [inbound_id]
+
+
+def test_unprompted_mail_to_one_address_is_capped_per_day(ctx):
+    """Seven broken requests in a day get five replies; the next day's gets one again."""
+    raw = fixture_bytes("request_outlook_windows1252_without_need.eml")
+    limit = ctx.settings.outbound.daily_limit_per_address
+    for n in range(limit + 2):
+        copy = raw.replace(b"Message-ID: <", f"Message-ID: <copy{n}.".encode(), 1)
+        intake.receive(copy, REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW)
+    assert intake.process_pending(ctx, NOW) == limit + 2
+    assert len(outbox_mails()) == limit
+    assert queries.inbound_counts() == {"rejected": limit + 2}
+    tomorrow = NOW + timedelta(days=1, seconds=1)
+    late = raw.replace(b"Message-ID: <", b"Message-ID: <tomorrow.", 1)
+    intake.receive(late, REFERRER, ["refer@intro.example.org"], Channel.SMTP, tomorrow)
+    intake.process_pending(ctx, tomorrow)
+    due = queries.claim_outbox(tomorrow, tomorrow, 100)
+    assert [m.purpose for m in due if m.created_at == tomorrow] == ["request_refused"]

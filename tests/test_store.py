@@ -171,7 +171,12 @@ def test_a_store_from_an_earlier_release_gains_new_columns_and_keeps_its_rows(st
     kept = queries.store_inbound(inbound("k1"))
     table = InboundMessage._meta.table_name
     db.database.execute_sql(f"ALTER TABLE {table} DROP COLUMN referrer_told")
+    # A column with a unique index, as a release before reply addresses had it.
+    db.database.execute_sql("DROP INDEX party_reply_key")
+    db.database.execute_sql("ALTER TABLE party DROP COLUMN reply_key")
     db.bind(store_url)
     record = queries.inbound_by_id(kept)
     assert record is not None and record.raw == inbound("k1").raw
     assert queries.mark_referrer_told(kept) is True
+    indexes = {i.name for i in db.database.get_indexes("party")}
+    assert "party_reply_key" in indexes

@@ -10,8 +10,8 @@ from service.clock import FixedClock, SystemClock
 from service.keys import secret_keys
 from service.tokens import Purpose, Tokens
 from store import queries
-from tests.conftest import eventually
-from tests.helpers import PROSPECT, PROVIDER, parse, request_referral, web
+from tests.conftest import REFERRER, eventually
+from tests.helpers import PROSPECT, PROVIDER, parse, request_referral, text_of, web
 
 
 @pytest.fixture
@@ -58,10 +58,59 @@ def test_post_records_and_a_repeated_post_changes_nothing(links):
     first = web.post(links[PROVIDER], data={"answer": "yes"})
     assert first.status_code == 200 and "Thank you, that is a yes" in first.text
     after_first = snapshot()
-    again = web.post(links[PROVIDER], data={"answer": "no"})
+    again = web.post(links[PROVIDER], data={"answer": "yes"})
     assert again.status_code == 200 and "You have already answered" in again.text
     assert snapshot() == after_first
     assert "You have already answered" in web.get(links[PROVIDER]).text
+
+
+def test_a_no_with_its_reason_reaches_the_referrer_and_only_the_referrer(links, sink):
+    form = {"answer": "no", "reason": "not_relevant", "reason_text": "we do this in house"}
+    assert "Thank you, that is a no" in web.post(links[PROSPECT], data=form).text
+    told_whom = {d.rcpt_tos: d for d in sink.wait_for(5)[3:]}
+    to_provider, to_referrer = told_whom[(PROVIDER,)], told_whom[(REFERRER,)]
+    told = " ".join(text_of(to_referrer).split())
+    assert "Their reason: it is not relevant to them." in told
+    assert 'In their words: "we do this in house"' in told
+    assert "house" not in text_of(to_provider) and "relevant" not in text_of(to_provider)
+    prospect = queries.recent_referrals()[0].party("prospect")
+    assert (prospect.decline_reason, prospect.decline_text) == (
+        "not_relevant",
+        "we do this in house",
+    )
+
+
+def test_a_yes_can_be_taken_back_until_the_introduction(links, sink):
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    page = web.get(links[PROVIDER])
+    assert "Changed your mind?" in page.text and 'value="no"' in page.text
+    withdrawn = web.post(links[PROVIDER], data={"answer": "no"})
+    assert "Thank you, that is a no" in withdrawn.text
+    [referral] = queries.recent_referrals()
+    assert referral.state == "declined"
+    assert [e.kind for e in queries.events_for(referral.id)][-2:] == ["changed to no", "declined"]
+
+
+def test_a_no_can_become_a_yes_while_the_question_is_open(links, sink):
+    web.post(links[PROSPECT], data={"answer": "no"})
+    sink.wait_for(5)
+    offered = web.get(links[PROSPECT])
+    assert "you can still say yes" in offered.text
+    reopened = web.post(links[PROSPECT], data={"answer": "yes"})
+    assert "Thank you, that is a yes" in reopened.text
+    [referral] = queries.recent_referrals()
+    assert referral.state == "asking"
+    [note] = sink.wait_for(6)[5:]
+    assert note.rcpt_tos == (REFERRER,)
+    assert "Bob Smith said yes after all" in parse(note)["Subject"]
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    assert eventually(lambda: queries.recent_referrals()[0].state == "introduced", "introduced")
+
+
+def test_a_reason_we_do_not_know_is_a_bad_form(links):
+    page = web.post(links[PROSPECT], data={"answer": "no", "reason": "because"})
+    assert page.status_code == 400
+    assert queries.recent_referrals()[0].party("prospect").answer is None
 
 
 def test_two_yeses_send_the_introduction(links, sink):

@@ -65,9 +65,34 @@ Y, N = Answer.YES, Answer.NO
             {"provider": "yes"},
             "provider",
             N,
-            (Outcome.ALREADY_ANSWERED, State.ASKING, ()),
+            (
+                Outcome.RECORDED,
+                State.DECLINED,
+                (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
+            ),
         ),
         (State.DECLINED, {"provider": "no"}, "prospect", Y, (Outcome.CLOSED, State.DECLINED, ())),
+        (
+            State.DECLINED,
+            {"provider": "no"},
+            "provider",
+            Y,
+            (Outcome.RECORDED, State.ASKING, (Notice.REFERRER_REOPENED,)),
+        ),
+        (
+            State.DECLINED,
+            {"provider": "no", "prospect": "yes"},
+            "provider",
+            Y,
+            (Outcome.RECORDED, State.INTRODUCED, (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED)),
+        ),
+        (
+            State.DECLINED,
+            {"provider": "no", "prospect": "no"},
+            "provider",
+            Y,
+            (Outcome.ALREADY_ANSWERED, State.DECLINED, ()),
+        ),
         (State.EXPIRED, {}, "prospect", Y, (Outcome.CLOSED, State.EXPIRED, ())),
         (
             State.INTRODUCED,
@@ -83,8 +108,11 @@ Y, N = Answer.YES, Answer.NO
         "first-no",
         "no-after-yes",
         "repeat-yes",
-        "no-after-own-yes",
-        "after-decline",
+        "no-after-own-yes-withdraws",
+        "yes-after-the-others-no",
+        "yes-after-own-no-reopens",
+        "yes-after-own-no-while-the-other-said-yes-introduces",
+        "yes-after-both-said-no",
         "after-expiry",
         "after-introduction",
     ],
@@ -92,6 +120,11 @@ Y, N = Answer.YES, Answer.NO
 def test_decide_answer(state, answers, role, answer, expected):
     decision = decide_answer(state, answers, role, answer)
     assert (decision.outcome, decision.state, decision.notices) == expected
+
+
+def test_a_no_is_not_taken_back_once_the_question_has_closed():
+    decision = decide_answer(State.DECLINED, {"provider": "no"}, "provider", Y, still_open=False)
+    assert (decision.outcome, decision.state) == (Outcome.ALREADY_ANSWERED, State.DECLINED)
 
 
 def open_one(ctx):

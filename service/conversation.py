@@ -1,0 +1,90 @@
+"""Behind the SMTP answer: a party's answer by mail, and the bounces of what we sent."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.message import EmailMessage
+
+from service import bounces, replies, workflow
+from service.authorization import single_mailbox
+from service.context import Context
+from service.disposition import Disposition
+from service.robots import automatic_reason
+from service.workflow import Answer, Channel
+from store import queries
+from store.records import InboundRecord
+
+log = logging.getLogger(__name__)
+
+
+def process_reply(
+    ctx: Context, record: InboundRecord, message: EmailMessage, ask_key: str, now: datetime
+) -> Disposition:
+    """Stages: not a robot, from the party asked, then a yes, a no or one explanation."""
+
+    robot = automatic_reason(message, record.envelope_from)
+    if robot:
+        return Disposition("ignored", f"automatic message: {robot}")
+    found = workflow.find_question(ask_key)
+    if found is None:
+        return Disposition("ignored", "answer to a question we do not have")
+    referral, party = found
+    author = single_mailbox(message.get("From"))
+    if author is None or author.address != party.email:
+        # Someone the question was forwarded to is not the person we asked.
+        return Disposition("ignored", f"{referral.ref}: reply not from the {party.role}")
+    reading = replies.read_answer(replies.new_text(message))
+    if reading.verdict is replies.Verdict.UNCLEAR:
+        told = workflow.explain_unclear(ctx, ask_key, now)
+        how = "explained how to answer" if told else "not explained again"
+        return Disposition(
+            "processed", f"{referral.ref}: unclear answer from the {party.role}; {how}"
+        )
+    result = workflow.answer(
+        ctx,
+        ask_key,
+        Answer(reading.verdict.value),
+        Channel.REPLY,
+        now,
+        reason=reading.reason,
+        reason_text=reading.reason_text,
+    )
+    return Disposition(
+        "processed", f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})"
+    )
+
+
+def process_bounce(
+    ctx: Context, record: InboundRecord, message: EmailMessage, bounce_key: str, now: datetime
+) -> Disposition:
+    """A permanent failure of a consent question ends the referral; anything else is noted.
+
+    The VERP address names the mail, so the failed party is known without trusting the
+    bounce's text; without it, the addresses the bounce reports are matched to open questions.
+    """
+    failures = bounces.read_bounce(message)
+    if not failures:
+        return Disposition("ignored", "not a delivery status notification")
+    sent = queries.sent_mail_by_bounce_key(bounce_key) if bounce_key else None
+    permanent = [f for f in failures if f.permanent]
+    if not permanent:
+        statuses = ", ".join(f"{f.recipient} {f.status or '4.x.x'}" for f in failures)
+        if sent is not None and sent.referral_id is not None:
+            queries.add_event(
+                sent.referral_id, now, "delivery delayed", "mta", Channel.SMTP, statuses
+            )
+        return Disposition("ignored", f"temporary failure: {statuses}")
+    ended = 0
+    for failure in permanent:
+        if sent is not None:
+            targets = [(sent.referral_id, sent.party_id)] if sent.party_id else []
+        else:
+            targets = queries.open_questions_to(failure.recipient)
+        for referral_id, party_id in targets:
+            if referral_id is not None and party_id is not None:
+                ended += workflow.undeliverable(
+                    ctx, referral_id, party_id, failure.status, Channel.SMTP, now
+                )
+    addresses = ", ".join(f"{f.recipient} {f.status}" for f in permanent)
+    return Disposition("processed", f"permanent failure: {addresses}; {ended} referral(s) ended")

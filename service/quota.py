@@ -1,0 +1,28 @@
+"""How much unprompted mail one address may get: a mail service must never flood anyone.
+
+Questions, reminders, introductions and the notices a referral's steps send are never held
+back. What nobody asked for in a step (a refused request, a message we could not read, how
+to answer) is capped per address and day, so no loop with a robot or a confused sender can
+run up a pile of mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from service.settings import Settings
+from store import queries
+
+log = logging.getLogger(__name__)
+
+UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear")
+
+
+def may_write(settings: Settings, address: str, now: datetime) -> bool:
+    """Whether one more unprompted mail to `address` stays within the day's limit."""
+    sent = queries.count_mails_to(address, UNPROMPTED, now - timedelta(days=1))
+    if sent < settings.outbound.daily_limit_per_address:
+        return True
+    log.warning("not writing to %s again today: %d unprompted mail(s) already", address, sent)
+    return False

@@ -1,0 +1,72 @@
+"""Bounces of what we sent, over real SMTP: a question that cannot arrive ends the referral."""
+
+from __future__ import annotations
+
+import smtplib
+
+from store import queries
+from tests.conftest import REFERRER, eventually, wire_fixture
+from tests.helpers import PROSPECT, PROVIDER, RCPT, parse, request_referral, text_of, web
+
+
+def bounce(running, fixture: str, to: str) -> None:
+    """A delivery status notification, sent as MTAs send them: from the null sender."""
+    with smtplib.SMTP("127.0.0.1", running.service.smtp_port, timeout=10) as smtp:
+        assert smtp.sendmail("<>", [to], wire_fixture(fixture)) == {}
+
+
+def question_to(sink, address):
+    [question] = [d for d in sink.deliveries if d.rcpt_tos == (address,)]
+    return question
+
+
+def state() -> str:
+    return queries.recent_referrals()[0].state
+
+
+def test_a_permanent_failure_of_a_question_ends_the_referral(running, sink):
+    request_referral(running.service.smtp_port, sink)
+    verp = question_to(sink, PROSPECT).mail_from
+    bounce(running, "dsn_postfix_user_unknown.eml", verp)
+    eventually(lambda: state() == "undeliverable", "the referral to end")
+    told = {d.rcpt_tos[0]: d for d in sink.wait_for(5)[3:]}
+    to_referrer = " ".join(text_of(told[REFERRER]).split())
+    assert "We could not reach Bob Smith at <bob@bakery.example>" in to_referrer
+    assert "(status 5.1.1)" in to_referrer
+    assert "bounced" in parse(told[REFERRER])["Subject"]
+    # The provider learns only that it will not happen: no who, no why, no bounce text.
+    to_provider = text_of(told[PROVIDER])
+    assert "will not go ahead" in to_provider
+    for leak in ("Bob", "bakery.example", "unknown user", "5.1.1", "bounce", "deliver"):
+        assert leak not in to_provider
+
+
+def test_a_bounce_without_verp_is_matched_to_the_open_question(running, sink):
+    request_referral(running.service.smtp_port, sink)
+    bounce(running, "dsn_gmail_no_such_user.eml", RCPT)
+    eventually(lambda: state() == "undeliverable", "the referral to end")
+
+
+def test_a_temporary_failure_is_noted_and_nothing_changes(running, sink):
+    request_referral(running.service.smtp_port, sink)
+    verp = question_to(sink, PROVIDER).mail_from
+    bounce(running, "dsn_postfix_delayed.eml", verp)
+    referral = queries.recent_referrals()[0]
+    eventually(
+        lambda: "delivery delayed" in [e.kind for e in queries.events_for(referral.id)],
+        "the delay to be noted",
+    )
+    assert state() == "asking"
+    assert len(sink.deliveries) == 3
+
+
+def test_a_bounce_after_the_introduction_changes_nothing(running, sink):
+    links = request_referral(running.service.smtp_port, sink)
+    verp = question_to(sink, PROSPECT).mail_from
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    web.post(links[PROSPECT], data={"answer": "yes"})
+    sink.wait_for(6)
+    bounce(running, "dsn_postfix_user_unknown.eml", verp)
+    referral = queries.recent_referrals()[0]
+    eventually(lambda: "bounced" in [e.kind for e in queries.events_for(referral.id)], "the bounce")
+    assert state() == "introduced"
