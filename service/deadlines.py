@@ -28,30 +28,33 @@ def send_reminders(ctx: Context, now: datetime, limit: int = 200) -> int:
 
     At most `limit` referrals per call; what is left is due again on the next tick.
     """
-    sent = 0
-    for _ in range(limit):
-        with transaction():
-            referral_id = queries.next_reminder_due(now)
-            if referral_id is None:
-                break
-            sent += _contained(_remind, ctx, queries.lock_referral(referral_id), now)
-    return sent
+    return _each_due(queries.next_reminder_due, _remind, ctx, now, limit)
 
 
 def expire_due(ctx: Context, now: datetime, limit: int = 200) -> int:
     """End each referral still asking when its question expired; how many were ended."""
-    expired = 0
+    return _each_due(queries.next_expiry_due, _expire, ctx, now, limit)
+
+
+Step = Callable[[Context, ReferralRecord, datetime], int]
+
+
+def _each_due(
+    next_due: Callable[[datetime], int | None], step: Step, ctx: Context, now: datetime, limit: int
+) -> int:
+    """Claim, lock and handle due referrals one transaction each; the sum of what `step` did."""
+    done = 0
     for _ in range(limit):
         with transaction():
-            referral_id = queries.next_expiry_due(now)
+            referral_id = next_due(now)
             if referral_id is None:
                 break
-            expired += _contained(_expire, ctx, queries.lock_referral(referral_id), now)
-    return expired
+            done += _contained(step, ctx, queries.lock_referral(referral_id), now)
+    return done
 
 
 def _contained(
-    step: Callable[[Context, ReferralRecord, datetime], int],
+    step: Step,
     ctx: Context,
     referral: ReferralRecord,
     now: datetime,
