@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from email.message import EmailMessage
 
@@ -14,8 +13,6 @@ from service.robots import automatic_reason
 from service.workflow import Answer, Channel
 from store import queries
 from store.records import InboundRecord
-
-log = logging.getLogger(__name__)
 
 
 def process_reply(
@@ -75,16 +72,18 @@ def process_bounce(
                 sent.referral_id, now, "delivery delayed", "mta", Channel.SMTP, statuses
             )
         return Disposition("ignored", f"temporary failure: {statuses}")
-    ended = 0
-    for failure in permanent:
-        if sent is not None:
-            targets = [(sent.referral_id, sent.party_id)] if sent.party_id else []
-        else:
-            targets = queries.open_questions_to(failure.recipient)
-        for referral_id, party_id in targets:
-            if referral_id is not None and party_id is not None:
-                ended += workflow.undeliverable(
-                    ctx, referral_id, party_id, failure.status, Channel.SMTP, now
-                )
+    if sent is not None:  # the mail is known: whatever it reports, this question failed
+        asked = sent.referral_id is not None and sent.party_id is not None
+        targets = [(sent.referral_id, sent.party_id, permanent[0].status)] if asked else []
+    else:
+        targets = [
+            (referral_id, party_id, f.status)
+            for f in permanent
+            for referral_id, party_id, _ in queries.open_questions_to(f.recipient)
+        ]
+    ended = sum(
+        workflow.undeliverable(ctx, referral_id, party_id, status, Channel.SMTP, now)
+        for referral_id, party_id, status in targets
+    )
     addresses = ", ".join(f"{f.recipient} {f.status}" for f in permanent)
     return Disposition("processed", f"permanent failure: {addresses}; {ended} referral(s) ended")

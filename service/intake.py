@@ -218,7 +218,6 @@ def _tell_referrer_safely(ctx: Context, record: InboundRecord, now: datetime) ->
         headers = headers_of(record.raw)
         referrer = judge(record.envelope_from, headers, ctx.settings.security).referrer
         if referrer is not None and not automatic_reason(headers, record.envelope_from):
-            with transaction():
-                tell_unreadable(ctx, record.id, referrer, headers, now)
+            tell_unreadable(ctx, record.id, referrer, headers, now)
     except Exception:
         log.exception("could not tell the referrer about inbound %s", record.id)

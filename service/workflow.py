@@ -204,11 +204,7 @@ def answer(
     """Record a party's yes or no (a no with its reason, if they gave one); introduce, close
     or reopen the referral when that decides it."""
     with transaction():
-        referral_id = queries.referral_id_for_ask(ask_key)
-        if referral_id is None:
-            raise NotFound("no such consent question")
-        referral = queries.lock_referral(referral_id)
-        party = next(p for p in referral.parties if p.ask_key == ask_key)
+        referral, party = _lock_question(ask_key)
         answers = {p.role: p.answer for p in referral.parties}
         decision = decide_answer(
             State(referral.state), answers, party.role, given, now < referral.expires_at
@@ -265,11 +261,7 @@ def undeliverable(
 def explain_unclear(ctx: Context, ask_key: str, now: datetime) -> bool:
     """Tell a party how to answer after a reply we could not read; once per question."""
     with transaction():
-        referral_id = queries.referral_id_for_ask(ask_key)
-        if referral_id is None:
-            raise NotFound("no such consent question")
-        referral = queries.lock_referral(referral_id)
-        party = next(p for p in referral.parties if p.ask_key == ask_key)
+        referral, party = _lock_question(ask_key)
         queries.add_event(referral.id, now, "reply unclear", party.role, Channel.REPLY)
         if referral.state != State.ASKING or party.answer is not None:
             return False
@@ -301,9 +293,18 @@ def opt_out(ctx: Context, subject: str, channel: Channel, now: datetime) -> bool
         raise NotFound("no such mail or question")
     with transaction():
         first = suppressions.suppress(address, now)
-    for ask_key in queries.open_ask_keys_to(address):
+    for _, _, ask_key in queries.open_questions_to(address):
         answer(ctx, ask_key, Answer.NO, channel, now)
     return first
+
+
+def _lock_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord]:
+    """The referral a question belongs to, locked for a transition, and the party it asks."""
+    referral_id = queries.referral_id_for_ask(ask_key)
+    if referral_id is None:
+        raise NotFound("no such consent question")
+    referral = queries.lock_referral(referral_id)
+    return referral, next(p for p in referral.parties if p.ask_key == ask_key)
 
 
 def find_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord] | None:

@@ -344,25 +344,15 @@ def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
     return row.ask_key if row else None
 
 
-def open_questions_to(address: str) -> list[tuple[int, int]]:
-    """(referral id, party id) of every question still waiting for this address's answer."""
+def open_questions_to(address: str) -> list[tuple[int, int, str]]:
+    """(referral id, party id, ask key) of every question still waiting for this address."""
     rows = (
-        Party.select(Party.referral, Party.id)
+        Party.select(Party.referral, Party.id, Party.ask_key)
         .join(Referral)
         .where((Party.email == address.lower()) & (Referral.state == "asking"))
         .tuples()
     )
-    return [(referral_id, party_id) for referral_id, party_id in rows]
-
-
-def open_ask_keys_to(address: str) -> list[str]:
-    """The consent questions still waiting for this address's answer."""
-    rows = (
-        Party.select(Party.ask_key)
-        .join(Referral)
-        .where((Party.email == address.lower()) & (Referral.state == "asking"))
-    )
-    return [row.ask_key for row in rows]
+    return list(rows)
 
 
 def email_of_ask(ask_key: str) -> str | None:
