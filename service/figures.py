@@ -1,0 +1,698 @@
+"""The referrer's report: what became of their referrals, as figures, text, JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from store.records import PartyRecord, ReferralRecord, SurveyRecord
+
+FUNNEL_STEPS: tuple[str, ...] = (
+    "requested",
+    "asked",
+    "both_yes",
+    "introduced",
+    "evaluated",
+    "led_to_business",
+)
+# The values of workflow.DeclineReason, repeated here so this module stays free of the
+# workflow's store and mail imports; "unspecified" is a no without a reason.
+DECLINE_REASONS: tuple[str, ...] = ("not_relevant", "no_need_now", "not_a_fit", "other")
+DECLINE_ORDER: tuple[str, ...] = (*DECLINE_REASONS, "unspecified")
+ROLE_ORDER: tuple[str, ...] = ("provider", "prospect")
+REFER_AGAIN: tuple[str, ...] = ("yes", "no", "unknown")
+JSON_SCHEMA = "care-intro/figures/1"
+WIDTH = 78
+
+CENT = Decimal("0.01")
+SHARE_PLACES = 4
+RATING_PLACES = 2
+
+
+@dataclass(frozen=True)
+class Count:
+    """One named count: a funnel step or a decline reason."""
+
+    name: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Money:
+    """An amount in one currency, to the cent; currency "" means the party named none."""
+
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Person:
+    """One person referred, by lower-cased email, across every referral they were in."""
+
+    email: str
+    name: str  # the latest name they were given, else the email
+    roles: tuple[str, ...]
+    referred: int
+    introduced: int
+    declined: int
+    declined_not_relevant: int
+    average_rating: float | None
+    business: int
+    value: tuple[Money, ...]
+    more: bool | None
+    refer_again: str
+
+
+@dataclass(frozen=True)
+class RadarRow:
+    """One calendar month (UTC, "YYYY-MM"), or "all" for the whole period."""
+
+    month: str
+    introduced: int
+    business: int
+    business_share: float | None
+    requested: int
+    not_relevant: int
+    not_relevant_share: float | None
+
+
+@dataclass(frozen=True)
+class Figures:
+    referrer: str | None
+    since: datetime | None
+    generated_at: datetime
+    funnel: tuple[Count, ...]  # one per FUNNEL_STEPS, in that order
+    declines: tuple[Count, ...]  # one per DECLINE_ORDER, in that order
+    people: tuple[Person, ...]  # most referred first, then by email
+    value_closed: tuple[Money, ...]  # by currency, "" (no currency) last
+    radar: tuple[RadarRow, ...]  # months with data, oldest first
+    radar_all: RadarRow  # month == "all"
+
+
+# --- computation -----------------------------------------------------------------------
+
+
+def _utc(moment: datetime) -> datetime:
+    # Records are aware UTC; a naive one can only have come from a UTC store column.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _month(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m")
+
+
+def _answered_key(survey: SurveyRecord) -> tuple[int, datetime, int]:
+    moment = survey.answered_at or survey.due_at
+    return (survey.round, _utc(moment), survey.id)
+
+
+def _outcomes(surveys: Iterable[SurveyRecord]) -> dict[int, SurveyRecord]:
+    """Each party's outcome: their latest answered round, so "not yet" then "yes" counts once."""
+    latest: dict[int, SurveyRecord] = {}
+    for survey in surveys:
+        if survey.state != "answered":
+            continue
+        known = latest.get(survey.party_id)
+        if known is None or _answered_key(survey) > _answered_key(known):
+            latest[survey.party_id] = survey
+    return latest
+
+
+def _share(part: int, base: int) -> float | None:
+    return round(part / base, SHARE_PLACES) if base else None
+
+
+def _cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _currency(survey: SurveyRecord) -> str:
+    return (survey.currency or "").strip().upper()
+
+
+def _money(totals: Mapping[str, Decimal]) -> tuple[Money, ...]:
+    # "" last: an amount nobody put a currency on is the least telling line.
+    order = sorted(totals, key=lambda currency: (currency == "", currency))
+    return tuple(Money(currency, _cents(totals[currency])) for currency in order)
+
+
+def _decline_reason(party: PartyRecord) -> str:
+    if party.decline_reason is None:
+        return "unspecified"
+    # A reason this report does not know yet is still a reason, not a missing one.
+    return party.decline_reason if party.decline_reason in DECLINE_REASONS else "other"
+
+
+def _not_relevant(party: PartyRecord) -> bool:
+    return party.decline_reason == "not_relevant"
+
+
+def refer_again(
+    *, business: int, declined_not_relevant: int, more: bool | None, average_rating: float | None
+) -> str:
+    """Whether to refer this person again: "yes", "no" or "unknown", first rule that holds.
+
+    1. "no"  if their latest answer to "would you welcome more like this?" was no
+             (their own wish beats anything we infer);
+    2. "yes" if at least one of their introductions led to business;
+    3. "no"  if they ever declined an introduction as not relevant;
+    4. "yes" if they said they would welcome more and their average rating is 4 or more;
+    5. otherwise "unknown".
+    """
+    if more is False:
+        return "no"
+    if business > 0:
+        return "yes"
+    if declined_not_relevant > 0:
+        return "no"
+    if more is True and average_rating is not None and average_rating >= 4:
+        return "yes"
+    return "unknown"
+
+
+@dataclass
+class _Tally:
+    """A person's figures while they are being added up."""
+
+    email: str
+    name: str = ""
+    named_at: datetime | None = None
+    roles: set[str] = field(default_factory=set)
+    referred: int = 0
+    introduced: int = 0
+    declined: int = 0
+    declined_not_relevant: int = 0
+    ratings: list[int] = field(default_factory=list)
+    business: int = 0
+    value: dict[str, Decimal] = field(default_factory=dict)
+    more: bool | None = None
+    more_at: tuple[datetime, int, int] | None = None
+
+
+def _tally_party(
+    tally: _Tally, referral: ReferralRecord, party: PartyRecord, surveys: Sequence[SurveyRecord]
+) -> None:
+    created = _utc(referral.created_at)
+    if party.name and (tally.named_at is None or created >= tally.named_at):
+        tally.name, tally.named_at = party.name, created
+    tally.roles.add(party.role)
+    tally.referred += 1
+    if referral.introduced_at is not None:
+        tally.introduced += 1
+    if party.answer == "no":
+        tally.declined += 1
+        if party.decline_reason == "not_relevant":
+            tally.declined_not_relevant += 1
+    mine = [s for s in surveys if s.party_id == party.id]
+    outcome = _outcomes(mine).get(party.id)
+    if outcome is not None:
+        if outcome.rating is not None:
+            tally.ratings.append(outcome.rating)
+        if outcome.business == "yes":
+            tally.business += 1
+        if outcome.amount is not None:
+            currency = _currency(outcome)
+            tally.value[currency] = tally.value.get(currency, Decimal(0)) + outcome.amount
+    # "More like this?" is about the person, not the referral: their latest answer anywhere.
+    for survey in mine:
+        if survey.state != "answered" or survey.more is None:
+            continue
+        at = (_utc(survey.answered_at or survey.due_at), survey.round, survey.id)
+        if tally.more_at is None or at > tally.more_at:
+            tally.more, tally.more_at = survey.more, at
+
+
+def _role_rank(role: str) -> tuple[int, str]:
+    return (ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER), role)
+
+
+def _person(tally: _Tally) -> Person:
+    ratings = tally.ratings
+    average = round(sum(ratings) / len(ratings), RATING_PLACES) if ratings else None
+    return Person(
+        email=tally.email,
+        name=tally.name or tally.email,
+        roles=tuple(sorted(tally.roles, key=_role_rank)),
+        referred=tally.referred,
+        introduced=tally.introduced,
+        declined=tally.declined,
+        declined_not_relevant=tally.declined_not_relevant,
+        average_rating=average,
+        business=tally.business,
+        value=_money(tally.value),
+        more=tally.more,
+        refer_again=refer_again(
+            business=tally.business,
+            declined_not_relevant=tally.declined_not_relevant,
+            more=tally.more,
+            average_rating=average,
+        ),
+    )
+
+
+def _reached(referral: ReferralRecord, outcomes: Mapping[int, SurveyRecord]) -> int:
+    """How many funnel steps this referral reached (1 = requested only).
+
+    A referral counts at a step only if it also reached every step before it, so the funnel
+    never widens, even on records an operator has patched by hand.
+    """
+    parties = referral.parties
+    mine = [outcomes[p.id] for p in parties if p.id in outcomes]
+    checks = (
+        True,
+        referral.state != "received",
+        len(parties) >= 2 and all(p.answer == "yes" for p in parties),
+        referral.introduced_at is not None,
+        bool(mine),
+        any(outcome.business == "yes" for outcome in mine),
+    )
+    reached = 0
+    for passed in checks:
+        if not passed:
+            break
+        reached += 1
+    return reached
+
+
+def _radar_row(month: str, counts: Mapping[str, int]) -> RadarRow:
+    return RadarRow(
+        month=month,
+        introduced=counts["introduced"],
+        business=counts["business"],
+        business_share=_share(counts["business"], counts["introduced"]),
+        requested=counts["requested"],
+        not_relevant=counts["not_relevant"],
+        not_relevant_share=_share(counts["not_relevant"], counts["requested"]),
+    )
+
+
+def compute(
+    referrals: Sequence[ReferralRecord],
+    surveys: Mapping[int, Sequence[SurveyRecord]],
+    *,
+    referrer: str | None,
+    since: datetime | None,
+    now: datetime,
+) -> Figures:
+    """The figures over `referrals`, with `surveys` by referral id.
+
+    The caller selects the period: `since` is only recorded in the header. `referrer`, when
+    given, also drops any referral of another referrer (compared case-blind), so a mistake
+    upstream cannot put other referrers' people in someone's report.
+    """
+    if referrer is not None:
+        wanted = referrer.strip().lower()
+        referrals = [r for r in referrals if r.referrer_email.strip().lower() == wanted]
+
+    funnel = [0] * len(FUNNEL_STEPS)
+    declines: dict[str, int] = dict.fromkeys(DECLINE_ORDER, 0)
+    tallies: dict[str, _Tally] = {}
+    value: dict[str, Decimal] = defaultdict(Decimal)
+    empty = {"introduced": 0, "business": 0, "requested": 0, "not_relevant": 0}
+    months: dict[str, dict[str, int]] = defaultdict(lambda: dict(empty))
+    overall = dict(empty)
+
+    for referral in referrals:
+        rounds = tuple(surveys.get(referral.id, ()))
+        outcomes = _outcomes(rounds)
+        reached = _reached(referral, outcomes)
+        for step in range(reached):
+            funnel[step] += 1
+        led_to_business = reached == len(FUNNEL_STEPS)
+
+        for party in referral.parties:
+            if party.answer == "no":
+                declines[_decline_reason(party)] += 1
+            key = party.email.strip().lower()
+            tally = tallies.setdefault(key, _Tally(key))
+            _tally_party(tally, referral, party, rounds)
+            outcome = outcomes.get(party.id)
+            if outcome is not None and outcome.amount is not None:
+                value[_currency(outcome)] += outcome.amount
+
+        created = months[_month(referral.created_at)]
+        created["requested"] += 1
+        overall["requested"] += 1
+        if any(_not_relevant(p) for p in referral.parties):
+            created["not_relevant"] += 1
+            overall["not_relevant"] += 1
+        if referral.introduced_at is not None:
+            introduced = months[_month(referral.introduced_at)]
+            introduced["introduced"] += 1
+            overall["introduced"] += 1
+            if led_to_business:
+                introduced["business"] += 1
+                overall["business"] += 1
+
+    people = sorted((_person(t) for t in tallies.values()), key=lambda p: (-p.referred, p.email))
+    return Figures(
+        referrer=referrer,
+        since=since,
+        generated_at=now,
+        funnel=tuple(Count(step, n) for step, n in zip(FUNNEL_STEPS, funnel, strict=True)),
+        declines=tuple(Count(reason, declines[reason]) for reason in DECLINE_ORDER),
+        people=tuple(people),
+        value_closed=_money(value),
+        radar=tuple(_radar_row(month, months[month]) for month in sorted(months)),
+        radar_all=_radar_row("all", overall),
+    )
+
+
+# --- formats ---------------------------------------------------------------------------
+
+
+def _amount(amount: Decimal) -> str:
+    return f"{_cents(amount):f}"
+
+
+def _currency_label(currency: str) -> str:
+    return currency or "(no currency)"
+
+
+def _moment(moment: datetime | None) -> str | None:
+    return _utc(moment).isoformat() if moment is not None else None
+
+
+def _yes_no(flag: bool | None) -> str:
+    return "" if flag is None else ("yes" if flag else "no")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def as_json(figures: Figures) -> str:
+    """The figures as JSON, schema "care-intro/figures/1".
+
+    {
+      "schema": "care-intro/figures/1",
+      "referrer": str | null,              null = all referrers
+      "since": ISO-8601 | null,
+      "generated_at": ISO-8601,
+      "funnel": {step: int, ...},          keys in FUNNEL_STEPS order
+      "declines": {reason: int, ...},      not_relevant, no_need_now, not_a_fit, other,
+                                           unspecified
+      "people": [{
+        "email": str, "name": str, "roles": [str], "referred": int, "introduced": int,
+        "declined": int, "declined_not_relevant": int, "average_rating": number | null,
+        "business": int, "value": {currency: "1200.00"}, "more": bool | null,
+        "refer_again": "yes" | "no" | "unknown"
+      }],                                  most referred first, then by email
+      "value_closed": {currency: "1200.00", ...},   "" = no currency given
+      "radar": {
+        "months": [{"month": "YYYY-MM", "introduced": int, "business": int,
+                    "business_share": number | null, "requested": int,
+                    "not_relevant": int, "not_relevant_share": number | null}],
+        "all": {the same fields, without "month"}
+      }
+    }
+    Money is a string with two decimals, so no reader turns it into a float.
+    """
+
+    def radar(row: RadarRow) -> dict[str, object]:
+        return {
+            "introduced": row.introduced,
+            "business": row.business,
+            "business_share": row.business_share,
+            "requested": row.requested,
+            "not_relevant": row.not_relevant,
+            "not_relevant_share": row.not_relevant_share,
+        }
+
+    document = {
+        "schema": JSON_SCHEMA,
+        "referrer": figures.referrer,
+        "since": _moment(figures.since),
+        "generated_at": _moment(figures.generated_at),
+        "funnel": {c.name: c.count for c in figures.funnel},
+        "declines": {c.name: c.count for c in figures.declines},
+        "people": [
+            {
+                "email": p.email,
+                "name": p.name,
+                "roles": list(p.roles),
+                "referred": p.referred,
+                "introduced": p.introduced,
+                "declined": p.declined,
+                "declined_not_relevant": p.declined_not_relevant,
+                "average_rating": p.average_rating,
+                "business": p.business,
+                "value": {m.currency: _amount(m.amount) for m in p.value},
+                "more": p.more,
+                "refer_again": p.refer_again,
+            }
+            for p in figures.people
+        ],
+        "value_closed": {m.currency: _amount(m.amount) for m in figures.value_closed},
+        "radar": {
+            "months": [{"month": row.month, **radar(row)} for row in figures.radar],
+            "all": radar(figures.radar_all),
+        },
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def as_csv(figures: Figures) -> str:
+    """The figures as tidy CSV: one value per row, header section,subject,measure,value.
+
+    Sections: report (referrer, since, generated_at), funnel, declines, person (subject =
+    email; measures name, roles joined by ";", referred, introduced, declined,
+    declined_not_relevant, average_rating, business, value:<currency>, more, refer_again),
+    value (subject = currency, "" when none given; measure total), radar (subject = month
+    or "all"). Missing values (no rating, no answer, no base for a share) are empty.
+    """
+    rows: list[tuple[str, str, str, object]] = [
+        ("report", "", "referrer", figures.referrer or ""),
+        ("report", "", "since", _moment(figures.since) or ""),
+        ("report", "", "generated_at", _moment(figures.generated_at)),
+    ]
+    rows += [("funnel", "", c.name, c.count) for c in figures.funnel]
+    rows += [("declines", "", c.name, c.count) for c in figures.declines]
+    for p in figures.people:
+        rows += [
+            ("person", p.email, "name", p.name),
+            ("person", p.email, "roles", ";".join(p.roles)),
+            ("person", p.email, "referred", p.referred),
+            ("person", p.email, "introduced", p.introduced),
+            ("person", p.email, "declined", p.declined),
+            ("person", p.email, "declined_not_relevant", p.declined_not_relevant),
+            ("person", p.email, "average_rating", _number(p.average_rating)),
+            ("person", p.email, "business", p.business),
+            *(("person", p.email, f"value:{m.currency}", _amount(m.amount)) for m in p.value),
+            ("person", p.email, "more", _yes_no(p.more)),
+            ("person", p.email, "refer_again", p.refer_again),
+        ]
+    rows += [("value", m.currency, "total", _amount(m.amount)) for m in figures.value_closed]
+    for row in (*figures.radar, figures.radar_all):
+        rows += [
+            ("radar", row.month, "introduced", row.introduced),
+            ("radar", row.month, "business", row.business),
+            ("radar", row.month, "business_share", _number(row.business_share)),
+            ("radar", row.month, "requested", row.requested),
+            ("radar", row.month, "not_relevant", row.not_relevant),
+            ("radar", row.month, "not_relevant_share", _number(row.not_relevant_share)),
+        ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("section", "subject", "measure", "value"))
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+# --- text ------------------------------------------------------------------------------
+
+FUNNEL_LABELS = {
+    "requested": "requested",
+    "asked": "asked",
+    "both_yes": "both said yes",
+    "introduced": "introduced",
+    "evaluated": "evaluated",
+    "led_to_business": "led to business",
+}
+DECLINE_LABELS = {
+    "not_relevant": "not relevant",
+    "no_need_now": "no need now",
+    "not_a_fit": "not a fit",
+    "other": "other reason",
+    "unspecified": "no reason given",
+}
+
+
+def _char_width(char: str) -> int:
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def _width(text: str) -> int:
+    """Columns on a fixed-width screen: wide CJK letters take two, accents none."""
+    return sum(_char_width(char) for char in text)
+
+
+def _fit(text: str, columns: int) -> str:
+    """`text` cut with "…" and padded so it takes exactly `columns` columns."""
+    if _width(text) > columns:
+        kept, used = [], 1
+        for char in text:
+            used += _char_width(char)
+            if used > columns:
+                break
+            kept.append(char)
+        text = "".join(kept) + "…"
+    return text + " " * (columns - _width(text))
+
+
+def _percent(part: int, base: int) -> str:
+    if not base:
+        return "-"
+    share = (Decimal(part) * 100 / Decimal(base)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return f"{share}%"
+
+
+def _share_text(share: float | None) -> str:
+    if share is None:
+        return "-"
+    return f"{(Decimal(str(share)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+
+
+def _when(moment: datetime) -> str:
+    return _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _header(figures: Figures) -> list[str]:
+    since = _utc(figures.since).strftime("%Y-%m-%d") if figures.since else "the beginning"
+    return [
+        "What became of your referrals",
+        _fit(f"Referrer:  {figures.referrer or 'all referrers'}", WIDTH).rstrip(),
+        f"Since:     {since}",
+        f"Generated: {_when(figures.generated_at)}",
+    ]
+
+
+def _funnel_text(figures: Figures) -> list[str]:
+    first = figures.funnel[0].count if figures.funnel else 0
+    lines = ["Funnel"]
+    for c in figures.funnel:
+        lines.append(
+            f"  {FUNNEL_LABELS.get(c.name, c.name):<18}{c.count:>7}{_percent(c.count, first):>7}"
+        )
+    return lines
+
+
+def _declines_text(figures: Figures) -> list[str]:
+    lines = ["Why people said no"]
+    for c in figures.declines:
+        lines.append(f"  {DECLINE_LABELS.get(c.name, c.name):<18}{c.count:>7}")
+    return lines
+
+
+# Person, role, referred, introduced, no, not relevant, rating, business, more, again.
+PEOPLE_COLUMNS = (24, 8, 3, 5, 3, 3, 6, 3, 4, 7)
+PEOPLE_HEADINGS = ("Person", "Role", "Ref", "Intro", "No", "NR", "Rating", "Biz", "More", "Again")
+PEOPLE_LEGEND = (
+    "  Ref: times referred, Intro: introduced, No: said no (NR: as not relevant),",
+    "  Rating: their average 1-5, Biz: led to business, More: welcomes more.",
+    "  Again (refer again?): no if they asked for no more like this; yes if",
+    "  business came of it; no if they found one not relevant; yes if they would",
+    "  welcome more and rated 4 or better; otherwise unknown.",
+)
+
+
+def _row(cells: Sequence[str], columns: Sequence[int], left: int = 1) -> str:
+    # The first `left` columns are words, aligned left; the rest are figures, aligned right.
+    parts = [_fit(cell, width) for cell, width in zip(cells[:left], columns[:left], strict=True)]
+    parts += [cell.rjust(width) for cell, width in zip(cells[left:], columns[left:], strict=True)]
+    return ("  " + " ".join(parts)).rstrip()
+
+
+def _role_text(roles: tuple[str, ...]) -> str:
+    return "both" if len(roles) > 1 else (roles[0] if roles else "-")
+
+
+def _people_text(figures: Figures) -> list[str]:
+    lines = ["People you referred"]
+    if not figures.people:
+        return [*lines, "  (nobody yet)"]
+    lines.append(_row(PEOPLE_HEADINGS, PEOPLE_COLUMNS, left=2))
+    for p in figures.people:
+        rating = "-" if p.average_rating is None else f"{p.average_rating:.1f}"
+        more = _yes_no(p.more) or "-"
+        cells = (
+            p.name,
+            _role_text(p.roles),
+            str(p.referred),
+            str(p.introduced),
+            str(p.declined),
+            str(p.declined_not_relevant),
+            rating,
+            str(p.business),
+            more,
+            p.refer_again,
+        )
+        lines.append(_row(cells, PEOPLE_COLUMNS, left=2))
+        detail = [] if p.name == p.email else [p.email]
+        detail += [f"{_currency_label(m.currency)} {_amount(m.amount)}" for m in p.value]
+        if detail:
+            lines.append(_fit("    " + "  ".join(detail), WIDTH).rstrip())
+    return [*lines, *PEOPLE_LEGEND]
+
+
+def _value_text(figures: Figures) -> list[str]:
+    lines = ["Value closed"]
+    if not figures.value_closed:
+        return [*lines, "  (nothing reported yet)"]
+    for m in figures.value_closed:
+        lines.append(f"  {_currency_label(m.currency):<18}{_amount(m.amount):>20}")
+    lines.append("  as reported by the people introduced; both sides may report one deal")
+    return lines
+
+
+# Month, introduced, business, share, requested, not relevant, share.
+RADAR_COLUMNS = (7, 10, 8, 6, 9, 12, 6)
+RADAR_HEADINGS = ("Month", "Introduced", "Business", "Share", "Requested", "Not relevant", "Share")
+
+
+def _radar_cells(row: RadarRow) -> tuple[str, ...]:
+    return (
+        row.month if row.month != "all" else "All",
+        str(row.introduced),
+        str(row.business),
+        _share_text(row.business_share),
+        str(row.requested),
+        str(row.not_relevant),
+        _share_text(row.not_relevant_share),
+    )
+
+
+def _radar_text(figures: Figures) -> list[str]:
+    lines = ["Radar"]
+    if not figures.radar:
+        return [*lines, "  (no data yet)"]
+    lines.append(_row(RADAR_HEADINGS, RADAR_COLUMNS))
+    lines += [_row(_radar_cells(row), RADAR_COLUMNS) for row in figures.radar]
+    lines.append(_row(_radar_cells(figures.radar_all), RADAR_COLUMNS))
+    lines += [
+        "  Introductions by the month they happened, and how many led to business;",
+        "  requests by the month they came in, and how many someone found not relevant.",
+    ]
+    return lines
+
+
+def as_text(figures: Figures) -> str:
+    """A plain-text report for a mail body: aligned columns, at most 78 columns a line."""
+    sections = (
+        _header(figures),
+        _funnel_text(figures),
+        _declines_text(figures),
+        _people_text(figures),
+        _value_text(figures),
+        _radar_text(figures),
+    )
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
