@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import schedule
 from aiohttp import web
 
-from service import deadlines, intake, transports
+from service import deadlines, digest, evaluation, intake, transports
 from service.clock import Clock, SystemClock
 from service.context import Context, make_context
 from service.inbound import InboundHandler, smtp_factory
@@ -29,7 +29,7 @@ T = TypeVar("T")
 # what a crash or another instance left behind is picked up soon.
 INTAKE_EVERY_SECONDS = 10
 OUTBOX_EVERY_SECONDS = 5
-# Reminders and expiry are due in days; a minute late is on time.
+# Reminders, expiry, surveys and the digest are due in days or hours; a minute late is on time.
 DEADLINES_EVERY_SECONDS = 60
 STOP_GRACE_SECONDS = 30
 
@@ -172,7 +172,10 @@ class Service:
         now = self.clock.now()
         expired = await self.run_db(deadlines.expire_due, self.ctx, now)
         reminded = await self.run_db(deadlines.send_reminders, self.ctx, now)
-        if expired or reminded:
+        closed = await self.run_db(evaluation.close_due, self.ctx, now)
+        surveyed = await self.run_db(evaluation.send_due, self.ctx, now)
+        digests = await self.run_db(digest.send_due, self.ctx, now)
+        if expired or reminded or closed or surveyed or digests:
             self.outbox.kick()
 
     async def _outbox(self) -> None:

@@ -91,15 +91,21 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--recipient", help="envelope recipient (default: the referral address)")
     tick = command("tick", "run every job due at a moment once, then exit", _tick)
     tick.add_argument("--at", metavar="ISO-8601", help="the moment (default: now)")
-    status = command("status", "one referral's history", _status)
-    status.add_argument("ref", metavar="REF")
+    status = command("status", "one referral's history; without REF, counts by state", _status)
+    status.add_argument("ref", metavar="REF", nargs="?")
     quarantine = command(
         "quarantine", "messages that could not be understood: list, show ID, retry ID", _quarantine
     )
     quarantine.add_argument("action", choices=("list", "show", "retry"))
     quarantine.add_argument("id", nargs="?", type=int, metavar="ID")
-    report_cmd = command("report", "referrals by state, with counts", _report)
+    report_cmd = command(
+        "report", "the funnel, decline reasons, people, value closed and the radar", _report
+    )
     report_cmd.add_argument("--referrer", metavar="ADDR", help="only this referrer's referrals")
+    report_cmd.add_argument(
+        "--since", metavar="DATE", help="only referrals requested since (2026-01-01, or ISO-8601)"
+    )
+    report_cmd.add_argument("--format", choices=tuple(report.FORMATS), default="text")
     return parser
 
 
@@ -202,6 +208,9 @@ def _read_message(name: str) -> bytes:
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _open_store(settings)
+    if args.ref is None:
+        print(report.summary(), end="")
+        return 0
     text = report.status(args.ref)
     if text is None:
         raise Failure(f"no referral {args.ref}", EX_NOINPUT)
@@ -234,6 +243,16 @@ def _quarantine(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    since = None
+    if args.since:
+        try:
+            since = parse_moment(args.since if "T" in args.since else args.since + "T00:00+00:00")
+        except ValueError as exc:
+            raise Failure(f"--since: {exc}", 64) from exc
+    referrer = parse_mailbox(args.referrer) if args.referrer else None
+    if args.referrer and referrer is None:
+        raise Failure(f"--referrer: not an address: {args.referrer}", 64)
     _open_store(settings)
-    print(report.summary(args.referrer), end="")
+    found = report.figures_for(referrer.address if referrer else None, since, SystemClock().now())
+    print(report.render(found, args.format), end="")
     return 0

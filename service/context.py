@@ -13,6 +13,8 @@ from service.settings import Settings
 from service.tokens import Purpose, Tokens
 
 OPTOUT_VALID_FOR = timedelta(days=3 * 365)
+# A report link shows a referrer's figures: long enough to use from last month's digest.
+REPORT_VALID_FOR = timedelta(days=45)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ def make_context(settings: Settings, clock: Clock, templates: Templates | None =
         secret_keys(settings),
         clock,
         # "Never contact me again" must work from any mail anyone kept, for a long time.
-        {Purpose.CONSENT: open_for, Purpose.SURVEY: open_for, Purpose.OPTOUT: OPTOUT_VALID_FOR},
+        {
+            Purpose.CONSENT: open_for,
+            # A survey link lives as long as the survey may be answered.
+            Purpose.SURVEY: timedelta(days=settings.timing.survey_open_days),
+            Purpose.OPTOUT: OPTOUT_VALID_FOR,
+            Purpose.REPORT: REPORT_VALID_FOR,
+            Purpose.DIGEST: OPTOUT_VALID_FOR,
+        },
     )
     return Context(settings=settings, tokens=tokens, templates=templates or Templates())

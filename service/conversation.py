@@ -5,32 +5,30 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
-from service import bounces, replies, workflow
+from service import bounces, evaluation, replies, workflow
 from service.authorization import single_mailbox
 from service.context import Context
 from service.disposition import Disposition
 from service.robots import automatic_reason
+from service.survey_replies import SurveyAnswers, read_survey
 from service.workflow import Answer, Channel
 from store import queries
-from store.records import InboundRecord
+from store.records import InboundRecord, PartyRecord
 
 
 def process_reply(
     ctx: Context, record: InboundRecord, message: EmailMessage, ask_key: str, now: datetime
 ) -> Disposition:
     """Stages: not a robot, from the party asked, then a yes, a no or one explanation."""
-
-    robot = automatic_reason(message, record.envelope_from)
-    if robot:
-        return Disposition("ignored", f"automatic message: {robot}")
     found = workflow.find_question(ask_key)
     if found is None:
-        return Disposition("ignored", "answer to a question we do not have")
+        return _robot(record, message) or Disposition(
+            "ignored", "answer to a question we do not have"
+        )
     referral, party = found
-    author = single_mailbox(message.get("From"))
-    if author is None or author.address != party.email:
-        # Someone the question was forwarded to is not the person we asked.
-        return Disposition("ignored", f"{referral.ref}: reply not from the {party.role}")
+    refused = _robot(record, message) or _not_from(message, referral.ref, party, "reply")
+    if refused:
+        return refused
     reading = replies.read_answer(replies.new_text(message))
     if reading.verdict is replies.Verdict.UNCLEAR:
         told = workflow.explain_unclear(ctx, ask_key, now)
@@ -50,6 +48,50 @@ def process_reply(
     return Disposition(
         "processed", f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})"
     )
+
+
+def process_survey_reply(
+    ctx: Context, record: InboundRecord, message: EmailMessage, survey_key: str, now: datetime
+) -> Disposition:
+    """Stages: not a robot, from the party asked, then whatever answers the reply gives.
+
+    Text we cannot read as answers still reaches the referrer, as the party's comment.
+    """
+    found = evaluation.find_survey(survey_key)
+    if found is None:
+        return _robot(record, message) or Disposition(
+            "ignored", "answer to a survey we do not have"
+        )
+    referral, survey = found
+    party = next(p for p in referral.parties if p.id == survey.party_id)
+    refused = _robot(record, message) or _not_from(message, referral.ref, party, "survey reply")
+    if refused:
+        return refused
+    text = replies.new_text(message)
+    answers = read_survey(text)
+    if answers.empty:
+        comment = " ".join(text.split())[:1000]
+        if not comment:
+            return Disposition("ignored", f"{referral.ref}: empty survey reply")
+        answers = SurveyAnswers(comment=comment)
+    result = evaluation.record(ctx, survey_key, answers, Channel.REPLY, now)
+    return Disposition(
+        "processed", f"{referral.ref}: {party.role} answered the survey ({result.outcome})"
+    )
+
+
+def _robot(record: InboundRecord, message: EmailMessage) -> Disposition | None:
+    """Robots never answer for anyone (RFC 3834)."""
+    robot = automatic_reason(message, record.envelope_from)
+    return Disposition("ignored", f"automatic message: {robot}") if robot else None
+
+
+def _not_from(message: EmailMessage, ref: str, party: PartyRecord, what: str) -> Disposition | None:
+    """Someone the mail was forwarded to is not the person we asked."""
+    author = single_mailbox(message.get("From"))
+    if author is not None and author.address == party.email:
+        return None
+    return Disposition("ignored", f"{ref}: {what} not from the {party.role}")
 
 
 def process_bounce(
@@ -72,6 +114,11 @@ def process_bounce(
                 sent.referral_id, now, "delivery delayed", "mta", Channel.SMTP, statuses
             )
         return Disposition("ignored", f"temporary failure: {statuses}")
+    if sent is not None and sent.survey_id is not None:
+        closed = evaluation.bounced(ctx, sent.survey_id, permanent[0].status, now)
+        return Disposition(
+            "processed", f"permanent failure of a survey: {permanent[0].status}; closed {closed}"
+        )
     if sent is not None:  # the mail is known: whatever it reports, this question failed
         asked = sent.referral_id is not None and sent.party_id is not None
         targets = [(sent.referral_id, sent.party_id, permanent[0].status)] if asked else []

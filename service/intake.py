@@ -12,7 +12,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from service import conversation, letters, quota
+from service import commands, conversation, letters, quota
 from service.addresses import Mailbox
 from service.authorization import judge
 from service.bodies import header_text
@@ -75,8 +75,10 @@ def admission(
     if any(d is not None and d.route is not Route.REQUEST for d in destinations):
         return None
     refusal = judge(envelope_from, headers, settings.security).refusal
-    if refusal and envelope_from and queries.ask_key_for_message_ids(referenced_ids(headers)):
-        return None
+    if refusal and envelope_from:
+        named = referenced_ids(headers)
+        if queries.ask_key_for_message_ids(named) or queries.survey_key_for_message_ids(named):
+            return None
     return refusal
 
 
@@ -168,12 +170,17 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     reply = next((d for d in destinations if d.route is Route.REPLY), None)
     if reply is not None:
         ask_key = queries.ask_key_for_reply(reply.key)
-        if ask_key is None:
+        survey_key = None if ask_key else queries.survey_key_for_reply(reply.key)
+        if ask_key is None and survey_key is None:
             return Disposition("ignored", "answer to a question we do not have")
     else:
-        ask_key = queries.ask_key_for_message_ids(referenced_ids(message))
+        named = referenced_ids(message)
+        ask_key = queries.ask_key_for_message_ids(named)
+        survey_key = None if ask_key else queries.survey_key_for_message_ids(named)
     if ask_key is not None:
         return conversation.process_reply(ctx, record, message, ask_key, now)
+    if survey_key is not None:
+        return conversation.process_survey_reply(ctx, record, message, survey_key, now)
     robot = automatic_reason(message, record.envelope_from)
     if robot:
         return Disposition("ignored", f"automatic message: {robot}")
@@ -181,6 +188,9 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     if verdict.referrer is None:
         return Disposition("ignored", verdict.refusal or "not a request")
     referrer = verdict.referrer
+    if commands.asks_for_report(message):
+        sent = commands.send_report(ctx, referrer, message, now)
+        return Disposition("processed", "report sent" if sent else "report not sent: daily limit")
     try:
         draft = parse_request(message, referrer.address)
     except Unreadable as exc:

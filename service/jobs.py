@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
-from service import deadlines, intake
+from service import deadlines, digest, evaluation, intake
 from service.context import Context
 from service.outbox import Report, RunDb, Transport, deliver_due
 
@@ -17,12 +17,17 @@ class TickReport:
     outbox: Report
     reminded: int = 0  # reminders queued, one per party
     expired: int = 0  # referrals that expired
+    surveyed: int = 0  # follow-up surveys queued, one per party and round
+    surveys_closed: int = 0  # surveys nobody answered in time
+    digests: int = 0  # weekly digests queued
 
     def __str__(self) -> str:
         o = self.outbox
         return (
             f"processed {self.inbound} inbound message(s); "
             f"reminded {self.reminded}, expired {self.expired}; "
+            f"surveyed {self.surveyed}, surveys closed {self.surveys_closed}; "
+            f"digests {self.digests}; "
             f"sent {o.sent}, retrying {o.retrying}, failed {o.failed}"
         )
 
@@ -35,6 +40,10 @@ async def run_due(
     # Expiry before reminders: nobody is reminded of a question that has just closed.
     expired = await run_db(deadlines.expire_due, ctx, now)
     reminded = await run_db(deadlines.send_reminders, ctx, now)
+    # Closing before sending: a survey whose time is over settles the evaluation first.
+    closed = await run_db(evaluation.close_due, ctx, now)
+    surveyed = await run_db(evaluation.send_due, ctx, now)
+    digests = await run_db(digest.send_due, ctx, now)
     # The outbox last, so one tick sends what the steps before it queued.
     outbox = await deliver_due(transport, now, run_db)
-    return TickReport(inbound, outbox, reminded, expired)
+    return TickReport(inbound, outbox, reminded, expired, surveyed, closed, digests)

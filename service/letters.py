@@ -22,7 +22,14 @@ from service.parsing import RequestDraft
 from service.redaction import Person, redact
 from service.routing import bounce_address, reply_address
 from service.tokens import Purpose
-from store.records import OutgoingMail, PartyRecord, ReferralRecord
+from store.records import (
+    EventRecord,
+    OutgoingMail,
+    PartyRecord,
+    ReferralRecord,
+    ReferrerRecord,
+    SurveyRecord,
+)
 
 
 def receipt(ctx: Context, referral: ReferralRecord, now: datetime) -> OutgoingMail:
@@ -280,8 +287,14 @@ def _post(
     in_reply_to: str | None = None,
     envelope_to: Sequence[str] | None = None,
     party_id: int | None = None,
+    survey_id: int | None = None,
+    unsubscribe_url: str | None = None,
 ) -> OutgoingMail:
-    """One finished mail. Its envelope sender names it (VERP), so a bounce says which it was."""
+    """One finished mail. Its envelope sender names it (VERP), so a bounce says which it was.
+
+    `unsubscribe_url` is what the one-click List-Unsubscribe stops, when that is less than
+    everything (the weekly digest); the footer always offers "never again" too.
+    """
     message_id = ids.message_id(ctx.settings.service.domain)
     bounce_key = ids.address_key()
     # Every mail says how to never hear from us again; the link names this mail, not anyone.
@@ -299,7 +312,7 @@ def _post(
         language=language,
         reply_to=reply_to,
         in_reply_to=in_reply_to,
-        unsubscribe_url=optout_url,
+        unsubscribe_url=unsubscribe_url or optout_url,
     )
     return OutgoingMail(
         message_id=message_id,
@@ -310,6 +323,7 @@ def _post(
         referral_id=referral_id,
         party_id=party_id,
         bounce_key=bounce_key,
+        survey_id=survey_id,
     )
 
 
@@ -366,3 +380,163 @@ def expired_to_party(
 ) -> OutgoingMail:
     """To a party who said yes: only that it will not go ahead, not who or why."""
     return _will_not_go_ahead(ctx, "expired_to_party", referral, party, now)
+
+
+# ---------------------------------------------------------------- exit and evaluate
+
+SURVEY_RATINGS = (1, 2, 3, 4, 5)
+SURVEY_BUSINESS = ("yes", "not_yet", "no")
+
+
+def survey(
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    survey: SurveyRecord,
+    now: datetime,
+) -> OutgoingMail:
+    """How did it go? One-click answers open the survey page with that choice made; a plain
+    reply answers too (its Reply-To is the survey's own address)."""
+    url = survey_url(ctx, survey.survey_key)
+    other = referral.other(party.role)
+    reply_to = [
+        Mailbox(ctx.settings.service.sender_name, reply_address(ctx.settings, survey.reply_key))
+    ]
+    return _post(
+        ctx,
+        "survey",
+        [_mailbox(party)],
+        party.language,
+        {
+            "name": party.name,
+            "other": other.display,
+            "referrer": referral.referrer_display,
+            "need": referral.need,
+            "introduced_at": referral.introduced_at,
+            "round": survey.round,
+            "expires_at": survey.expires_at,
+            "url": url,
+            "rating_urls": {n: f"{url}?rating={n}" for n in SURVEY_RATINGS},
+            "business_urls": {b: f"{url}?business={b}" for b in SURVEY_BUSINESS},
+        },
+        now,
+        referral.id,
+        reply_to=reply_to,
+        survey_id=survey.id,
+    )
+
+
+def survey_url(ctx: Context, survey_key: str) -> str:
+    return ctx.link("/s/" + ctx.tokens.make(Purpose.SURVEY, survey_key))
+
+
+def survey_outcomes(
+    referral: ReferralRecord, surveys: Sequence[SurveyRecord]
+) -> list[dict[str, Any]]:
+    """Each party's latest answered round (or that they did not answer), for the referrer."""
+    outcomes = []
+    for party in referral.parties:
+        mine = [s for s in surveys if s.party_id == party.id]
+        answered = [s for s in mine if s.state == "answered"]
+        latest = max(answered, key=lambda s: s.round) if answered else None
+        outcomes.append(
+            {
+                "person": _card(party),
+                "role": party.role,
+                "answered": latest is not None,
+                "rating": latest.rating if latest else None,
+                "business": latest.business if latest else None,
+                "amount": f"{latest.amount:,.2f}" if latest and latest.amount is not None else "",
+                "currency": latest.currency if latest else "",
+                "more": latest.more if latest else None,
+                "comment": latest.comment if latest else "",
+                "rounds": len(mine),
+            }
+        )
+    return outcomes
+
+
+def referrer_evaluated(
+    ctx: Context, referral: ReferralRecord, surveys: Sequence[SurveyRecord], now: datetime
+) -> OutgoingMail:
+    """How the introduction went, in both parties' words; the value closed is credited to the
+    referrer, and only the referrer (and whoever reported it) ever sees it."""
+    return _to_referrer(
+        ctx,
+        "referrer_evaluated",
+        referral,
+        now,
+        introduced_at=referral.introduced_at,
+        outcomes=survey_outcomes(referral, surveys),
+    )
+
+
+def report_url(ctx: Context, referrer: ReferrerRecord) -> str:
+    return ctx.link("/r/" + ctx.tokens.make(Purpose.REPORT, referrer.key))
+
+
+def digest_off_url(ctx: Context, referrer: ReferrerRecord) -> str:
+    return ctx.link("/d/" + ctx.tokens.make(Purpose.DIGEST, referrer.key))
+
+
+def report(
+    ctx: Context,
+    referrer: ReferrerRecord,
+    name: str,
+    language: str,
+    text: str,
+    in_reply_to: str | None,
+    now: datetime,
+) -> OutgoingMail:
+    """The answer to a referrer's "report" mail: their figures, and the page with the chart."""
+    return _post(
+        ctx,
+        "report",
+        [Mailbox(name, referrer.email)],
+        language,
+        {"referrer_name": name, "report": text, "report_url": report_url(ctx, referrer)},
+        now,
+        None,
+        in_reply_to=in_reply_to,
+    )
+
+
+def digest(
+    ctx: Context,
+    referrer: ReferrerRecord,
+    language: str,
+    week: Sequence[tuple[ReferralRecord, Sequence[EventRecord]]],
+    since: datetime,
+    until: datetime,
+    now: datetime,
+) -> OutgoingMail:
+    """What happened to a referrer's referrals in one week; one click turns the digest off."""
+    off = digest_off_url(ctx, referrer)
+    referrals = [
+        {
+            "ref": referral.ref,
+            "state": referral.state,
+            "provider": _card(referral.party(PROVIDER)),
+            "prospect": _card(referral.party(PROSPECT)),
+            "events": [
+                {"at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail} for e in events
+            ],
+        }
+        for referral, events in week
+    ]
+    return _post(
+        ctx,
+        "digest",
+        [Mailbox("", referrer.email)],
+        language,
+        {
+            "referrals": referrals,
+            "since": since,
+            "until": until,
+            "report_url": report_url(ctx, referrer),
+            "digest_off_url": off,
+        },
+        now,
+        None,
+        unsubscribe_url=off,
+    )

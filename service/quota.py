@@ -16,7 +16,7 @@ from store import queries
 
 log = logging.getLogger(__name__)
 
-UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear")
+UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear", "report")
 
 
 def may_write(settings: Settings, address: str, now: datetime) -> bool:

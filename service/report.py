@@ -6,6 +6,7 @@ from datetime import datetime
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default
 
+from service import charts, figures
 from service.bodies import body_text, header_text
 from service.workflow import State
 from store import queries
@@ -77,6 +78,32 @@ def summary(referrer: str | None = None) -> str:
         if mail:
             lines.append("outbox  " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items())))
     return "\n".join(lines) + "\n"
+
+
+FORMATS = {"text": figures.as_text, "json": figures.as_json, "csv": figures.as_csv}
+
+
+def figures_for(referrer: str | None, since: datetime | None, now: datetime) -> figures.Figures:
+    """The report's figures: of one referrer (or everyone), of referrals made since a moment."""
+    referrals = queries.referrals_for_report(referrer, since)
+    surveys = queries.surveys_for(r.id for r in referrals if r.introduced_at is not None)
+    return figures.compute(referrals, surveys, referrer=referrer, since=since, now=now)
+
+
+def render(found: figures.Figures, fmt: str) -> str:
+    return FORMATS[fmt](found)
+
+
+def page_context(found: figures.Figures, referrer: str) -> dict[str, object]:
+    """What the report page shows: the figures, and the chart functions its template calls
+    with its own (translated) labels."""
+    return {
+        "referrer": referrer,
+        "figures": found,
+        "funnel": {c.name: c.count for c in found.funnel},
+        "funnel_svg": charts.funnel_svg,
+        "share_bars_svg": charts.share_bars_svg,
+    }
 
 
 def inbound_line(inbound_id: int) -> str:

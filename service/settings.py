@@ -6,6 +6,7 @@ import dataclasses
 import os
 import tomllib
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ DEFAULT_PATH = Path("config/care-intro.toml")
 ENV_PATH = "CARE_INTRO_CONFIG"
 ENV_PREFIX = "CARE_INTRO_"
 LANGUAGES = ("en", "de", "fr", "ro", "id", "ar")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class ServiceSettings:
     sender_name: str = "Introductions"
     default_language: str = "en"
     data_dir: str = "data"
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,16 @@ class TimingSettings:
     reminder_after_days: float = 4
     consent_expiry_days: float = 14
     follow_up_days: float = 30
+    follow_up_again_days: float = 30
+    follow_up_again_times: int = 2
+    survey_open_days: float = 14
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    enabled: bool = True
+    weekday: str = "monday"
+    hour: int = 8
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     timing: TimingSettings = field(default_factory=TimingSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -157,9 +171,28 @@ def validate(settings: Settings) -> None:
         raise ConfigError("database.url must start with sqlite:// or postgresql://")
     if not settings.service.public_url.startswith(("http://", "https://")):
         raise ConfigError("service.public_url must start with http:// or https://")
-    for name in ("reminder_after_days", "consent_expiry_days", "follow_up_days"):
+    for name in (
+        "reminder_after_days",
+        "consent_expiry_days",
+        "follow_up_days",
+        "follow_up_again_days",
+        "survey_open_days",
+    ):
         if getattr(settings.timing, name) <= 0:
             raise ConfigError(f"timing.{name} must be more than 0")
+    if not 0 <= settings.timing.follow_up_again_times <= 10:
+        raise ConfigError("timing.follow_up_again_times must be between 0 and 10")
+    try:
+        zoneinfo.ZoneInfo(settings.service.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"service.timezone must be a time zone name such as Europe/Berlin, "
+            f"not {settings.service.timezone!r}"
+        ) from None
+    if settings.digest.weekday.lower() not in WEEKDAYS:
+        raise ConfigError(f"digest.weekday must be one of {', '.join(WEEKDAYS)}")
+    if not 0 <= settings.digest.hour <= 23:
+        raise ConfigError("digest.hour must be between 0 and 23")
 
 
 def _section_class(name: str) -> type:

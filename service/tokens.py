@@ -16,6 +16,8 @@ class Purpose(enum.StrEnum):
     CONSENT = "consent"
     SURVEY = "survey"
     OPTOUT = "optout"
+    REPORT = "report"
+    DIGEST = "digest"
 
 
 class Tokens:

@@ -8,20 +8,29 @@ from typing import Any
 
 from aiohttp import web
 
-from service import workflow
+from service import evaluation, report, workflow
 from service.clock import Clock
 from service.context import Context
 from service.errors import BadToken, NotFound, TokenExpired
 from service.letters import consent_context
 from service.outbox import RunDb
+from service.survey_form import survey_form
 from service.tokens import Purpose
 from service.workflow import Answer, Channel, DeclineReason, Outcome, State
-from store.records import PartyRecord, ReferralRecord
+from store import queries
+from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
 log = logging.getLogger(__name__)
 
 ANSWERS = frozenset(a.value for a in Answer)
+# What the survey page offers; a reply by mail may name any ISO 4217 code.
+CURRENCIES = ("EUR", "USD", "GBP", "CHF", "RON", "IDR", "SAR", "AED", "EGP", "MAD")
 REASONS = frozenset(r.value for r in DeclineReason)
+SURVEY_CHOICES = {
+    "rating": frozenset("12345"),
+    "business": frozenset(("yes", "not_yet", "no")),
+    "more": frozenset(("yes", "no")),
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Tokens are in the path: nothing on these pages may send it elsewhere (Referer), keep it
@@ -48,6 +57,11 @@ def make_app(
     app.router.add_post("/c/{token}", pages.answer_consent)
     app.router.add_get("/u/{token}", pages.show_optout)
     app.router.add_post("/u/{token}", pages.optout)
+    app.router.add_get("/s/{token}", pages.show_survey)
+    app.router.add_post("/s/{token}", pages.answer_survey)
+    app.router.add_get("/r/{token}", pages.show_report)
+    app.router.add_get("/d/{token}", pages.show_digest_off)
+    app.router.add_post("/d/{token}", pages.digest_off)
     app.router.add_get("/", pages.home)
     return app
 
@@ -179,24 +193,144 @@ class Pages:
         return self.page("optout_done", {})
 
     def _optout_subject(self, request: web.Request) -> str | web.Response:
+        return self._token(request, Purpose.OPTOUT)
+
+    def _token(
+        self, request: web.Request, purpose: Purpose, expired: str = "expired"
+    ) -> str | web.Response:
+        """The key a link's token names, or the page that says why the link does not work."""
         try:
-            return self.ctx.tokens.read(Purpose.OPTOUT, request.match_info["token"])
+            return self.ctx.tokens.read(purpose, request.match_info["token"])
         except TokenExpired:
-            return self.page("problem", {"problem": "expired"}, status=410)
+            return self.page("problem", {"problem": expired}, status=410)
         except BadToken:
             return self.page("problem", {"problem": "not_found"}, status=404)
 
     async def _question(self, request: web.Request) -> Any:
-        try:
-            key = self.ctx.tokens.read(Purpose.CONSENT, request.match_info["token"])
-        except TokenExpired:
-            return self.page("problem", {"problem": "expired"}, status=410)
-        except BadToken:
-            return self.page("problem", {"problem": "not_found"}, status=404)
+        key = self._token(request, Purpose.CONSENT)
+        if isinstance(key, web.Response):
+            return key
         found = await self.run_db(workflow.find_question, key)
         if found is None:
             return self.page("problem", {"problem": "not_found"}, status=404)
         return found
+
+    # ------------------------------------------------------------ surveys
+
+    async def show_survey(self, request: web.Request) -> web.StreamResponse:
+        found = await self._survey(request)
+        if isinstance(found, web.Response):
+            return found
+        referral, survey, party = found
+        if survey.state == evaluation.ANSWERED:
+            done = {**self._survey_done(referral, survey), "outcome": "already"}
+            return self.page("survey_done", done, language=party.language)
+        if survey.state != evaluation.SENT:
+            return self.page("problem", {"problem": "survey_closed"}, 410, party.language)
+        chosen = {
+            name: request.query.get(name, "")
+            for name in ("rating", "business", "more")
+            if request.query.get(name, "") in SURVEY_CHOICES[name]
+        }
+        context = {
+            **self._survey_context(referral, survey, party),
+            "action": request.path,
+            "chosen": {"rating": "", "business": "", "more": "", **chosen},
+            "currencies": CURRENCIES,
+        }
+        return self.page("survey", context, language=party.language)
+
+    async def answer_survey(self, request: web.Request) -> web.StreamResponse:
+        found = await self._survey(request)
+        if isinstance(found, web.Response):
+            return found
+        referral, survey, party = found
+        answers = survey_form(await request.post())
+        if answers is None:
+            return self.page("problem", {"problem": "bad_survey"}, 400, party.language)
+        try:
+            result = await self.run_db(
+                evaluation.record,
+                self.ctx,
+                survey.survey_key,
+                answers,
+                Channel.LINK,
+                self.clock.now(),
+            )
+        except NotFound:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        if result.outcome is evaluation.SurveyOutcome.CLOSED:
+            return self.page("problem", {"problem": "survey_closed"}, 410, party.language)
+        self.on_change()
+        context = self._survey_done(referral, result.survey)
+        if result.outcome is evaluation.SurveyOutcome.ALREADY_ANSWERED:
+            context["outcome"] = "already"
+        return self.page("survey_done", context, language=party.language)
+
+    def _survey_context(
+        self, referral: ReferralRecord, survey: SurveyRecord, party: PartyRecord
+    ) -> dict[str, Any]:
+        return {
+            "referrer": referral.referrer_display,
+            "other": referral.other(party.role).display,
+            "expires_at": survey.expires_at,
+            "optout_url": self._optout_link(party.ask_key),
+        }
+
+    def _survey_done(self, referral: ReferralRecord, survey: SurveyRecord) -> dict[str, Any]:
+        again = survey.business == "not_yet" and survey.round <= (
+            self.ctx.settings.timing.follow_up_again_times
+        )
+        return {
+            "outcome": "recorded",
+            "referrer": referral.referrer_display,
+            "business": survey.business or "",
+            "asked_again": again,
+        }
+
+    async def _survey(self, request: web.Request) -> Any:
+        key = self._token(request, Purpose.SURVEY, expired="survey_closed")
+        if isinstance(key, web.Response):
+            return key
+        found = await self.run_db(evaluation.find_survey, key)
+        if found is None:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        referral, survey = found
+        party = next(p for p in referral.parties if p.id == survey.party_id)
+        return referral, survey, party
+
+    # ------------------------------------------------------------ the referrer's pages
+
+    async def show_report(self, request: web.Request) -> web.StreamResponse:
+        referrer = await self._referrer(request, Purpose.REPORT)
+        if isinstance(referrer, web.Response):
+            return referrer
+        figures = await self.run_db(report.figures_for, referrer.email, None, self.clock.now())
+        return self.page("report", report.page_context(figures, referrer.email))
+
+    async def show_digest_off(self, request: web.Request) -> web.StreamResponse:
+        """Only asks: a scanner opening the link must not turn anything off."""
+        referrer = await self._referrer(request, Purpose.DIGEST)
+        if isinstance(referrer, web.Response):
+            return referrer
+        return self.page("digest_off", {"action": request.path})
+
+    async def digest_off(self, request: web.Request) -> web.StreamResponse:
+        """Our page's button, or a mail client's one-click POST (RFC 8058)."""
+        referrer = await self._referrer(request, Purpose.DIGEST)
+        if isinstance(referrer, web.Response):
+            return referrer
+        await self.run_db(queries.set_digest, referrer.id, False)
+        return self.page("digest_off_done", {})
+
+    async def _referrer(self, request: web.Request, purpose: Purpose) -> Any:
+        key = self._token(request, purpose)
+        if isinstance(key, web.Response):
+            return key
+        referrer = await self.run_db(queries.referrer_by_key, key)
+        if referrer is None:
+            return self.page("problem", {"problem": "not_found"}, status=404)
+        return referrer
 
     def page(
         self, name: str, context: dict[str, Any], status: int = 200, language: str = ""

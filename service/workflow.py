@@ -222,6 +222,8 @@ def answer(
             extra = {"introduced_at": now} if decision.state is State.INTRODUCED else {}
             queries.set_referral_state(referral.id, decision.state, now, **extra)
             queries.add_event(referral.id, now, decision.state, "service", channel)
+            if decision.state is State.INTRODUCED:
+                _schedule_follow_up(ctx, referral, now)
         if decision.notices:
             referral = queries.referral_by_id(referral.id) or referral
             mails = [
@@ -296,6 +298,24 @@ def opt_out(ctx: Context, subject: str, channel: Channel, now: datetime) -> bool
     for _, _, ask_key in queries.open_questions_to(address):
         answer(ctx, ask_key, Answer.NO, channel, now)
     return first
+
+
+def follow_up_at(
+    referral: ReferralRecord, default_days: float, introduced_at: datetime
+) -> datetime:
+    """Pure: when the first survey is due; the request's own "Follow up: N days" wins."""
+    days = referral.follow_up_days if referral.follow_up_days else default_days
+    return introduced_at + timedelta(days=days)
+
+
+def _schedule_follow_up(ctx: Context, referral: ReferralRecord, now: datetime) -> None:
+    """In the transaction that introduces them: one survey per party, due after the delay.
+
+    The surveys themselves are sent, answered and closed by `evaluation`.
+    """
+    due = follow_up_at(referral, ctx.settings.timing.follow_up_days, now)
+    for party in referral.parties:
+        queries.create_survey(referral.id, party.id, 1, due, ids.ask_key(), ids.address_key())
 
 
 def _lock_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord]:

@@ -109,6 +109,32 @@ class Event(BaseModel):
     detail = peewee.TextField(default="")
 
 
+class Survey(BaseModel):
+    """One follow-up to one party after their introduction; a "not yet" adds the next round."""
+
+    referral = peewee.ForeignKeyField(Referral, backref="surveys", on_delete="CASCADE")
+    party = peewee.ForeignKeyField(Party, on_delete="CASCADE")
+    round = peewee.IntegerField(default=1)
+    # scheduled -> sent -> answered | expired; skipped when it may not go (a stopped address)
+    state = peewee.CharField(max_length=12, default="scheduled")
+    survey_key = peewee.CharField(max_length=40, unique=True)  # what its links' tokens name
+    reply_key = peewee.CharField(max_length=32, unique=True)  # its reply address's plus part
+    due_at = UTCDateTimeField()
+    sent_at = UTCDateTimeField(null=True)
+    expires_at = UTCDateTimeField(null=True)
+    answered_at = UTCDateTimeField(null=True)
+    channel = peewee.CharField(max_length=16, null=True)
+    rating = peewee.IntegerField(null=True)
+    business = peewee.CharField(max_length=8, null=True)
+    amount = peewee.DecimalField(max_digits=16, decimal_places=2, null=True)
+    currency = peewee.CharField(max_length=3, default="")
+    more = peewee.BooleanField(null=True)
+    comment = peewee.TextField(default="")
+
+    class Meta:
+        indexes = ((("party", "round"), True),)
+
+
 class OutboxMail(BaseModel):
     """A mail rendered once to its final bytes; a retry resends exactly these bytes."""
 
@@ -126,6 +152,19 @@ class OutboxMail(BaseModel):
     due_at = UTCDateTimeField()
     sent_at = UTCDateTimeField(null=True)
     last_error = peewee.TextField(default="")
+    # The follow-up survey this mail carries, so a reply that lost its tag still finds it.
+    survey = peewee.ForeignKeyField(Survey, null=True, on_delete="SET NULL")
+
+
+class Referrer(BaseModel):
+    """A referrer's own settings, and the opaque key their report and digest links name."""
+
+    email = peewee.CharField(max_length=320, unique=True)
+    key = peewee.CharField(max_length=40, unique=True)
+    digest = peewee.BooleanField(default=True)
+    # The weekly slot of the last digest they were sent: one digest per slot, never two.
+    digest_slot = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
 
 
 class Suppression(BaseModel):
@@ -156,4 +195,19 @@ Referral.add_index(
     )
 )
 
-ALL_MODELS = [InboundMessage, Referral, Party, Event, OutboxMail, Suppression, StoreKey]
+Survey.add_index(Survey.index(Survey.due_at).where(Survey.state == "scheduled"))
+Survey.add_index(Survey.index(Survey.expires_at).where(Survey.state == "sent"))
+# The digest asks what happened in a week; reports ask since a date.
+Event.add_index(Event.index(Event.at))
+
+ALL_MODELS = [
+    InboundMessage,
+    Referral,
+    Party,
+    Event,
+    Survey,
+    OutboxMail,
+    Referrer,
+    Suppression,
+    StoreKey,
+]

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import peewee
 
 from store import suppressions
 from store.db import database, is_postgresql
-from store.models import Event, InboundMessage, OutboxMail, Party, Referral
+from store.models import (
+    Event,
+    InboundMessage,
+    OutboxMail,
+    Party,
+    Referral,
+    Referrer,
+    StoreKey,
+    Survey,
+)
 from store.records import (
     EventRecord,
     InboundRecord,
@@ -19,8 +29,12 @@ from store.records import (
     OutgoingMail,
     PartyRecord,
     ReferralRecord,
+    ReferrerRecord,
     SentMail,
+    SurveyRecord,
 )
+
+CENT = Decimal("0.01")
 
 # ---------------------------------------------------------------- inbound
 
@@ -371,6 +385,7 @@ def sent_mail_by_bounce_key(bounce_key: str) -> SentMail | None:
         referral_id=row.referral_id,
         party_id=row.party_id,
         recipients=tuple(row.recipients.split("\n")),
+        survey_id=row.survey_id,
     )
 
 
@@ -390,6 +405,7 @@ def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
             "referral": m.referral_id,
             "party": m.party_id,
             "bounce_key": m.bounce_key,
+            "survey": m.survey_id,
             "envelope_from": m.envelope_from,
             "recipients": "\n".join(m.recipients),
             "raw": m.raw,
@@ -513,7 +529,30 @@ def _expiries_due(now: datetime) -> peewee.ModelSelect:
     )
 
 
-_DUE = {"reminders": _reminders_due, "expiries": _expiries_due}
+def _surveys_due(now: datetime) -> peewee.ModelSelect:
+    return (
+        Survey.select(Survey.id)
+        .where((Survey.state == "scheduled") & (Survey.due_at <= now))
+        .order_by(Survey.due_at)
+        .limit(1)
+    )
+
+
+def _surveys_closing(now: datetime) -> peewee.ModelSelect:
+    return (
+        Survey.select(Survey.id)
+        .where((Survey.state == "sent") & (Survey.expires_at <= now))
+        .order_by(Survey.expires_at)
+        .limit(1)
+    )
+
+
+_DUE = {
+    "reminders": _reminders_due,
+    "expiries": _expiries_due,
+    "surveys": _surveys_due,
+    "survey expiries": _surveys_closing,
+}
 
 
 def _claim_due(kind: str, now: datetime) -> int | None:
@@ -534,9 +573,19 @@ def next_expiry_due(now: datetime) -> int | None:
     return _claim_due("expiries", now)
 
 
+def next_survey_due(now: datetime) -> int | None:
+    """A survey due to be sent, locked until the caller's transaction ends."""
+    return _claim_due("surveys", now)
+
+
+def next_survey_closing(now: datetime) -> int | None:
+    """A sent survey whose time to answer is over, locked until the transaction ends."""
+    return _claim_due("survey expiries", now)
+
+
 def due_sql(kind: str, now: datetime) -> tuple[str, list[object]]:
-    """The SQL and parameters of a "what is due" question ("reminders", "expiries"), so a
-    test can ask the database for its plan."""
+    """The SQL and parameters of a "what is due" question (a key of _DUE), so a test can
+    ask the database for its plan."""
     sql, params = _DUE[kind](now).sql()
     return sql, list(params)
 
@@ -554,3 +603,233 @@ def mark_reminded(party_id: int, now: datetime) -> bool:
         .execute()
     )
     return bool(changed)
+
+
+# ---------------------------------------------------------------- surveys
+
+
+def create_survey(
+    referral_id: int, party_id: int, round_: int, due_at: datetime, survey_key: str, reply_key: str
+) -> bool:
+    """Schedule one round of a party's follow-up; False if that round already exists."""
+    try:
+        with database.atomic():
+            Survey.insert(
+                referral=referral_id,
+                party=party_id,
+                round=round_,
+                due_at=due_at,
+                survey_key=survey_key,
+                reply_key=reply_key,
+            ).execute()
+    except peewee.IntegrityError:
+        return False
+    return True
+
+
+def survey_by_id(survey_id: int) -> SurveyRecord | None:
+    row = Survey.get_or_none(Survey.id == survey_id)
+    return _survey(row) if row else None
+
+
+def survey_by_key(survey_key: str) -> SurveyRecord | None:
+    row = Survey.get_or_none(Survey.survey_key == survey_key)
+    return _survey(row) if row else None
+
+
+def survey_key_for_reply(reply_key: str) -> str | None:
+    row = Survey.get_or_none(Survey.reply_key == reply_key.lower())
+    return row.survey_key if row else None
+
+
+def survey_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
+    """The survey one of these Message-IDs carried (for replies that lost the tag)."""
+    if not message_ids:
+        return None
+    row = (
+        Survey.select(Survey.survey_key)
+        .join(OutboxMail, on=OutboxMail.survey == Survey.id)
+        .where(OutboxMail.message_id.in_(list(message_ids)))
+        .first()
+    )
+    return row.survey_key if row else None
+
+
+def surveys_of(referral_id: int) -> list[SurveyRecord]:
+    rows = Survey.select().where(Survey.referral == referral_id).order_by(Survey.id)
+    return [_survey(r) for r in rows]
+
+
+def surveys_for(referral_ids: Iterable[int]) -> dict[int, tuple[SurveyRecord, ...]]:
+    found: dict[int, list[SurveyRecord]] = {}
+    ids = list(referral_ids)
+    for start in range(0, len(ids), 500):
+        rows = Survey.select().where(Survey.referral.in_(ids[start : start + 500]))
+        for row in rows.order_by(Survey.id):
+            found.setdefault(row.referral_id, []).append(_survey(row))
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def move_survey(survey_id: int, from_state: str, to_state: str, **fields: object) -> bool:
+    """Change a survey's state only if it is still in `from_state`: the never-twice guard."""
+    changed = (
+        Survey.update(state=to_state, **fields)
+        .where((Survey.id == survey_id) & (Survey.state == from_state))
+        .execute()
+    )
+    return bool(changed)
+
+
+def _survey(row: Survey) -> SurveyRecord:
+    return SurveyRecord(
+        id=row.id,
+        referral_id=row.referral_id,
+        party_id=row.party_id,
+        round=row.round,
+        state=row.state,
+        survey_key=row.survey_key,
+        reply_key=row.reply_key,
+        due_at=row.due_at,
+        sent_at=row.sent_at,
+        expires_at=row.expires_at,
+        answered_at=row.answered_at,
+        channel=row.channel,
+        rating=row.rating,
+        business=row.business,
+        # SQLite keeps a NUMERIC as a number: 1200.50 comes back as 1200.5.
+        amount=row.amount.quantize(CENT) if row.amount is not None else None,
+        currency=row.currency,
+        more=row.more,
+        comment=row.comment,
+    )
+
+
+# ---------------------------------------------------------------- referrers and reports
+
+
+def referrer(email: str, make_key: Callable[[], str], now: datetime) -> ReferrerRecord:
+    """A referrer's own row, made on first use."""
+    email = email.lower()
+    row = Referrer.get_or_none(Referrer.email == email)
+    if row is None:
+        try:
+            with database.atomic():
+                Referrer.insert(email=email, key=make_key(), created_at=now).execute()
+        except peewee.IntegrityError:
+            pass  # made by another instance meanwhile
+        row = Referrer.get(Referrer.email == email)
+    return _referrer_record(row)
+
+
+def referrer_by_key(key: str) -> ReferrerRecord | None:
+    row = Referrer.get_or_none(Referrer.key == key)
+    return _referrer_record(row) if row else None
+
+
+def set_digest(referrer_id: int, enabled: bool) -> bool:
+    """Turn a referrer's weekly digest on or off; False if it already was."""
+    changed = (
+        Referrer.update(digest=enabled)
+        .where((Referrer.id == referrer_id) & (Referrer.digest != enabled))
+        .execute()
+    )
+    return bool(changed)
+
+
+def claim_digest(referrer_id: int, slot: datetime) -> bool:
+    """Take this week's digest for one referrer; False if it went already or they said stop."""
+    changed = (
+        Referrer.update(digest_slot=slot)
+        .where(
+            (Referrer.id == referrer_id)
+            & (Referrer.digest == True)  # noqa: E712
+            & (Referrer.digest_slot.is_null() | (Referrer.digest_slot < slot))
+        )
+        .execute()
+    )
+    return bool(changed)
+
+
+def active_referrers(since: datetime, until: datetime) -> list[str]:
+    """Referrers with something new on any of their referrals in [since, until)."""
+    rows = (
+        Referral.select(Referral.referrer_email)
+        .join(Event)
+        .where((Event.at >= since) & (Event.at < until))
+        .distinct()
+        .tuples()
+    )
+    return sorted(email for (email,) in rows)
+
+
+def events_of_referrer(
+    referrer_email: str, since: datetime, until: datetime
+) -> list[tuple[ReferralRecord, list[EventRecord]]]:
+    """Each referral of theirs with events in [since, until), and those events in order."""
+    rows = (
+        Event.select(Event, Referral.id)
+        .join(Referral)
+        .where(
+            (Referral.referrer_email == referrer_email.lower())
+            & (Event.at >= since)
+            & (Event.at < until)
+        )
+        .order_by(Event.at, Event.id)
+    )
+    by_referral: dict[int, list[EventRecord]] = {}
+    for r in rows:
+        by_referral.setdefault(r.referral_id, []).append(
+            EventRecord(r.at, r.kind, r.actor, r.channel, r.detail)
+        )
+    referrals = Referral.select().where(Referral.id.in_(list(by_referral)))
+    parties = _parties_of(by_referral)
+    found = {r.id: _referral(r, parties.get(r.id, ())) for r in referrals}
+    return [(found[i], events) for i, events in by_referral.items() if i in found]
+
+
+def referrals_for_report(
+    referrer_email: str | None, since: datetime | None
+) -> list[ReferralRecord]:
+    """Every referral a report counts (of one referrer, created since a moment), oldest first."""
+    query = Referral.select().order_by(Referral.created_at, Referral.id)
+    if referrer_email:
+        query = query.where(Referral.referrer_email == referrer_email.lower())
+    if since is not None:
+        query = query.where(Referral.created_at >= since)
+    rows = list(query)
+    parties: dict[int, tuple[PartyRecord, ...]] = {}
+    ids = [r.id for r in rows]
+    for start in range(0, len(ids), 500):
+        parties.update(_parties_of(ids[start : start + 500]))
+    return [_referral(r, parties.get(r.id, ())) for r in rows]
+
+
+def _referrer_record(row: Referrer) -> ReferrerRecord:
+    return ReferrerRecord(
+        id=row.id, email=row.email, key=row.key, digest=row.digest, digest_slot=row.digest_slot
+    )
+
+
+def lock_survey(survey_id: int) -> SurveyRecord | None:
+    """Read a survey and hold its row; a survey is always locked before its referral."""
+    query = Survey.select().where(Survey.id == survey_id)
+    if is_postgresql():
+        query = query.for_update()
+    row = query.first()
+    return _survey(row) if row else None
+
+
+def mark(name: str) -> str | None:
+    """A small named value the service keeps for itself (the last digest slot done)."""
+    row = StoreKey.get_or_none(StoreKey.name == name)
+    return row.value if row else None
+
+
+def set_mark(name: str, value: str) -> None:
+    changed = StoreKey.update(value=value).where(StoreKey.name == name).execute()
+    if not changed:
+        try:
+            with database.atomic():
+                StoreKey.insert(name=name, value=value).execute()
+        except peewee.IntegrityError:
+            StoreKey.update(value=value).where(StoreKey.name == name).execute()

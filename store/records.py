@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,7 @@ class OutgoingMail:
     referral_id: int | None = None
     party_id: int | None = None  # the party a consent question or reminder asks
     bounce_key: str | None = None  # names this mail in its VERP envelope sender
+    survey_id: int | None = None  # the follow-up survey this mail carries
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,37 @@ class SentMail:
     referral_id: int | None
     party_id: int | None
     recipients: tuple[str, ...]
+    survey_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SurveyRecord:
+    """One follow-up to one party, and what they answered."""
+
+    id: int
+    referral_id: int
+    party_id: int
+    round: int
+    state: str
+    survey_key: str
+    reply_key: str
+    due_at: datetime
+    sent_at: datetime | None = None
+    expires_at: datetime | None = None
+    answered_at: datetime | None = None
+    channel: str | None = None
+    rating: int | None = None
+    business: str | None = None  # "yes", "not_yet", "no"
+    amount: Decimal | None = None
+    currency: str = ""
+    more: bool | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ReferrerRecord:
+    id: int
+    email: str
+    key: str
+    digest: bool
+    digest_slot: datetime | None

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from service.clock import FixedClock
+from service.clock import Clock, FixedClock
 from service.context import Context, make_context
 from service.settings import Settings
 from store import db
@@ -188,7 +188,16 @@ def make_settings(tmp_path: Path, database_url: str, sink_port: int | None = Non
 def write_config(path: Path, settings: Settings) -> Path:
     """The same settings as a TOML file, for the `serve` and CLI subprocesses."""
     lines = []
-    for section in ("service", "inbound", "web", "outbound", "database", "security", "timing"):
+    for section in (
+        "service",
+        "inbound",
+        "web",
+        "outbound",
+        "database",
+        "security",
+        "timing",
+        "digest",
+    ):
         lines.append(f"[{section}]")
         for key, value in vars(getattr(settings, section)).items():
             lines.append(f"{key} = {_toml(value)}")
@@ -220,15 +229,19 @@ def ctx(tmp_path: Path, store_url: str) -> Context:
 class InProcess:
     """`Service` on its own event loop in a thread: the real servers, inspectable from tests."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         from service.app import Service
 
         self.settings = settings
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.service = Service(settings)
+        self.service = Service(settings, clock)
         asyncio.run_coroutine_threadsafe(self.service.start(), self.loop).result(15)
+
+    def deliver(self) -> None:
+        """Send what the outbox holds now, on the service's own loop, and wait for it."""
+        asyncio.run_coroutine_threadsafe(self.service._outbox(), self.loop).result(30)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(40)
@@ -286,3 +299,18 @@ class ServeProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(10)
+
+
+@pytest.fixture
+def surveyed(tmp_path: Path, store_url: str, sink: Sink) -> Iterator[object]:
+    """The service running on a stopped clock, with one referral introduced at helpers.NOW
+    and both its surveys sent and delivered (see tests.test_survey_pages.Surveyed)."""
+    from tests.helpers import NOW
+    from tests.test_survey_pages import Surveyed
+
+    clock = FixedClock(NOW)
+    service = InProcess(make_settings(tmp_path, store_url, sink.port), clock)
+    try:
+        yield Surveyed(service, clock, sink)
+    finally:
+        service.stop()

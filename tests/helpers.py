@@ -7,6 +7,8 @@ import email
 import email.policy
 import re
 import smtplib
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -15,7 +17,7 @@ import httpx
 from service import intake
 from service.context import Context
 from service.workflow import Channel
-from store import queries
+from store import db, queries
 from tests.conftest import REFERRER, Delivery, Sink, fixture_bytes, wire_fixture
 
 # One client for every test: a bare httpx.get() builds a new TLS context each time (~40 ms).
@@ -82,3 +84,48 @@ def outbox_mails() -> list[EmailMessage]:
     """Everything waiting in the outbox, parsed as its recipient's client will."""
     items = queries.claim_outbox(NOW, NOW, 100)
     return [email.message_from_bytes(i.raw, policy=email.policy.default) for i in items]
+
+
+# ------------------------------------------------------------------ several instances
+
+
+def at_once(job: Callable[[], int], instances: int = 2) -> list[int]:
+    """Run `job` in several threads released together, as several instances would; what
+    each returned. Each thread has its own connection, closed after."""
+    barrier = threading.Barrier(instances)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def instance() -> None:
+        try:
+            barrier.wait(10)
+            results.append(job())
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=instance) for _ in range(instances)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    return results
+
+
+def assert_due_from_index(kind: str, index: str, now: datetime) -> None:
+    """The store answers a "what is due" question (queries.due_sql) from `index`."""
+    sql, params = queries.due_sql(kind, now)
+    with db.transaction():
+        if db.is_postgresql():
+            # An empty table is cheapest to scan; ask whether the index can answer at all.
+            db.database.execute_sql("SET LOCAL enable_seqscan = off")
+            plan = " ".join(r[0] for r in db.database.execute_sql("EXPLAIN " + sql, params))
+            assert f"Index Scan using {index}" in plan
+        else:
+            rows = db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            plan = " ".join(r[-1] for r in rows)
+            # SEARCH: a range of the index; SCAN would read the table (or a whole index).
+            assert f"SEARCH t1 USING INDEX {index}" in plan
+            assert "SCAN" not in plan

@@ -117,16 +117,12 @@ def test_status_tells_one_referrals_story(tmp_path, config):
     )
 
 
-def test_report_counts_by_state(tmp_path, config):
+def test_status_without_a_reference_counts_by_state(tmp_path, config):
     for name in ("request_thunderbird_labelled_lines.eml", "request_with_pdf_attachment.eml"):
         run("submit", str(FIXTURES / name), "--config", str(config), cwd=tmp_path)
-    result = run("report", "--config", str(config), cwd=tmp_path)
+    result = run("status", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:2] == ["referrals: 2", "  asking         2"]
-    mine = run("report", "--referrer", REFERRER, "--config", str(config), cwd=tmp_path)
-    assert mine.stdout.startswith(f"referrals of {REFERRER}: 2")
-    nobody = run("report", "--referrer", "x@y.example", "--config", str(config), cwd=tmp_path)
-    assert nobody.stdout.startswith("referrals of x@y.example: 0")
 
 
 def test_tick_finishes_what_a_crash_left_behind(tmp_path, config):
@@ -141,12 +137,14 @@ def test_tick_finishes_what_a_crash_left_behind(tmp_path, config):
     result = run("tick", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
-        "processed 1 inbound message(s); reminded 0, expired 0; sent 3, retrying 0, failed 0"
+        "processed 1 inbound message(s); reminded 0, expired 0; "
+        "surveyed 0, surveys closed 0; digests 0; sent 3, retrying 0, failed 0"
     )
     assert maildir_count(tmp_path) == 3
     again = run("tick", "--config", str(config), cwd=tmp_path)
     assert again.stdout.strip() == (
-        "processed 0 inbound message(s); reminded 0, expired 0; sent 0, retrying 0, failed 0"
+        "processed 0 inbound message(s); reminded 0, expired 0; "
+        "surveyed 0, surveys closed 0; digests 0; sent 0, retrying 0, failed 0"
     )
 
 
@@ -195,7 +193,7 @@ def test_bad_input_gets_one_clear_line(tmp_path, config):
 
 
 def test_without_a_config_file_the_embedded_defaults_apply(tmp_path):
-    result = run("report", cwd=tmp_path)
+    result = run("status", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("referrals: 0")
     assert (tmp_path / "data" / "care-intro.db").exists()

@@ -145,6 +145,84 @@ CONTEXTS = {
             ]
         ],
     },
+    "survey": {
+        "name": "Jane",
+        "other": "Bob Smith",
+        "referrer": "Ada",
+        "need": "books",
+        "introduced_at": NOW,
+        "round": 1,
+        "expires_at": NOW,
+        "url": "http://x/s/t",
+        "rating_urls": {n: f"http://x/s/t?rating={n}" for n in range(1, 6)},
+        "business_urls": {b: f"http://x/s/t?business={b}" for b in ("yes", "not_yet", "no")},
+    },
+    "referrer_evaluated": {
+        "ref": "R-AAAA-BBBB",
+        "referrer_name": "Ada",
+        "provider": CARD,
+        "prospect": OTHER,
+        "need": "books",
+        "introduced_at": NOW,
+        "outcomes": [
+            {
+                "person": CARD,
+                "role": "provider",
+                "answered": True,
+                "rating": 4,
+                "business": "yes",
+                "amount": "1,200.00",
+                "currency": "EUR",
+                "more": True,
+                "comment": "<b>great</b>",
+                "rounds": 1,
+            },
+            {
+                "person": OTHER,
+                "role": "prospect",
+                "answered": False,
+                "rating": None,
+                "business": None,
+                "amount": "",
+                "currency": "",
+                "more": None,
+                "comment": "",
+                "rounds": 1,
+            },
+        ],
+    },
+    "report": {"referrer_name": "Ada", "report": "Funnel <b>", "report_url": "http://x/r/t"},
+    "digest": {
+        "referrals": [
+            {
+                "ref": "R-AAAA-BBBB",
+                "state": "introduced",
+                "provider": CARD,
+                "prospect": {**OTHER, "display": "<Bob & co>"},
+                "events": [
+                    {"at": NOW, "kind": kind, "actor": actor, "detail": detail}
+                    for kind, actor, detail in [
+                        ("received", "referrer", ""),
+                        ("asked", "service", "provider, prospect"),
+                        ("reminded", "service", "provider, prospect"),
+                        ("answered yes", "provider", ""),
+                        ("answered no", "prospect", "not_relevant"),
+                        ("changed to yes", "prospect", ""),
+                        ("introduced", "service", ""),
+                        ("surveyed", "provider", "round 1"),
+                        ("survey answered", "prospect", "rating 4"),
+                        ("follow-up scheduled", "prospect", "round 2"),
+                        ("evaluated", "service", ""),
+                        ("something new", "service", ""),
+                    ]
+                ],
+            }
+        ],
+        "since": NOW,
+        "until": NOW,
+        "report_url": "http://x/r/t",
+        "digest_off_url": "http://x/d/t",
+    },
 }
 TEMPLATES = Templates()
 
@@ -153,6 +231,14 @@ def mail_templates() -> list[str]:
     return sorted(
         p.stem for p in (TEMPLATES.root / "en" / "mail").glob("*.txt") if not p.stem.startswith("_")
     )
+
+
+def test_the_digest_escapes_names_in_html_and_keeps_them_whole_in_text():
+    context = {**CONTEXTS["digest"], "sender_name": "Introductions"}
+    rendered = TEMPLATES.render_mail("digest", "en", context)
+    assert "&lt;Bob &amp; co&gt;" in rendered.html and "<Bob & co>" not in rendered.html
+    assert "<Bob & co> changed their answer to yes" in rendered.text
+    assert "we reminded Jane Roe, <Bob & co>" in rendered.text
 
 
 def test_every_mail_template_has_a_test_context():

@@ -19,7 +19,15 @@ from service.tokens import Purpose
 from service.workflow import Answer, Channel, State
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes, make_settings, write_config
-from tests.helpers import NOW, PROSPECT, PROVIDER, arrive, outbox_mails, outcome
+from tests.helpers import (
+    NOW,
+    PROSPECT,
+    PROVIDER,
+    arrive,
+    assert_due_from_index,
+    outbox_mails,
+    outcome,
+)
 from tests.test_cli import run
 
 REQUEST = "request_thunderbird_labelled_lines.eml"
@@ -331,19 +339,7 @@ def test_a_referral_held_by_an_answer_is_skipped_then_rechecked(ctx):
     [("reminders", "referral_remind_at"), ("expiries", "referral_expires_at")],
 )
 def test_the_due_questions_are_answered_from_an_index(ctx, kind, index):
-    sql, params = queries.due_sql(kind, NOW)
-    with db.transaction():
-        if db.is_postgresql():
-            # An empty table is cheapest to scan; ask whether the index can answer at all.
-            db.database.execute_sql("SET LOCAL enable_seqscan = off")
-            plan = " ".join(r[0] for r in db.database.execute_sql("EXPLAIN " + sql, params))
-            assert f"Index Scan using {index}" in plan
-        else:
-            rows = db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            plan = " ".join(r[-1] for r in rows)
-            # SEARCH: a range of the index; SCAN would read the table (or a whole index).
-            assert f"SEARCH t1 USING INDEX {index}" in plan
-            assert "SCAN" not in plan
+    assert_due_from_index(kind, index, NOW)
 
 
 # ------------------------------------------------------------------ the command
@@ -359,16 +355,22 @@ def test_tick_at_a_later_moment_reminds_then_expires(tmp_path, store_url):
         return result.stdout.strip()
 
     assert tick(NOW) == (
-        "processed 1 inbound message(s); reminded 0, expired 0; sent 3, retrying 0, failed 0"
+        "processed 1 inbound message(s); reminded 0, expired 0; "
+        "surveyed 0, surveys closed 0; digests 0; sent 3, retrying 0, failed 0"
     )
+    # Thursday: the reminders, and Monday's digest of the week the request came in.
     assert tick(NOW + timedelta(days=4)) == (
-        "processed 0 inbound message(s); reminded 2, expired 0; sent 2, retrying 0, failed 0"
+        "processed 0 inbound message(s); reminded 2, expired 0; "
+        "surveyed 0, surveys closed 0; digests 1; sent 3, retrying 0, failed 0"
     )
     assert tick(NOW + timedelta(days=5)) == (
-        "processed 0 inbound message(s); reminded 0, expired 0; sent 0, retrying 0, failed 0"
+        "processed 0 inbound message(s); reminded 0, expired 0; "
+        "surveyed 0, surveys closed 0; digests 0; sent 0, retrying 0, failed 0"
     )
+    # Sunday two weeks on: the expiry, and the digest of the week of the reminders.
     assert tick(NOW + timedelta(days=14)) == (
-        "processed 0 inbound message(s); reminded 0, expired 1; sent 1, retrying 0, failed 0"
+        "processed 0 inbound message(s); reminded 0, expired 1; "
+        "surveyed 0, surveys closed 0; digests 1; sent 2, retrying 0, failed 0"
     )
     [referral] = queries.recent_referrals()
     assert referral.state == State.EXPIRED

@@ -1,0 +1,60 @@
+"""Mail commands a referrer may send to the referral address instead of a request: "report"."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.message import EmailMessage
+
+from service import ids, letters, quota, replies, report
+from service.addresses import Mailbox
+from service.bodies import header_text
+from service.context import Context
+from store import queries
+from store.db import transaction
+
+# The word alone, in each of our languages, in the subject or as the whole message.
+REPORT_WORDS = frozenset({"report", "bericht", "rapport", "raport", "laporan", "تقرير"})
+_PREFIX = re.compile(r"^\s*((re|aw|fw|fwd|wg|tr|rv|sv)\s*:\s*)+", re.IGNORECASE)
+
+
+def asks_for_report(message: EmailMessage) -> bool:
+    """Pure: the subject, or the whole new text, is just the word "report" (in any language).
+
+    A request never looks like this: it names people and a need.
+    """
+    subject = _PREFIX.sub("", header_text(message, "Subject"))
+    if _is_report_word(subject):
+        return True
+    lines = [line for line in replies.new_text(message).splitlines() if line.strip()]
+    return not subject.strip() and len(lines) == 1 and _is_report_word(lines[0])
+
+
+def send_report(ctx: Context, referrer: Mailbox, message: EmailMessage, now: datetime) -> bool:
+    """Queue the referrer's own report; False when today's limit of such mail is reached."""
+    figures = report.figures_for(referrer.address, None, now)
+    text = report.render(figures, "text")
+    with transaction():
+        if not quota.may_write(ctx.settings, referrer.address, now):
+            return False
+        record = queries.referrer(referrer.address, ids.ask_key, now)
+        mail = letters.report(
+            ctx,
+            record,
+            referrer.name,
+            ctx.settings.service.default_language,
+            text,
+            _message_id(message),
+            now,
+        )
+        queries.enqueue([mail], now)
+    return True
+
+
+def _is_report_word(text: str) -> bool:
+    return text.strip().strip(".!?:").strip().casefold() in REPORT_WORDS
+
+
+def _message_id(message: EmailMessage) -> str | None:
+    value = message.get("Message-ID")
+    return " ".join(str(value).split()) or None if value else None
