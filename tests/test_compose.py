@@ -6,11 +6,13 @@ import email
 import email.policy
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from service.addresses import Mailbox
 from service.compose import Rendered, Templates, build_message
+from service.workflow import State
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 CARD = {
@@ -312,3 +314,24 @@ def test_non_ascii_subjects_and_bodies_are_encoded_for_any_relay():
     assert message["Subject"] == "Vorstellung: Jürgen und Zoë"
     assert message["To"].addresses[0].display_name == "Zoë Châtelain"
     assert re.search(r"Grüße", message.get_body(("plain",)).get_content())
+
+
+def event_kinds() -> set[str]:
+    """Every kind of event the service writes: literals, states, and answers."""
+    source = " ".join(p.read_text() for p in Path("service").glob("*.py"))
+    calls = re.findall(r"add_event\(\s*[\w.]+,\s*\w+,\s*([^,]+),", source)
+    kinds = {c.strip('"') for c in calls if c.startswith('"')}
+    kinds |= {state.value for state in State}
+    kinds |= {f"{how} {answer}" for how in ("answered", "changed to") for answer in ("yes", "no")}
+    return kinds
+
+
+def test_the_digest_has_words_for_every_event_the_service_writes():
+    kinds = sorted(event_kinds())
+    assert {"survey answered", "follow-up scheduled", "delivery delayed"} <= set(kinds)
+    digest = CONTEXTS["digest"]["referrals"][0]
+    events = [{"at": NOW, "kind": k, "actor": "provider", "detail": ""} for k in kinds]
+    context = {**CONTEXTS["digest"], "referrals": [{**digest, "events": events}]}
+    text = TEMPLATES.render_mail("digest", "en", {**context, "sender_name": "x"}).text
+    for kind in kinds:
+        assert f"22 November 2026: {kind}\n" not in text, f"no words for {kind!r}"

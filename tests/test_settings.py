@@ -47,12 +47,34 @@ def test_environment_overrides_every_kind_of_key():
         ({"outbound": {"transport": "carrier-pigeon"}}, {}, 'must be "maildir" or "smtp"'),
         ({"timing": {"consent_expiry_days": 0}}, {}, "must be more than 0"),
         ({"database": {"url": "mysql://x"}}, {}, "database.url must start with"),
+        ({"service": {"timezone": "Mars/Olympus"}}, {}, "service.timezone must be a time zone"),
+        ({"digest": {"weekday": "funday"}}, {}, "digest.weekday must be one of monday"),
+        ({}, {"CARE_INTRO_DIGEST_HOUR": "24"}, "digest.hour must be between 0 and 23"),
+        ({"timing": {"follow_up_again_times": 11}}, {}, "follow_up_again_times must be between"),
     ],
-    ids=["typo", "section", "type", "list", "env-type", "transport", "zero-days", "database"],
+    ids=[
+        "typo",
+        "section",
+        "type",
+        "list",
+        "env-type",
+        "transport",
+        "zero-days",
+        "database",
+        "timezone",
+        "weekday",
+        "hour",
+        "asked-again",
+    ],
 )
 def test_mistakes_are_named_clearly(data, env, message):
     with pytest.raises(ConfigError, match=message):
         from_mapping(data, env)
+
+
+def test_the_shipped_file_states_every_default():
+    shipped = load("config/care-intro.toml", {})
+    assert shipped == from_mapping({}, {})
 
 
 def test_config_comes_from_the_flag_then_the_environment(tmp_path):

@@ -4,6 +4,7 @@ running service: GET shows the choice made, only POST records."""
 from __future__ import annotations
 
 import re
+import smtplib
 from datetime import timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from service.context import make_context
 from service.tokens import Purpose
 from service.workflow import Answer, Channel
 from store import queries
-from tests.conftest import REFERRER, InProcess, eventually
+from tests.conftest import REFERRER, InProcess, eventually, wire_fixture
 from tests.helpers import NOW, PROSPECT, PROVIDER, parse, text_of, web
 from tests.test_deadlines import open_one
 
@@ -163,3 +164,15 @@ def test_the_survey_page_shows_nothing_of_the_other_partys_answers(surveyed):
         assert "31337" not in web.get(url).text
     done = web.post(surveyed.links[PROSPECT], data={"rating": "3"})
     assert "31337" not in done.text and "31,337" not in done.text
+
+
+def test_a_survey_that_bounces_closes_and_the_evaluation_goes_on(surveyed):
+    [to_bob] = [
+        d for d in surveyed.sink.deliveries if d.rcpt_tos == (PROSPECT,) and b"/s/" in d.data
+    ]
+    with smtplib.SMTP("127.0.0.1", surveyed.service.service.smtp_port, timeout=10) as smtp:
+        smtp.sendmail("<>", [to_bob.mail_from], wire_fixture("dsn_postfix_user_unknown.eml"))
+    eventually(lambda: surveyed.survey("prospect").state == "expired", "the survey to close")
+    assert any(e.kind == "survey bounced" for e in queries.events_for(surveyed.referral.id))
+    web.post(surveyed.links[PROVIDER], data={"rating": "3"})
+    assert queries.referral_by_id(surveyed.referral.id).state == "evaluated"
