@@ -13,8 +13,16 @@ from service.context import Context
 from store import queries
 from store.db import transaction
 
-# The word alone, in each of our languages, in the subject or as the whole message.
-REPORT_WORDS = frozenset({"report", "bericht", "rapport", "raport", "laporan", "تقرير"})
+# The word alone, in each of our languages, in the subject or as the whole message; the
+# word also says which language to answer in.
+REPORT_WORDS = {
+    "report": "en",
+    "bericht": "de",
+    "rapport": "fr",
+    "raport": "ro",
+    "laporan": "id",
+    "تقرير": "ar",
+}
 _PREFIX = re.compile(r"^\s*((re|aw|fw|fwd|wg|tr|rv|sv)\s*:\s*)+", re.IGNORECASE)
 
 
@@ -33,7 +41,6 @@ def asks_for_report(message: EmailMessage) -> bool:
 def send_report(ctx: Context, referrer: Mailbox, message: EmailMessage, now: datetime) -> bool:
     """Queue the referrer's own report; False when today's limit of such mail is reached."""
     figures = report.figures_for(referrer.address, None, now)
-    text = report.render(figures, "text")
     with transaction():
         if not quota.may_write(ctx.settings, referrer.address, now):
             return False
@@ -42,8 +49,8 @@ def send_report(ctx: Context, referrer: Mailbox, message: EmailMessage, now: dat
             ctx,
             record,
             referrer.name,
-            ctx.settings.service.default_language,
-            text,
+            language_of_command(message) or ctx.settings.service.default_language,
+            figures,
             _message_id(message),
             now,
         )
@@ -51,8 +58,22 @@ def send_report(ctx: Context, referrer: Mailbox, message: EmailMessage, now: dat
     return True
 
 
+def language_of_command(message: EmailMessage) -> str | None:
+    """Pure: the language of the word a command was written with, if it is one of ours."""
+    subject = _PREFIX.sub("", header_text(message, "Subject"))
+    lines = [line for line in replies.new_text(message).splitlines() if line.strip()]
+    for text in (subject, lines[0] if lines else ""):
+        if _is_report_word(text):
+            return REPORT_WORDS[_word(text)]
+    return None
+
+
+def _word(text: str) -> str:
+    return text.strip().strip(".!?:").strip().casefold()
+
+
 def _is_report_word(text: str) -> bool:
-    return text.strip().strip(".!?:").strip().casefold() in REPORT_WORDS
+    return _word(text) in REPORT_WORDS
 
 
 def _message_id(message: EmailMessage) -> str | None:

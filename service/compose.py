@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from service import formats
 from service.addresses import Mailbox
 
 FALLBACK_LANGUAGE = "en"
@@ -81,13 +82,35 @@ def _environment(root: Path, language: str) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["date"] = _format_date
-    env.globals["language"] = language
+    env.filters["date"] = _in_zone(formats.format_date, language)
+    env.filters["datetime"] = _in_zone(formats.format_datetime, language)
+    env.filters["money"] = lambda amount, currency="": formats.format_money(
+        amount, currency, language
+    )
+    env.filters["number"] = lambda value: formats.format_number(value, language)
+    env.filters["percent"] = lambda share: formats.format_percent(share, language)
+    rtl = language in formats.RTL
+    env.globals.update(
+        language=language,
+        # For inline styles in mail, where clients ignore logical properties.
+        dir="rtl" if rtl else "ltr",
+        start="right" if rtl else "left",
+        end="left" if rtl else "right",
+    )
     return env
 
 
-def _format_date(moment: datetime) -> str:
-    return f"{moment.day} {moment:%B %Y}"
+def _in_zone(
+    format_moment: Callable[[datetime, str, str | None], str], language: str
+) -> Callable[..., str]:
+    """A date filter that reads the reader's time zone from the template's `timezone`."""
+
+    @jinja2.pass_context
+    def render(context: jinja2.runtime.Context, moment: datetime) -> str:
+        zone = context.get("timezone")
+        return format_moment(moment, language, zone if isinstance(zone, str) else None)
+
+    return render
 
 
 def build_message(

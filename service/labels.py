@@ -31,6 +31,15 @@ PARTY_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "booking": ("booking", "terminbuchung", "rendez-vous", "programare", "janji temu", "حجز موعد"),
     "language": ("language", "sprache", "langue", "limba", "bahasa", "اللغة"),
+    "timezone": (
+        "time zone",
+        "timezone",
+        "zeitzone",
+        "fuseau horaire",
+        "fus orar",
+        "zona waktu",
+        "المنطقة الزمنية",
+    ),
 }
 REFERRAL_FIELDS: dict[str, tuple[str, ...]] = {
     "need": ("need", "bedarf", "besoin", "nevoie", "kebutuhan", "الحاجة"),

@@ -17,6 +17,7 @@ from service.addresses import Mailbox
 from service.checks import Finding, suggestions
 from service.compose import build_message
 from service.context import Context
+from service.figures import Figures
 from service.labels import PROSPECT, PROVIDER
 from service.parsing import RequestDraft
 from service.redaction import Person, redact
@@ -75,6 +76,7 @@ def consent_request(
         referral.id,
         reply_to=reply_to,
         party_id=party.id,
+        timezone=party.timezone,
     )
 
 
@@ -93,6 +95,7 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
         "need": redact(referral.need, other),
         # The provider judges relevance before agreeing, so sees budget and timing too.
         "budget": redact(referral.budget, other) if is_provider else "",
+        "timezone": party.timezone,
         "timing": redact(referral.party(PROSPECT).best_time, other) if is_provider else "",
         "expires_at": referral.expires_at,
     }
@@ -179,6 +182,7 @@ def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[
             referral.id,
             reply_to=both,
             envelope_to=[party.email],
+            timezone=party.timezone,
         )
         for party in referral.parties
     ]
@@ -206,6 +210,7 @@ def _will_not_go_ahead(
         },
         now,
         referral.id,
+        timezone=party.timezone,
     )
 
 
@@ -289,6 +294,7 @@ def _post(
     party_id: int | None = None,
     survey_id: int | None = None,
     unsubscribe_url: str | None = None,
+    timezone: str = "",
 ) -> OutgoingMail:
     """One finished mail. Its envelope sender names it (VERP), so a bounce says which it was.
 
@@ -299,7 +305,12 @@ def _post(
     bounce_key = ids.address_key()
     # Every mail says how to never hear from us again; the link names this mail, not anyone.
     optout_url = ctx.link("/u/" + ctx.tokens.make(Purpose.OPTOUT, f"m:{bounce_key}"))
-    shared = {"sender_name": ctx.settings.service.sender_name, "optout_url": optout_url}
+    shared = {
+        "sender_name": ctx.settings.service.sender_name,
+        "optout_url": optout_url,
+        # Dates read in the reader's time zone when the request gave it, else the service's.
+        "timezone": timezone or ctx.settings.service.timezone,
+    }
     rendered = ctx.templates.render_mail(template, language, {**context, **shared})
     footer = ctx.templates.render_fragment("mail/_optout.txt", language, shared)
     rendered = replace(rendered, text=rendered.text.rstrip("\n") + "\n\n" + footer)
@@ -423,6 +434,7 @@ def survey(
         referral.id,
         reply_to=reply_to,
         survey_id=survey.id,
+        timezone=party.timezone,
     )
 
 
@@ -446,7 +458,7 @@ def survey_outcomes(
                 "answered": latest is not None,
                 "rating": latest.rating if latest else None,
                 "business": latest.business if latest else None,
-                "amount": f"{latest.amount:,.2f}" if latest and latest.amount is not None else "",
+                "amount": latest.amount if latest else None,
                 "currency": latest.currency if latest else "",
                 "more": latest.more if latest else None,
                 "comment": latest.comment if latest else "",
@@ -484,7 +496,7 @@ def report(
     referrer: ReferrerRecord,
     name: str,
     language: str,
-    text: str,
+    figures: Figures,
     in_reply_to: str | None,
     now: datetime,
 ) -> OutgoingMail:
@@ -494,7 +506,7 @@ def report(
         "report",
         [Mailbox(name, referrer.email)],
         language,
-        {"referrer_name": name, "report": text, "report_url": report_url(ctx, referrer)},
+        {"referrer_name": name, "figures": figures, "report_url": report_url(ctx, referrer)},
         now,
         None,
         in_reply_to=in_reply_to,

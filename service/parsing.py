@@ -56,6 +56,7 @@ class PartyDraft:
     best_time: str = ""
     booking: str = ""
     language: str = ""
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ def _party(role: str, values: dict[str, str]) -> PartyDraft:
         best_time=values.get("best_time", "") or best_time,
         booking=values.get("booking", ""),
         language=values.get("language", "").strip().lower(),
+        timezone=values.get("timezone", "").strip(),
     )
 
 

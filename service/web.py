@@ -306,7 +306,8 @@ class Pages:
         if isinstance(referrer, web.Response):
             return referrer
         figures = await self.run_db(report.figures_for, referrer.email, None, self.clock.now())
-        return self.page("report", report.page_context(figures, referrer.email))
+        language = await self.run_db(queries.language_of_referrer, referrer.email)
+        return self.page("report", report.page_context(figures, referrer.email), 200, language)
 
     async def show_digest_off(self, request: web.Request) -> web.StreamResponse:
         """Only asks: a scanner opening the link must not turn anything off."""
@@ -336,7 +337,10 @@ class Pages:
         self, name: str, context: dict[str, Any], status: int = 200, language: str = ""
     ) -> web.Response:
         language = language or self.ctx.settings.service.default_language
-        html = self.ctx.templates.render_page(
-            name, language, {**context, "sender_name": self.ctx.settings.service.sender_name}
-        )
+        shared = {
+            "sender_name": self.ctx.settings.service.sender_name,
+            "timezone": self.ctx.settings.service.timezone,
+        }
+        given = {k: v for k, v in context.items() if k != "timezone" or v}
+        html = self.ctx.templates.render_page(name, language, {**shared, **given})
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -349,7 +350,20 @@ def _new_party(draft: PartyDraft, language: str) -> NewParty:
         prefers=draft.prefers,
         best_time=draft.best_time,
         booking=draft.booking,
+        timezone=known_zone(draft.timezone),
     )
+
+
+def known_zone(name: str) -> str:
+    """An IANA time zone name as the request gave it, or "" when it is not one."""
+    name = name.strip()
+    if not name:
+        return ""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return ""
+    return name
 
 
 def _language(requested: str, fallback: str) -> str:

@@ -80,6 +80,8 @@ class Party(BaseModel):
     best_time = peewee.TextField(default="")
     booking = peewee.TextField(default="")
     language = peewee.CharField(max_length=8)
+    # An IANA zone the request gave ("Prospect time zone: Europe/Berlin"); "" for the service's.
+    timezone = peewee.CharField(max_length=64, default="")
     ask_key = peewee.CharField(max_length=40, unique=True)
     # The plus part of the address their answer by mail goes to; lower case, because some
     # MTAs fold the local part.

@@ -184,6 +184,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
                 "language": p.language,
                 "ask_key": p.ask_key,
                 "reply_key": p.reply_key,
+                "timezone": p.timezone,
             }
             for p in new.parties
         ]
@@ -336,6 +337,7 @@ def _party(row: Party) -> PartyRecord:
         decline_text=row.decline_text,
         unclear_told=row.unclear_told,
         reminded_at=row.reminded_at,
+        timezone=row.timezone,
     )
 
 
@@ -833,3 +835,14 @@ def set_mark(name: str, value: str) -> None:
                 StoreKey.insert(name=name, value=value).execute()
         except peewee.IntegrityError:
             StoreKey.update(value=value).where(StoreKey.name == name).execute()
+
+
+def language_of_referrer(email: str) -> str:
+    """The language of a referrer's latest request, or "" if they have made none."""
+    row = (
+        Referral.select(Referral.language)
+        .where(Referral.referrer_email == email.lower())
+        .order_by(Referral.created_at.desc(), Referral.id.desc())
+        .first()
+    )
+    return row.language if row else ""

@@ -43,6 +43,7 @@ class NewParty:
     best_time: str = ""
     booking: str = ""
     reply_key: str | None = None
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class PartyRecord:
     decline_text: str = ""
     unclear_told: bool = False
     reminded_at: datetime | None = None
+    timezone: str = ""
 
     @property
     def display(self) -> str:

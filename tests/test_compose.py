@@ -6,12 +6,14 @@ import email
 import email.policy
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from service.addresses import Mailbox
 from service.compose import Rendered, Templates, build_message
+from service.figures import compute
 from service.workflow import State
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -173,7 +175,7 @@ CONTEXTS = {
                 "answered": True,
                 "rating": 4,
                 "business": "yes",
-                "amount": "1,200.00",
+                "amount": Decimal("1200.00"),
                 "currency": "EUR",
                 "more": True,
                 "comment": "<b>great</b>",
@@ -185,7 +187,7 @@ CONTEXTS = {
                 "answered": False,
                 "rating": None,
                 "business": None,
-                "amount": "",
+                "amount": None,
                 "currency": "",
                 "more": None,
                 "comment": "",
@@ -193,7 +195,11 @@ CONTEXTS = {
             },
         ],
     },
-    "report": {"referrer_name": "Ada", "report": "Funnel <b>", "report_url": "http://x/r/t"},
+    "report": {
+        "referrer_name": "Ada",
+        "figures": compute([], {}, referrer="ada@referrer.example", since=None, now=NOW),
+        "report_url": "http://x/r/t",
+    },
     "digest": {
         "referrals": [
             {

@@ -28,7 +28,6 @@ from tests.helpers import NOW, PROSPECT, PROVIDER, parse, send, text_of, web
 from tests.test_cli import run
 from tests.test_deadlines import open_one
 
-REPORT_SUBJECT = "Your referral report"
 COMMANDS = sorted(p.name for p in FIXTURES.glob("command_report_*.eml"))
 
 
@@ -67,25 +66,42 @@ def report_by_mail(surveyed, fixture: str):
     send(surveyed.service.service.smtp_port, wire_fixture(fixture))
 
     def the_report():
-        found = [d for d in surveyed.sink.deliveries if parse(d)["Subject"] == REPORT_SUBJECT]
+        asked = parse_message(fixture_bytes(fixture))["Message-ID"]
+        found = [d for d in surveyed.sink.deliveries if parse(d)["In-Reply-To"] == asked]
         return found[0] if len(found) == 1 else None
 
     return eventually(the_report, "the report at the sink")
 
 
-@pytest.mark.parametrize("fixture", COMMANDS)
-def test_a_referrer_who_mails_report_gets_theirs_back(surveyed, fixture):
+@pytest.mark.parametrize(
+    ("fixture", "language"),
+    [
+        ("command_report_apple_mail_subject.eml", "en"),
+        ("command_report_gmail_body_only.eml", "en"),
+        ("command_report_outlook_german_reply.eml", "de"),
+    ],
+)
+def test_a_referrer_who_mails_report_gets_theirs_back(surveyed, fixture, language):
     add_history(surveyed)
     mail = report_by_mail(surveyed, fixture)
     assert mail.rcpt_tos == (REFERRER,)
     message = parse(mail)
     assert message["In-Reply-To"] == parse_message(fixture_bytes(fixture))["Message-ID"]
+    # Answered in the language the command was written in.
+    assert message["Content-Language"] == language
     text = text_of(mail)
-    assert "Funnel" in text and "Value closed" in text
-    assert "1,200.00 EUR" in text or "1200.00 EUR" in text or "EUR" in text
     assert re.search(r"http://\S+/r/[A-Za-z0-9_.\-]+", text)
     # A report is an answer, not a request: nothing was opened, nobody else was written to.
     assert len(queries.recent_referrals()) == 2
+
+
+def test_the_mailed_report_gives_the_figures(surveyed):
+    add_history(surveyed)
+    text = text_of(report_by_mail(surveyed, "command_report_apple_mail_subject.eml"))
+    assert "Requested: 2 (100%)" in text
+    assert "Led to business: 1 (50%)" in text
+    assert "Not relevant to them: 1" in text
+    assert "€1,200.00" in text  # Babel writes the money as an English reader expects
 
 
 def report_link(surveyed) -> str:

@@ -134,7 +134,7 @@ def test_when_both_answered_the_referrer_gets_the_summary_with_the_value(surveye
     summary = eventually(the_summary, "the summary at the sink")
     assert summary.rcpt_tos == (REFERRER,)
     text = " ".join(text_of(summary).split())
-    assert "value closed: 2,500.00 RON" in text
+    assert "value closed: RON 2,500.00" in text  # (the space is a no-break one)
     assert "Any value closed is credited to you." in text
     assert queries.referral_by_id(surveyed.referral.id).state == "evaluated"
 
