@@ -48,6 +48,7 @@ REFERRAL_FIELDS: dict[str, tuple[str, ...]] = {
     "language": PARTY_FIELDS["language"],
 }
 
+_CONNECTORS = frozenset({"du", "de", "la", "l", "d", "des", "der", "of", "the"})
 _MARKS = re.compile(r"[\*_`~]+")
 _SPACES = re.compile(r"[\s\-]+")
 
@@ -77,6 +78,9 @@ def classify(label: str) -> tuple[str | None, str] | None:
         return _PARTY[folded], "party"
     if folded in _REFERRAL_FIELD:
         return None, _REFERRAL_FIELD[folded]
+    # "Langue du prospect", "Fuseau horaire de l'intéressé", "Telefon des Interessenten" is
+    # still a field and a party: the small words between them do not change the label.
+    folded = " ".join(w for w in folded.replace("'", " ").split() if w not in _CONNECTORS)
     for party_word, role in _PARTY.items():
         if folded.startswith(party_word + " "):
             rest = folded[len(party_word) + 1 :]

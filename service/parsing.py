@@ -69,6 +69,9 @@ class RequestDraft:
     language: str = ""
     subject: str = ""
     message_id: str | None = None
+    # What the request's own language is read from: its labels as written, and its text.
+    labels: tuple[str, ...] = ()
+    text: str = ""
 
 
 def parse_message(raw: bytes) -> EmailMessage:
@@ -89,7 +92,8 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
         raise Unreadable(f"no readable text ({', '.join(kinds) or 'empty'})")
     # Above a forward, only the referrer's own lines are labels; the forwarded text may
     # carry words that look like labels ("Client: …") but were never meant as ones.
-    lines = labelled_lines(split.own if split.forwards else (body or ""))
+    own = split.own if split.forwards else (body or "")
+    lines = labelled_lines(own)
     parties: dict[str, dict[str, str]] = {PROVIDER: {}, PROSPECT: {}}
     referral: dict[str, str] = {}
     for (role, name), value in lines:
@@ -112,6 +116,8 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
         language=referral.get("language", "").strip().lower(),
         subject=header_text(message, "Subject"),
         message_id=_message_id(message),
+        labels=tuple(label_words(own)),
+        text=own if own.strip() else (forward.text if forward else ""),
     )
 
 
@@ -144,6 +150,16 @@ def need_of(forward: Forwarded) -> str:
     if len(text) <= _NEED_CHARS:
         return text
     return text[:_NEED_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+def label_words(text: str) -> list[str]:
+    """The labels of a request as written ("Anbieter", "Langue du prospect"), in order."""
+    found = []
+    for line in text.split("\n"):
+        match = _LINE.match(line.strip())
+        if match and classify(match.group("label")):
+            found.append(match.group("label"))
+    return found
 
 
 def labelled_lines(text: str) -> list[tuple[tuple[str | None, str], str]]:

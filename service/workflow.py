@@ -7,14 +7,13 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from service import ids, letters, quota
+from service import ids, languages, letters, quota
 from service.addresses import Mailbox
 from service.checks import Finding
 from service.context import Context
 from service.errors import NotFound
 from service.labels import PROSPECT, PROVIDER, ROLES
 from service.parsing import PartyDraft, RequestDraft
-from service.settings import LANGUAGES
 from store import queries, suppressions
 from store.db import transaction
 from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
@@ -141,7 +140,7 @@ def open_referral(
     now: datetime,
 ) -> ReferralRecord:
     """Record a request that passed the CARE gate and ask both parties, in one transaction."""
-    language = _language(draft.language, ctx.settings.service.default_language)
+    language = request_language(draft, ctx.settings.service.default_language)
     expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
     remind_at = now + timedelta(days=ctx.settings.timing.reminder_after_days)
     with transaction():
@@ -185,7 +184,7 @@ def refuse_request(
     now: datetime,
 ) -> None:
     """No referral is created; the referrer learns every reason at once."""
-    language = _language(draft.language, ctx.settings.service.default_language)
+    language = request_language(draft, ctx.settings.service.default_language)
     with transaction():
         if not quota.may_write(ctx.settings, referrer.address, now):
             return
@@ -319,6 +318,17 @@ def _schedule_follow_up(ctx: Context, referral: ReferralRecord, now: datetime) -
         queries.create_survey(referral.id, party.id, 1, due, ids.ask_key(), ids.address_key())
 
 
+def language_of_optout(subject: str) -> str:
+    """The language of whoever an opt-out link is for: that of the mail or question it names."""
+    kind, _, key = subject.partition(":")
+    if kind == "q":
+        found = find_question(key)
+        return found[1].language if found else ""
+    if kind == "m":
+        return queries.language_of_mail(key)
+    return ""
+
+
 def _lock_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord]:
     """The referral a question belongs to, locked for a transition, and the party it asks."""
     referral_id = queries.referral_id_for_ask(ask_key)
@@ -345,7 +355,7 @@ def _new_party(draft: PartyDraft, language: str) -> NewParty:
         name=draft.mailbox.name,
         ask_key=ids.ask_key(),
         reply_key=ids.address_key(),
-        language=_language(draft.language, language),
+        language=languages.language_code(draft.language) or language,
         phone=draft.phone,
         prefers=draft.prefers,
         best_time=draft.best_time,
@@ -366,6 +376,9 @@ def known_zone(name: str) -> str:
     return name
 
 
-def _language(requested: str, fallback: str) -> str:
-    requested = requested.strip().lower()[:2]
-    return requested if requested in LANGUAGES else fallback
+def request_language(draft: RequestDraft, default: str) -> str:
+    """The language the referrer is written to, and each party unless the request names
+    theirs: a "Language:" line, else the language the request is written in, else `default`."""
+    return languages.language_code(draft.language) or languages.request_language(
+        draft.labels, draft.text, default
+    )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 
 import pytest
 
+from service import languages
 from service.checks import Problem
+from service.parsing import parse_message, parse_request
 from store import queries
 from store.records import OutboxItem
 from tests.conftest import REFERRER, fixture_bytes
@@ -112,8 +115,24 @@ def test_a_refused_request_gets_one_reply_that_says_why(ctx, fixture, note, sent
     assert [a.addr_spec for a in reply["To"].addresses] == [REFERRER]
     assert in_reply_to(reply) == message_id_of(fixture)
     text = plain_text(reply)
-    assert bullets_between(text, PROBLEMS_HEAD, PROBLEMS_END) == [sentence]
-    assert "Send it again to refer@intro.example.org" in text
+    language = reply["Content-Language"]
+    # The referrer is answered in the language their request is written in.
+    assert language == request_language(fixture)
+    if language == "en":
+        assert bullets_between(text, PROBLEMS_HEAD, PROBLEMS_END) == [sentence]
+        assert "Send it again to refer@intro.example.org" in text
+    else:
+        # The same finding in their words; what they wrote is quoted as they wrote it.
+        flat = " ".join(text.split())
+        assert sentence not in flat
+        for quoted in re.findall(r'"([^"]+)"|\(([^()]*@[^()]*)\)', sentence):
+            assert "".join(quoted) in flat
+        assert "refer@intro.example.org" in text
+
+
+def request_language(fixture: str) -> str:
+    draft = parse_request(parse_message(fixture_bytes(fixture)))
+    return languages.request_language(draft.labels, draft.text, "en")
 
 
 def test_every_problem_the_gate_knows_has_its_refusal_above():
@@ -126,9 +145,13 @@ def test_every_problem_the_gate_knows_has_its_refusal_above():
 def test_the_reply_subject_quotes_the_request_subject_as_written(ctx, fixture):
     outcome(ctx, arrive(fixture))
     [(_, reply)] = queued()
-    assert str(reply["Subject"]) == (
-        f"Not sent yet: your introduction request needs a little more (Re: {subject_of(fixture)})"
-    )
+    subject = str(reply["Subject"])
+    assert subject_of(fixture) in subject
+    if reply["Content-Language"] == "en":
+        assert subject == (
+            f"Not sent yet: your introduction request needs a little more "
+            f"(Re: {subject_of(fixture)})"
+        )
 
 
 # ------------------------------------------------------------------ several problems, one reply
@@ -144,13 +167,12 @@ def test_several_problems_are_all_listed_in_the_one_reply(ctx):
     [(item, reply)] = queued()
     assert (item.purpose, item.recipients) == ("request_refused", (REFERRER,))
     assert in_reply_to(reply) == "<a7c2e91b-4f3d-4b8a-9c6e-0d1f2a3b4c5d@referrer.example>"
-    assert bullets_between(plain_text(reply), PROBLEMS_HEAD, PROBLEMS_END) == [
-        '"desain logo" is too short to judge by: say exactly which product or service, '
-        "or why they should talk.",
-        "We could not find one valid email address for the person who can help (Provider) "
-        'in "Rini Wulandari, 0812-3344-5566".',
-        MISSING_PROSPECT,
-    ]
+    # Written in Indonesian, answered in Indonesian: every problem, each value as written.
+    assert reply["Content-Language"] == "id"
+    text = " ".join(plain_text(reply).split())
+    assert '"desain logo"' in text
+    assert '"Rini Wulandari, 0812-3344-5566"' in text
+    assert "(Calon klien)" in text
 
 
 # ------------------------------------------------------------------ accepted, but could be better
