@@ -22,8 +22,11 @@ REPORT_WORDS = {
     "raport": "ro",
     "laporan": "id",
     "تقرير": "ar",
+    "التقرير": "ar",
 }
-_PREFIX = re.compile(r"^\s*((re|aw|fw|fwd|wg|tr|rv|sv)\s*:\s*)+", re.IGNORECASE)
+_PREFIX = re.compile(
+    r"^\s*((re|aw|fw|fwd|wg|tr|rv|sv|rs|fw|رد|إعادة توجيه)\s*[:：]\s*)+", re.IGNORECASE
+)
 
 
 def asks_for_report(message: EmailMessage) -> bool:

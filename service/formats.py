@@ -18,6 +18,27 @@ RTL = frozenset({"ar"})
 DEFAULT_ZONE = "UTC"
 
 
+def negotiate(accept_language: str) -> str | None:
+    """The first of our languages an Accept-Language header asks for ("de-AT,de;q=0.9")."""
+    wanted = []
+    for item in accept_language.split(","):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag and quality > 0:
+            wanted.append((quality, tag.strip()))
+    wanted.sort(key=lambda pair: -pair[0])
+    for _, tag in wanted:
+        code = tag.split("-")[0].split("_")[0].lower()
+        if code in LOCALES:
+            return code
+    return None
+
+
 def locale_of(language: str) -> Locale:
     return LOCALES.get(language, LOCALES["en"])
 

@@ -205,21 +205,29 @@ _YES_WORDS = _phrases(
     # German
     "ja, jawohl, gerne, gern, klar, na klar, ja bitte, ja gerne, sehr gerne, sicher, sicherlich, "
     "selbstverständlich, natürlich, einverstanden, warum nicht, kein problem, auf jeden fall, "
-    "interessiert, bin dabei, gute idee, stellen sie uns vor, bitte vorstellen",
+    "interessiert, bin dabei, gute idee, stellen sie uns vor, bitte vorstellen, klingt gut, das "
+    "klingt gut, hört sich gut an, klingt interessant, mit vergnügen, da bin ich dabei, machen "
+    "wir, super, prima, sehr gut",
     # French
     "oui, ouais, oui merci, oui volontiers, avec plaisir, avec grand plaisir, volontiers, "
     "d'accord, bien sûr, pourquoi pas, ça me va, pas de problème, pas de souci, intéressé, "
-    "intéressée, certainement, absolument, je veux bien, très bien, parfait",
+    "intéressée, certainement, absolument, je veux bien, très bien, parfait, allez-y, allez y, ça "
+    "marche, entendu, je suis partant, je suis partante, avec joie, mettez-nous en relation, "
+    "mettez nous en relation",
     # Romanian
     "da, cu plăcere, cu mare plăcere, sigur, desigur, bineînțeles, de acord, sunt interesat, sunt "
-    "interesată, interesat, interesată, de ce nu, nicio problemă, nici o problemă, bine, perfect",
+    "interesată, interesat, interesată, de ce nu, nicio problemă, nici o problemă, bine, perfect, "
+    "accept, accept cu plăcere, mi-ar face plăcere, cu drag, categoric, evident, vă rog să ne "
+    "puneți în legătură, puneți-ne în legătură",
     # Indonesian
     "ya, iya, boleh, tentu, tentu saja, tentu boleh, mau, saya mau, baik, baiklah, oke, setuju, "
     "dengan senang hati, silakan, silahkan, saya tertarik, tertarik, kenapa tidak, tidak masalah, "
-    "tidak apa apa, bisa, siap",
+    "tidak apa apa, bisa, siap, bersedia, saya bersedia, berminat, saya berminat, mohon "
+    "diperkenalkan, mohon dikenalkan, sip",
     # Arabic
     "نعم, أجل, بكل سرور, موافق, موافقة, بالتأكيد, بكل تأكيد, طبعا, حسنا, أكيد, لا مانع, لا مانع "
-    "لدي, لم لا, لما لا, مهتم, مهتمة, يسعدني, تمام",
+    "لدي, لم لا, لما لا, مهتم, مهتمة, يسعدني, تمام, لا بأس, أوافق, وافقت, أقبل, بالطبع, يشرفني, "
+    "يسرني, أرحب بذلك, بكل ترحيب, اوكي, أوكي, ممكن, تفضلوا",
 )
 _NO_WORDS = _phrases(
     # English
@@ -231,15 +239,17 @@ _NO_WORDS = _phrases(
     "nein, nee, nein danke, danke nein, kein interesse, keinerlei interesse, lieber nicht, eher "
     "nicht, besser nicht, nicht interessiert, interessiert mich nicht, interessiert uns nicht, "
     "kein bedarf, keinen bedarf, nicht für mich, möchte ich nicht, ich möchte nicht, nicht "
-    "einverstanden, leider nicht, muss ablehnen, lehne ab",
+    "einverstanden, leider nicht, muss ablehnen, lehne ab, nicht nötig, nicht notwendig, brauche "
+    "ich nicht, ich verzichte",
     # French
     "non, non merci, merci mais non, pas intéressé, pas intéressée, ne m'intéresse pas, ne nous "
     "intéresse pas, pas pour moi, je préfère pas, je préfère ne pas, plutôt pas, plutôt non, sans "
-    "façon, pas d'accord, je décline, je dois décliner, malheureusement pas",
+    "façon, pas d'accord, je décline, je dois décliner, malheureusement pas, pas besoin, aucun "
+    "intérêt, je passe mon tour",
     # Romanian
     "nu, nu mulțumesc, nu sunt interesat, nu sunt interesată, nu mă interesează, nu ne "
     "interesează, nu pentru mine, prefer să nu, nu doresc, nu vreau, nu sunt de acord, mulțumesc "
-    "dar nu, nu e cazul",
+    "dar nu, nu e cazul, refuz",
     # Indonesian
     "tidak, tidak usah, tidak tertarik, saya tidak tertarik, tidak terima kasih, terima kasih "
     "tidak, nggak, enggak, gak, ga, ngga, tdk, tidak mau, nggak usah, gak usah, tidak perlu, tidak "
@@ -300,13 +310,19 @@ _REASON_WORDS: dict[DeclineReason, tuple[str, ...]] = {
         "derzeit nicht, zurzeit nicht, zur zeit nicht, aktuell nicht, jetzt nicht, nicht jetzt, "
         "gerade nicht, noch nicht, vielleicht später, später vielleicht, im moment kein bedarf, im "
         "moment keinen bedarf, derzeit kein bedarf, derzeit keinen bedarf, aktuell kein bedarf, "
-        "momentan kein bedarf, zurzeit kein bedarf, pas pour le moment, pas maintenant, pas pour "
+        "momentan kein bedarf, zurzeit kein bedarf, zurzeit keinen bedarf, momentan keinen bedarf, "
+        "aktuell keinen bedarf, keine zeit, pas le moment, ce n'est pas le bon moment, plus tard, "
+        "je n'en ai pas besoin pour le moment, tidak dulu, lagi sibuk, sedang sibuk, saya sedang "
+        "sibuk, pas pour le moment, pas maintenant, pas pour "
         "l'instant, pas en ce moment, pas actuellement, pas tout de suite, peut-être plus tard, "
         "plus tard peut-être, pas encore, nu acum, nu momentan, nu deocamdată, momentan nu, "
-        "deocamdată nu, acum nu, poate mai târziu, poate altă dată, nu încă, încă nu, belum perlu, "
+        "deocamdată nu, acum nu, poate mai târziu, poate altă dată, nu încă, încă nu, "
+        "nu am nevoie, nu e momentul potrivit, nu este momentul potrivit, nu este momentul, "
+        "belum perlu, "
         "belum sekarang, tidak sekarang, jangan sekarang, nanti saja, nanti dulu, mungkin nanti, "
         "lain kali, untuk saat ini tidak, saat ini tidak, sekarang tidak, belum, ليس الآن, ليس "
-        "حاليا, ليس في الوقت الحالي, لا حاجة الآن, لاحقا, ربما لاحقا, ليس بعد, في وقت لاحق",
+        "حاليا, ليس في الوقت الحالي, لا حاجة الآن, لاحقا, ربما لاحقا, ليس بعد, في وقت لاحق, "
+        "مشغول حاليا, مشغولة حاليا, لست بحاجة إليه, لست بحاجة إليها",
     ),
     DeclineReason.NOT_A_FIT: _phrases(
         "not a fit, not a good fit, not the right fit, not a good match, not a match, not the "

@@ -45,13 +45,17 @@ _ANSWERS = {
     Business.YES: "yes, yeah, yep, yup, y, sure, of course, definitely, absolutely, certainly, "
     "indeed, yes please, ja, jawohl, jep, klar, gerne, natürlich, auf jeden fall, oui, ouais, "
     "bien sûr, absolument, tout à fait, da, sigur, desigur, bineînțeles, ya, iya, sudah, udah, "
-    "tentu, نعم, أجل, بلى, طبعا, بالتأكيد, أكيد",
+    "tentu, نعم, أجل, بلى, طبعا, بالتأكيد, أكيد, gerne wieder, volontiers, avec plaisir, "
+    "mau, boleh, bersedia, sudah deal, deal, بالطبع, أرحب بذلك, لا بأس",
     Business.NO: "no, nope, nah, n, not really, no thanks, never, nein, nee, nö, leider nicht, "
     "leider nein, non, non merci, pas vraiment, nu, nu mulțumesc, deloc, tidak, tdk, nggak, "
-    "enggak, gak, ga, bukan, tidak ada, لا, كلا, لا شكرا",
+    "enggak, gak, ga, bukan, tidak ada, لا, كلا, لا شكرا, pas du tout, aucune affaire, "
+    "überhaupt nicht, gar nicht",
     Business.NOT_YET: "not yet, nothing yet, not so far, noch nicht, bisher nicht, noch nichts, "
     "pas encore, încă nu, nu încă, nu deocamdată, deocamdată nu, belum, blm, belum ada, ليس بعد, "
-    "لم بعد, ليس حتى الآن, لم يتم بعد, ليس بعد حتى الآن",
+    "لم بعد, ليس حتى الآن, لم يتم بعد, ليس بعد حتى الآن, leider noch nicht, bis jetzt nicht, "
+    "toujours pas, pas pour l'instant, pas pour le moment, încă nu din păcate, belum ada deal, "
+    "لم يحدث بعد",
 }
 _PLAIN = "yes, y, no, n, ja, nein, oui, non, da, nu, ya, iya, tidak, نعم, لا"
 _CURRENCIES = {
@@ -63,7 +67,8 @@ _CURRENCIES = {
     "SAR": "sar, ريال, ريال سعودي, ر.س",
     "AED": "aed, درهم, درهم إماراتي, د.إ",
 }
-_CURRENCIES |= {c: c for c in re.findall(r"\w+", "CHF JPY CAD AUD SGD MYR QAR KWD BHD OMR EGP")}
+_CURRENCIES |= {c: c for c in re.findall(r"\w+", "CHF JPY CAD AUD SGD MYR QAR KWD BHD OMR")}
+_CURRENCIES["EGP"] = "egp, جنيه, جنيه مصري, ج.م"
 _CURRENCIES |= {c: c for c in re.findall(r"\w+", "PLN HUF CZK SEK NOK DKK TRY INR CNY HKD NZD")}
 _UNITS = "star, stars, stern, sterne, punkte, étoile, étoiles, points, stea, stele, puncte, "
 _UNITS += "bintang, poin, نجمة, نجوم, نجمات, نقاط"
@@ -85,7 +90,8 @@ _LABELS = {
     "amount": "value, amount, worth, revenue, wert, betrag, umsatz, auftragswert, "
     "geschäftswert, volumen, valeur, montant, chiffre, valoare, valoarea, suma, nilai bisnis, "
     "nilai transaksi, nilai kesepakatan, jumlah, nominal, قيمة, القيمة, مبلغ, المبلغ",
-    "more": "more, referrals, introductions, mehr, weitere, empfehlungen, plus, encore, "
+    "more": "more, referrals, introductions, mehr, weitere, empfehlungen, weitere kontakte, "
+    "kontakte, vermittlungen, mises en relation, mise en relation, plus, encore, "
     "recommandations, mai mult, mai multe, recomandări, lagi, lebih banyak, rujukan, المزيد, "
     "مزيد, إحالات",
     "rating": "rating, rate, score, stars, useful, usefulness, helpful, bewertung, note, sterne, "

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service import evaluation, report, workflow
+from service import evaluation, formats, report, workflow
 from service.clock import Clock
 from service.context import Context
 from service.errors import BadToken, NotFound, TokenExpired
@@ -92,7 +92,11 @@ class Pages:
         return response
 
     async def home(self, request: web.Request) -> web.StreamResponse:
-        return self.page("home", {"referral_address": self.ctx.settings.referral_mailbox})
+        return self.page(
+            "home",
+            {"referral_address": self.ctx.settings.referral_mailbox},
+            language=self._browser_language(request),
+        )
 
     async def show_consent(self, request: web.Request) -> web.StreamResponse:
         found = await self._question(request)
@@ -178,7 +182,8 @@ class Pages:
         subject = self._optout_subject(request)
         if isinstance(subject, web.Response):
             return subject
-        return self.page("optout", {"action": request.path})
+        language = await self.run_db(workflow.language_of_optout, subject)
+        return self.page("optout", {"action": request.path}, language=language)
 
     async def optout(self, request: web.Request) -> web.StreamResponse:
         """The confirmation from our page, or a mail client's one-click POST (RFC 8058)."""
@@ -190,7 +195,8 @@ class Pages:
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
         self.on_change()
-        return self.page("optout_done", {})
+        language = await self.run_db(workflow.language_of_optout, subject)
+        return self.page("optout_done", {}, language=language)
 
     def _optout_subject(self, request: web.Request) -> str | web.Response:
         return self._token(request, Purpose.OPTOUT)
@@ -314,7 +320,8 @@ class Pages:
         referrer = await self._referrer(request, Purpose.DIGEST)
         if isinstance(referrer, web.Response):
             return referrer
-        return self.page("digest_off", {"action": request.path})
+        language = await self.run_db(queries.language_of_referrer, referrer.email)
+        return self.page("digest_off", {"action": request.path}, language=language)
 
     async def digest_off(self, request: web.Request) -> web.StreamResponse:
         """Our page's button, or a mail client's one-click POST (RFC 8058)."""
@@ -322,7 +329,8 @@ class Pages:
         if isinstance(referrer, web.Response):
             return referrer
         await self.run_db(queries.set_digest, referrer.id, False)
-        return self.page("digest_off_done", {})
+        language = await self.run_db(queries.language_of_referrer, referrer.email)
+        return self.page("digest_off_done", {}, language=language)
 
     async def _referrer(self, request: web.Request, purpose: Purpose) -> Any:
         key = self._token(request, purpose)
@@ -332,6 +340,10 @@ class Pages:
         if referrer is None:
             return self.page("problem", {"problem": "not_found"}, status=404)
         return referrer
+
+    def _browser_language(self, request: web.Request) -> str:
+        """For a page that is nobody's in particular: the browser's choice among ours."""
+        return formats.negotiate(request.headers.get("Accept-Language", "")) or ""
 
     def page(
         self, name: str, context: dict[str, Any], status: int = 200, language: str = ""

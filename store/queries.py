@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -846,3 +847,13 @@ def language_of_referrer(email: str) -> str:
         .first()
     )
     return row.language if row else ""
+
+
+def language_of_mail(bounce_key: str) -> str:
+    """The language a sent mail was written in, as its Content-Language says."""
+    row = OutboxMail.get_or_none(OutboxMail.bounce_key == bounce_key.lower())
+    if row is None:
+        return ""
+    head = bytes(row.raw).split(b"\n\n", 1)[0]
+    found = re.search(rb"(?mi)^Content-Language:\s*([A-Za-z-]+)", head)
+    return found.group(1).decode().lower() if found else ""

@@ -757,3 +757,29 @@ def test_a_reply_of_only_the_quote_has_no_new_text() -> None:
 def test_a_sentence_that_merely_starts_like_an_attribution_is_kept() -> None:
     text = "On Monday I can talk, yes please.\nAm Dienstag auch.\n"
     assert new_text(plain_message(text)) == text.strip()
+
+
+# Answers our translators found people of each language write to our own questions.
+@pytest.mark.parametrize(
+    ("text", "verdict", "reason"),
+    [
+        ("Bersedia", "yes", None),
+        ("Saya bersedia", "yes", None),
+        ("Klingt gut", "yes", None),
+        ("Allez-y", "yes", None),
+        ("Mettez-nous en relation", "yes", None),
+        ("Ce n'est pas le bon moment", "no", "no_need_now"),
+        ("Zurzeit keinen Bedarf", "no", "no_need_now"),
+        ("Tidak dulu", "no", "no_need_now"),
+        ("Nicht nötig", "no", None),
+        ("Accept", "yes", None),
+        ("Refuz", "no", None),
+        ("Nu e momentul potrivit", "no", "no_need_now"),
+        ("لا بأس", "yes", None),
+        ("أوافق", "yes", None),
+        ("مشغول حاليا", "no", "no_need_now"),
+    ],
+)
+def test_answers_the_translations_invite(text, verdict, reason):
+    reading = read_answer(text)
+    assert (reading.verdict.value, reading.reason) == (verdict, reason)

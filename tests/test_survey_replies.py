@@ -518,3 +518,19 @@ def test_any_text_reads_as_answers_within_their_bounds(text: str) -> None:
     assert read.currency == "" or (read.amount is not None and read.currency.isupper())
     assert len(read.comment) <= 1000 and read.comment == read.comment.strip()
     assert read.empty == (read == SurveyAnswers())
+
+
+@pytest.mark.parametrize(
+    ("text", "business", "more"),
+    [
+        ("4, pas du tout, oui", "no", True),
+        ("4, toujours pas, oui", "not_yet", True),
+        ("4 Sterne, leider noch nicht, ja", "not_yet", True),
+        ("2, aucune affaire, non", "no", False),
+        ("D'autres mises en relation : oui", None, True),
+        ("4، لم يحدث بعد، نعم", "not_yet", True),
+    ],
+)
+def test_answers_the_translated_surveys_invite(text, business, more):
+    answers = read_survey(text)
+    assert (answers.business, answers.more) == (business, more)

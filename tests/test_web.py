@@ -187,3 +187,12 @@ def test_pages_carry_security_headers_and_unknown_paths_get_our_404(links):
     missing = web.get(_base(links) + "/nope")
     assert missing.status_code == 404 and "This link does not work" in missing.text
     assert web.put(links[PROVIDER]).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [("de-AT,de;q=0.9,en;q=0.8", "de"), ("es,fr;q=0.5", "fr"), ("ar-EG", "ar"), ("", "en")],
+)
+def test_the_home_page_follows_the_browsers_language(running, header, lang):
+    page = web.get(running.settings.service.public_url + "/", headers={"Accept-Language": header})
+    assert f'<html lang="{lang}"' in page.text
