@@ -88,14 +88,21 @@ def dump_dom(url: str, timeout: float = 60) -> str:
 
 
 def screenshot(
-    url: str, path: Path, size: tuple[int, int] = (1000, 1400), timeout: float = 60
+    url: str,
+    path: Path,
+    size: tuple[int, int] = (1000, 1400),
+    timeout: float = 60,
+    language: str = "en",
 ) -> Path:
-    """A PNG of the page's viewport at `size` CSS pixels."""
+    """A PNG of the page's viewport at `size` CSS pixels, as a browser set to `language`
+    (its Accept-Language) sees it."""
     path = Path(path).resolve()
     path.unlink(missing_ok=True)
     width, height = size
     _run(
         [
+            f"--lang={language}",
+            f"--accept-lang={language}",
             f"--screenshot={path}",
             f"--window-size={width},{height}",
             "--hide-scrollbars",

@@ -13,6 +13,7 @@ from service.clock import FixedClock
 from service.context import make_context
 from service.formats import format_date, format_money
 from store import queries
+from tests import browser
 from tests.conftest import REFERRER, InProcess, eventually, make_settings, wire_fixture
 from tests.helpers import NOW, parse, send, web
 
@@ -114,3 +115,25 @@ def test_a_french_provider_and_a_german_prospect_each_read_their_own_language(se
         assert not ENGLISH.search(body(mail) + str(mail["Subject"])), ENGLISH.search(body(mail))
     assert summary["Content-Language"] == "fr"
     assert " ".join(format_money(1200, "EUR", "fr").split()) in body(summary)
+
+
+@browser.needs_chromium
+def test_arabic_pages_read_from_the_right_in_a_real_browser(tmp_path, sqlite_url):
+    """The home page as Chromium set to Arabic and to English draws it: the Arabic heading
+    hangs from the right edge of the column, the English one from the left."""
+    running = InProcess(make_settings(tmp_path, sqlite_url))
+    try:
+        url = running.settings.service.public_url + "/"
+        edges = {}
+        for lang in ("en", "ar"):
+            shot = browser.screenshot(url, tmp_path / f"{lang}.png", (1000, 400), language=lang)
+            heading = browser.colour_mask(shot, (0x22, 0x22, 0x22), tolerance=40).crop(
+                (0, 20, 1000, 70)
+            )
+            edges[lang] = heading.getbbox()
+    finally:
+        running.stop()
+    (en_left, _, en_right, _), (ar_left, _, ar_right, _) = edges["en"], edges["ar"]
+    # The column is 560 CSS pixels wide and centred: its text runs from x=220 to x=780.
+    assert abs(en_left - 220) <= 4 and en_right < 780 - 60
+    assert abs(ar_right - 780) <= 4 and ar_left > 220 + 60
