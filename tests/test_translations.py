@@ -331,3 +331,21 @@ def _phrases(text: str, given: set[str]) -> list[str]:
                 phrases.append(" ".join(run_))
             run_ = []
     return phrases
+
+
+@pytest.mark.parametrize(
+    ("lang", "word"),
+    [
+        ("de", "Telefon"),
+        ("fr", "téléphone"),
+        ("ro", "telefon"),
+        ("id", "telepon"),
+        ("ar", "الهاتف"),
+    ],
+    ids=lang_param,
+)
+def test_how_someone_prefers_to_be_reached_is_named_in_the_readers_language(lang, word):
+    phone = {**CONTEXTS["introduction"]["provider"], "prefers": "phone"}
+    context = {**CONTEXTS["introduction"], "provider": phone}
+    text = render_mail("introduction", lang, context).text
+    assert re.search(rf":\s*{word}\s*$", text, re.M), text
