@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 BAR_FILL = "#2e6f9e"
@@ -105,9 +105,20 @@ def _uid(kind: str, *content: object) -> str:
 
 
 def funnel_svg(
-    steps: Sequence[tuple[str, int]], title: str, width: int = 640, *, rtl: bool = False
+    steps: Sequence[tuple[str, int]],
+    title: str,
+    width: int = 640,
+    *,
+    rtl: bool = False,
+    number: Callable[[int], str] = str,
+    percent: Callable[[float], str] = _percent,
+    separator: str = "; ",
 ) -> str:
-    """Horizontal bars, one per step; each value is also given as a share of the first step."""
+    """Horizontal bars, one per step; each value is also given as a share of the first step.
+
+    `number`, `percent` and `separator` write the figures and join the description the way
+    the page's language does (the report page passes Babel's).
+    """
     steps = [(str(label), int(count)) for label, count in steps]
     if any(count < 0 for _, count in steps):
         raise ValueError("funnel counts cannot be negative")
@@ -115,7 +126,7 @@ def funnel_svg(
     scale = max((count for _, count in steps), default=0)
 
     def figure(count: int) -> str:
-        return f"{count} ({_percent(count / first)})" if first else str(count)
+        return f"{number(count)} ({percent(count / first)})" if first else number(count)
 
     figures = [figure(count) for _, count in steps]
     longest_label = max((len(label) for label, _ in steps), default=0)
@@ -135,7 +146,7 @@ def funnel_svg(
             canvas.rect(bar_x, middle - bar_h / 2, length, bar_h, BAR_FILL, "bar")
         canvas.text(bar_x + length + GAP, middle, fig, "start", "value")
 
-    desc = "; ".join(f"{label}: {fig}" for (label, _), fig in zip(steps, figures, strict=True))
+    desc = separator.join(f"{label}: {fig}" for (label, _), fig in zip(steps, figures, strict=True))
     uid = _uid("funnel", title, steps)
     return canvas.svg(PAD * 2 + len(steps) * row_h, title, desc + ".", uid)
 
@@ -147,13 +158,15 @@ def share_bars_svg(
     width: int = 640,
     *,
     rtl: bool = False,
+    percent: Callable[[float], str] = _percent,
+    separator: str = "; ",
 ) -> str:
     """Two shares (0..1) per period as a pair of thin bars on a common 0-100 % scale."""
     rows = [(str(period), a, b) for period, a, b in rows]
     fills = (BAR_FILL, SECOND_FILL)
 
     def figure(share: float | None) -> str:
-        return MISSING if share is None else _percent(share)
+        return MISSING if share is None else percent(share)
 
     longest = max((len(period) for period, _, _ in rows), default=0)
     label_w = _clamp(longest * CHAR_WIDTH + PAD + GAP, 0.14 * width, 0.42 * width)
@@ -183,7 +196,7 @@ def share_bars_svg(
                 canvas.rect(bar_x, y, length, bar_h, fill, f"bar bar-{j + 1}")
             canvas.text(bar_x + length + GAP, y + bar_h / 2, figure(share), "start", "value")
 
-    desc = "; ".join(
+    desc = separator.join(
         f"{period}: {labels[0]} {figure(a)}, {labels[1]} {figure(b)}" for period, a, b in rows
     )
     uid = _uid("shares", title, labels, rows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default
+from functools import partial
 
-from service import charts, figures
+from service import charts, figures, formats
 from service.bodies import body_text, header_text
 from service.workflow import State
 from store import queries
@@ -94,15 +95,23 @@ def render(found: figures.Figures, fmt: str) -> str:
     return FORMATS[fmt](found)
 
 
-def page_context(found: figures.Figures, referrer: str) -> dict[str, object]:
+def page_context(found: figures.Figures, referrer: str, language: str) -> dict[str, object]:
     """What the report page shows: the figures, and the chart functions its template calls
-    with its own (translated) labels."""
+    with its own (translated) labels, writing numbers as the page's language does."""
+    percent = partial(formats.format_percent, language=language)
+    # Arabic joins a list with its own semicolon.
+    separator = "؛ " if language in formats.RTL else "; "
     return {
         "referrer": referrer,
         "figures": found,
         "funnel": {c.name: c.count for c in found.funnel},
-        "funnel_svg": charts.funnel_svg,
-        "share_bars_svg": charts.share_bars_svg,
+        "funnel_svg": partial(
+            charts.funnel_svg,
+            number=partial(formats.format_number, language=language),
+            percent=percent,
+            separator=separator,
+        ),
+        "share_bars_svg": partial(charts.share_bars_svg, percent=percent, separator=separator),
     }
 
 

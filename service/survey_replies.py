@@ -75,6 +75,7 @@ _UNITS += "bintang, poin, نجمة, نجوم, نجمات, نقاط"
 _OFS = "of, out of, von, aus, sur, din, dari, من"
 _MULTIPLIERS = {"k": 1000, "rb": 1000, "ribu": 1000, "ألف": 1000, "jt": 10**6, "juta": 10**6}
 _MULTIPLIERS |= {"mio": 10**6, "million": 10**6, "millionen": 10**6, "millions": 10**6}
+_MULTIPLIERS |= {"mii": 1000, "milioane": 10**6, "mil": 10**6}
 # Words around answers that neither answer nor say anything: "4, yes, about 1200 EUR, thanks".
 _NEUTRALS = "and, und, et, și, dan, و, about, around, approx, approximately, ca, circa, etwa, "
 _NEUTRALS += "rund, environ, aprox, aproximativ, sekitar, kira kira, حوالي, تقريبا, please, "
@@ -454,6 +455,11 @@ def _number_at(
         number *= Decimal(str(hit[1]))
         after += length
         hit, length = _phrase_at(tokens, after)
+    if not currency and _is(tokens, after, "word") and tokens[after].word == "de":
+        # Romanian puts "de" between a number from 20 up and its noun: "1200 de euro".
+        following, following_length = _phrase_at(tokens, after + 1)
+        if following and following[0] == _CUR:
+            after, hit, length = after + 1, following, following_length
     if not currency and hit and hit[0] == _CUR:
         currency = str(hit[1])
         after += length

@@ -313,7 +313,8 @@ class Pages:
             return referrer
         figures = await self.run_db(report.figures_for, referrer.email, None, self.clock.now())
         language = await self.run_db(queries.language_of_referrer, referrer.email)
-        return self.page("report", report.page_context(figures, referrer.email), 200, language)
+        context = report.page_context(figures, referrer.email, language or self._default)
+        return self.page("report", context, 200, language)
 
     async def show_digest_off(self, request: web.Request) -> web.StreamResponse:
         """Only asks: a scanner opening the link must not turn anything off."""
@@ -340,6 +341,10 @@ class Pages:
         if referrer is None:
             return self.page("problem", {"problem": "not_found"}, status=404)
         return referrer
+
+    @property
+    def _default(self) -> str:
+        return self.ctx.settings.service.default_language
 
     def _browser_language(self, request: web.Request) -> str:
         """For a page that is nobody's in particular: the browser's choice among ours."""

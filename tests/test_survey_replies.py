@@ -534,3 +534,16 @@ def test_any_text_reads_as_answers_within_their_bounds(text: str) -> None:
 def test_answers_the_translated_surveys_invite(text, business, more):
     answers = read_survey(text)
     assert (answers.business, answers.more) == (business, more)
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        ("4, da, 1200 de euro, da", "1200.00", "EUR"),
+        ("Valoare: 5.000 de lei", "5000.00", "RON"),
+        ("Valoare: 3 mii de lei", "3000.00", "RON"),
+    ],
+)
+def test_romanian_amounts_with_de_and_thousands(text, amount, currency):
+    answers = read_survey(text)
+    assert (answers.amount, answers.currency) == (Decimal(amount), currency)

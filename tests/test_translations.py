@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from service import report
 from service.addresses import Mailbox
 from service.charts import funnel_svg, share_bars_svg
 from service.compose import build_message
@@ -349,3 +350,13 @@ def test_how_someone_prefers_to_be_reached_is_named_in_the_readers_language(lang
     context = {**CONTEXTS["introduction"], "provider": phone}
     text = render_mail("introduction", lang, context).text
     assert re.search(rf":\s*{word}\s*$", text, re.M), text
+
+
+@pytest.mark.parametrize(
+    ("lang", "share"), [("de", "50\u00a0%"), ("fr", "50\u00a0%"), ("en", "50%")], ids=lang_param
+)
+def test_the_report_chart_writes_its_figures_in_the_pages_language(lang, share):
+    context = report.page_context(FIGURES, "ada@referrer.example", lang)
+    html = render_page("report", lang, context)
+    desc = re.search(r"<desc [^>]*>([^<]*)</desc>", html)[1]
+    assert share in desc
