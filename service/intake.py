@@ -188,8 +188,9 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     if verdict.referrer is None:
         return Disposition("ignored", verdict.refusal or "not a request")
     referrer = verdict.referrer
-    if commands.asks_for_report(message):
-        sent = commands.send_report(ctx, referrer, message, now)
+    language = commands.report_language(message)
+    if language is not None:
+        sent = commands.send_report(ctx, referrer, language, message_id_of(message), now)
         return Disposition("processed", "report sent" if sent else "report not sent: daily limit")
     try:
         draft = parse_request(message, referrer.address)

@@ -21,7 +21,7 @@ _SIGNATURE = "-- "
 _PARAGRAPH_FIELDS = {"need"}
 _NEED_CHARS = 400
 # Fwd:, WG:, TR:, RV:, I:, Redir.:, Re:, AW: … as the clients of our six languages prefix.
-_FORWARD_PREFIX = re.compile(
+SUBJECT_PREFIX = re.compile(
     r"^(?:\s*(?:fwd?|wg|tr|rv|enc|i|redir\.?|re|aw|ref|balas|terusan|rs|إعادة توجيه|رد)\s*:)+",
     re.IGNORECASE,
 )
@@ -154,7 +154,7 @@ def _prospects_forward(
 
 def need_of(forward: Forwarded) -> str:
     """A forwarded mail as a need: its subject, then its opening words, at most ~400 chars."""
-    subject = _FORWARD_PREFIX.sub("", forward.subject).strip()
+    subject = SUBJECT_PREFIX.sub("", forward.subject).strip()
     words = " ".join(forward.text.split())
     text = f"{subject}: {words}" if subject and words else subject or words
     if len(text) <= _NEED_CHARS:

@@ -33,7 +33,7 @@ COMMANDS = sorted(p.name for p in FIXTURES.glob("command_report_*.eml"))
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_report_command_is_recognised(name):
-    assert commands.asks_for_report(parse_message(fixture_bytes(name)))
+    assert commands.report_language(parse_message(fixture_bytes(name))) is not None
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_a_report_command_is_recognised(name):
     ["request_thunderbird_labelled_lines.eml", "forward_gmail_web_en.eml"],
 )
 def test_a_request_is_not_a_report_command(name):
-    assert not commands.asks_for_report(parse_message(fixture_bytes(name)))
+    assert commands.report_language(parse_message(fixture_bytes(name))) is None
 
 
 def add_history(surveyed) -> None:
