@@ -45,13 +45,9 @@ class SurveyResult:
     survey: SurveyRecord
 
 
-def ask_again_at(
-    answers: SurveyAnswers, round_: int, again_days: float, again_times: int, now: datetime
-) -> datetime | None:
+def asks_again(business: str | None, round_: int, again_times: int) -> bool:
     """Pure: a "not yet" is asked again later, at most `again_times` more times."""
-    if answers.business is not Business.NOT_YET or round_ > again_times:
-        return None
-    return now + timedelta(days=again_days)
+    return business == Business.NOT_YET and round_ <= again_times
 
 
 def settled(surveys: list[SurveyRecord]) -> bool:
@@ -176,10 +172,8 @@ def record(
         )
         queries.add_event(referral.id, now, "survey answered", role, channel, detail)
         timing = ctx.settings.timing
-        again = ask_again_at(
-            answers, survey.round, timing.follow_up_again_days, timing.follow_up_again_times, now
-        )
-        if again is not None:
+        if asks_again(answers.business, survey.round, timing.follow_up_again_times):
+            again = now + timedelta(days=timing.follow_up_again_days)
             queries.create_survey(
                 referral.id,
                 survey.party_id,

@@ -22,6 +22,7 @@ from service.labels import PROSPECT, PROVIDER
 from service.parsing import RequestDraft
 from service.redaction import Person, redact
 from service.routing import bounce_address, reply_address
+from service.survey_form import CHOICES
 from service.tokens import Purpose
 from store.records import (
     EventRecord,
@@ -395,9 +396,6 @@ def expired_to_party(
 
 # ---------------------------------------------------------------- exit and evaluate
 
-SURVEY_RATINGS = (1, 2, 3, 4, 5)
-SURVEY_BUSINESS = ("yes", "not_yet", "no")
-
 
 def survey(
     ctx: Context,
@@ -427,8 +425,8 @@ def survey(
             "round": survey.round,
             "expires_at": survey.expires_at,
             "url": url,
-            "rating_urls": {n: f"{url}?rating={n}" for n in SURVEY_RATINGS},
-            "business_urls": {b: f"{url}?business={b}" for b in SURVEY_BUSINESS},
+            "rating_urls": {int(n): f"{url}?rating={n}" for n in CHOICES["rating"]},
+            "business_urls": {b: f"{url}?business={b}" for b in CHOICES["business"]},
         },
         now,
         referral.id,

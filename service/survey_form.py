@@ -12,6 +12,12 @@ from service.survey_replies import Business, SurveyAnswers, parse_number
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _AMOUNT = re.compile(r"^\d[\d.,' \u00a0\u202f]*$")
 MAX_AMOUNT = Decimal("1e13")
+# The one-click answers: the values a survey link may carry and the page's form may post.
+CHOICES = {
+    "rating": ("1", "2", "3", "4", "5"),
+    "business": tuple(b.value for b in Business),
+    "more": ("yes", "no"),
+}
 
 
 def survey_form(form: Mapping[str, Any]) -> SurveyAnswers | None:
@@ -22,12 +28,9 @@ def survey_form(form: Mapping[str, Any]) -> SurveyAnswers | None:
     currency = _field(form, "currency").upper()
     amount_text = _field(form, "amount")
     comment = " ".join(_field(form, "comment").split())[:1000]
-    if rating_text and rating_text not in ("1", "2", "3", "4", "5"):
-        return None
-    if business_text and business_text not in {b.value for b in Business}:
-        return None
-    if more_text and more_text not in ("yes", "no"):
-        return None
+    for name, given in (("rating", rating_text), ("business", business_text), ("more", more_text)):
+        if given and given not in CHOICES[name]:
+            return None
     if currency and not _CURRENCY.match(currency):
         return None
     amount = parse_amount(amount_text) if amount_text else None

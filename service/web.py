@@ -14,7 +14,7 @@ from service.context import Context
 from service.errors import BadToken, NotFound, TokenExpired
 from service.letters import consent_context
 from service.outbox import RunDb
-from service.survey_form import survey_form
+from service.survey_form import CHOICES, survey_form
 from service.tokens import Purpose
 from service.workflow import Answer, Channel, DeclineReason, Outcome, State
 from store import queries
@@ -26,11 +26,6 @@ ANSWERS = frozenset(a.value for a in Answer)
 # What the survey page offers; a reply by mail may name any ISO 4217 code.
 CURRENCIES = ("EUR", "USD", "GBP", "CHF", "RON", "IDR", "SAR", "AED", "EGP", "MAD")
 REASONS = frozenset(r.value for r in DeclineReason)
-SURVEY_CHOICES = {
-    "rating": frozenset("12345"),
-    "business": frozenset(("yes", "not_yet", "no")),
-    "more": frozenset(("yes", "no")),
-}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Tokens are in the path: nothing on these pages may send it elsewhere (Referer), keep it
@@ -236,7 +231,7 @@ class Pages:
         chosen = {
             name: request.query.get(name, "")
             for name in ("rating", "business", "more")
-            if request.query.get(name, "") in SURVEY_CHOICES[name]
+            if request.query.get(name, "") in CHOICES[name]
         }
         context = {
             **self._survey_context(referral, survey, party),
@@ -284,14 +279,12 @@ class Pages:
         }
 
     def _survey_done(self, referral: ReferralRecord, survey: SurveyRecord) -> dict[str, Any]:
-        again = survey.business == "not_yet" and survey.round <= (
-            self.ctx.settings.timing.follow_up_again_times
-        )
+        times = self.ctx.settings.timing.follow_up_again_times
         return {
             "outcome": "recorded",
             "referrer": referral.referrer_display,
             "business": survey.business or "",
-            "asked_again": again,
+            "asked_again": evaluation.asks_again(survey.business, survey.round, times),
         }
 
     async def _survey(self, request: web.Request) -> Any:
