@@ -96,7 +96,6 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
         "need": redact(referral.need, other),
         # The provider judges relevance before agreeing, so sees budget and timing too.
         "budget": redact(referral.budget, other) if is_provider else "",
-        "timezone": party.timezone,
         "timing": redact(referral.party(PROSPECT).best_time, other) if is_provider else "",
         "expires_at": referral.expires_at,
     }

@@ -18,7 +18,7 @@ from service.survey_form import CHOICES, survey_form
 from service.tokens import Purpose
 from service.workflow import Answer, Channel, DeclineReason, Outcome, State
 from store import queries
-from store.records import PartyRecord, ReferralRecord, SurveyRecord
+from store.records import PartyRecord, ReferralRecord, ReferrerRecord, SurveyRecord
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,12 @@ class Pages:
                 "state": referral.state,
                 "can_change": self._can_change(referral, party),
             }
-            return self.page("consent_answered", {**context, **already}, language=party.language)
+            return self.for_party("consent_answered", {**context, **already}, party)
         if referral.state != State.ASKING:
-            return self.page("problem", {"problem": "closed"}, 410, party.language)
+            return self.for_party("problem", {"problem": "closed"}, party, 410)
         chosen = request.query.get("answer", "")
         chosen = chosen if chosen in ANSWERS else ""
-        return self.page("consent", {**context, "chosen": chosen}, language=party.language)
+        return self.for_party("consent", {**context, "chosen": chosen}, party)
 
     async def answer_consent(self, request: web.Request) -> web.StreamResponse:
         found = await self._question(request)
@@ -126,7 +126,7 @@ class Pages:
         given = str(form.get("answer", ""))
         reason = str(form.get("reason", ""))
         if given not in ANSWERS or (reason and reason not in REASONS):
-            return self.page("problem", {"problem": "bad_form"}, 400, party.language)
+            return self.for_party("problem", {"problem": "bad_form"}, party, 400)
         try:
             result = await self.run_db(
                 workflow.answer,
@@ -141,7 +141,7 @@ class Pages:
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
         if result.outcome is Outcome.CLOSED:
-            return self.page("problem", {"problem": "closed"}, 410, party.language)
+            return self.for_party("problem", {"problem": "closed"}, party, 410)
         if result.outcome is Outcome.RECORDED:
             self.on_change()
         after = await self.run_db(workflow.find_question, party.ask_key)
@@ -155,7 +155,7 @@ class Pages:
             "state": result.state,
             "can_change": self._can_change(referral, party),
         }
-        return self.page("consent_answered", context, language=party.language)
+        return self.for_party("consent_answered", context, party)
 
     def _optout_link(self, ask_key: str) -> str:
         return self.ctx.link("/u/" + self.ctx.tokens.make(Purpose.OPTOUT, f"q:{ask_key}"))
@@ -225,9 +225,9 @@ class Pages:
         referral, survey, party = found
         if survey.state == evaluation.ANSWERED:
             done = {**self._survey_done(referral, survey), "outcome": "already"}
-            return self.page("survey_done", done, language=party.language)
+            return self.for_party("survey_done", done, party)
         if survey.state != evaluation.SENT:
-            return self.page("problem", {"problem": "survey_closed"}, 410, party.language)
+            return self.for_party("problem", {"problem": "survey_closed"}, party, 410)
         chosen = {
             name: request.query.get(name, "")
             for name in ("rating", "business", "more")
@@ -239,7 +239,7 @@ class Pages:
             "chosen": {"rating": "", "business": "", "more": "", **chosen},
             "currencies": CURRENCIES,
         }
-        return self.page("survey", context, language=party.language)
+        return self.for_party("survey", context, party)
 
     async def answer_survey(self, request: web.Request) -> web.StreamResponse:
         found = await self._survey(request)
@@ -248,7 +248,7 @@ class Pages:
         referral, survey, party = found
         answers = survey_form(await request.post())
         if answers is None:
-            return self.page("problem", {"problem": "bad_survey"}, 400, party.language)
+            return self.for_party("problem", {"problem": "bad_survey"}, party, 400)
         try:
             result = await self.run_db(
                 evaluation.record,
@@ -261,12 +261,12 @@ class Pages:
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
         if result.outcome is evaluation.SurveyOutcome.CLOSED:
-            return self.page("problem", {"problem": "survey_closed"}, 410, party.language)
+            return self.for_party("problem", {"problem": "survey_closed"}, party, 410)
         self.on_change()
         context = self._survey_done(referral, result.survey)
         if result.outcome is evaluation.SurveyOutcome.ALREADY_ANSWERED:
             context["outcome"] = "already"
-        return self.page("survey_done", context, language=party.language)
+        return self.for_party("survey_done", context, party)
 
     def _survey_context(
         self, referral: ReferralRecord, survey: SurveyRecord, party: PartyRecord
@@ -301,56 +301,72 @@ class Pages:
     # ------------------------------------------------------------ the referrer's pages
 
     async def show_report(self, request: web.Request) -> web.StreamResponse:
-        referrer = await self._referrer(request, Purpose.REPORT)
-        if isinstance(referrer, web.Response):
-            return referrer
+        found = await self._referrer(request, Purpose.REPORT)
+        if isinstance(found, web.Response):
+            return found
+        referrer, language = found
         figures = await self.run_db(report.figures_for, referrer.email, None, self.clock.now())
-        language = await self.run_db(queries.language_of_referrer, referrer.email)
-        context = report.page_context(figures, referrer.email, language or self._default)
-        return self.page("report", context, 200, language)
+        context = report.page_context(figures, referrer.email, language)
+        return self.page("report", context, language=language)
 
     async def show_digest_off(self, request: web.Request) -> web.StreamResponse:
         """Only asks: a scanner opening the link must not turn anything off."""
-        referrer = await self._referrer(request, Purpose.DIGEST)
-        if isinstance(referrer, web.Response):
-            return referrer
-        language = await self.run_db(queries.language_of_referrer, referrer.email)
-        return self.page("digest_off", {"action": request.path}, language=language)
+        found = await self._referrer(request, Purpose.DIGEST)
+        if isinstance(found, web.Response):
+            return found
+        return self.page("digest_off", {"action": request.path}, language=found[1])
 
     async def digest_off(self, request: web.Request) -> web.StreamResponse:
         """Our page's button, or a mail client's one-click POST (RFC 8058)."""
-        referrer = await self._referrer(request, Purpose.DIGEST)
-        if isinstance(referrer, web.Response):
-            return referrer
+        found = await self._referrer(request, Purpose.DIGEST)
+        if isinstance(found, web.Response):
+            return found
+        referrer, language = found
         await self.run_db(queries.set_digest, referrer.id, False)
-        language = await self.run_db(queries.language_of_referrer, referrer.email)
         return self.page("digest_off_done", {}, language=language)
 
     async def _referrer(self, request: web.Request, purpose: Purpose) -> Any:
+        """The referrer a report or digest link names, and the language they write in."""
         key = self._token(request, purpose)
         if isinstance(key, web.Response):
             return key
-        referrer = await self.run_db(queries.referrer_by_key, key)
-        if referrer is None:
+        found = await self.run_db(_referrer_and_language, key)
+        if found is None:
             return self.page("problem", {"problem": "not_found"}, status=404)
-        return referrer
-
-    @property
-    def _default(self) -> str:
-        return self.ctx.settings.service.default_language
+        referrer, language = found
+        return referrer, language or self.ctx.settings.service.default_language
 
     def _browser_language(self, request: web.Request) -> str:
         """For a page that is nobody's in particular: the browser's choice among ours."""
         return formats.negotiate(request.headers.get("Accept-Language", "")) or ""
 
-    def page(
-        self, name: str, context: dict[str, Any], status: int = 200, language: str = ""
+    def for_party(
+        self, name: str, context: dict[str, Any], party: PartyRecord, status: int = 200
     ) -> web.Response:
-        language = language or self.ctx.settings.service.default_language
+        """A page for one party: in their language, with dates in their time zone."""
+        return self.page(name, context, status, party.language, party.timezone)
+
+    def page(
+        self,
+        name: str,
+        context: dict[str, Any],
+        status: int = 200,
+        language: str = "",
+        timezone: str = "",
+    ) -> web.Response:
+        service = self.ctx.settings.service
         shared = {
-            "sender_name": self.ctx.settings.service.sender_name,
-            "timezone": self.ctx.settings.service.timezone,
+            "sender_name": service.sender_name,
+            "timezone": timezone or service.timezone,
         }
-        given = {k: v for k, v in context.items() if k != "timezone" or v}
-        html = self.ctx.templates.render_page(name, language, {**shared, **given})
+        html = self.ctx.templates.render_page(
+            name, language or service.default_language, {**context, **shared}
+        )
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def _referrer_and_language(key: str) -> tuple[ReferrerRecord, str] | None:
+    referrer = queries.referrer_by_key(key)
+    if referrer is None:
+        return None
+    return referrer, queries.language_of_referrer(referrer.email)
