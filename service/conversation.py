@@ -20,15 +20,16 @@ def process_reply(
     ctx: Context, record: InboundRecord, message: EmailMessage, ask_key: str, now: datetime
 ) -> Disposition:
     """Stages: not a robot, from the party asked, then a yes, a no or one explanation."""
+    robot = _robot(record, message)
+    if robot:
+        return robot
     found = workflow.find_question(ask_key)
     if found is None:
-        return _robot(record, message) or Disposition(
-            "ignored", "answer to a question we do not have"
-        )
+        return Disposition("ignored", "answer to a question we do not have")
     referral, party = found
-    refused = _robot(record, message) or _not_from(message, referral.ref, party, "reply")
-    if refused:
-        return refused
+    stranger = _not_from(message, referral.ref, party, "reply")
+    if stranger:
+        return stranger
     reading = replies.read_answer(replies.new_text(message))
     if reading.verdict is replies.Verdict.UNCLEAR:
         told = workflow.explain_unclear(ctx, ask_key, now)
@@ -57,16 +58,17 @@ def process_survey_reply(
 
     Text we cannot read as answers still reaches the referrer, as the party's comment.
     """
+    robot = _robot(record, message)
+    if robot:
+        return robot
     found = evaluation.find_survey(survey_key)
     if found is None:
-        return _robot(record, message) or Disposition(
-            "ignored", "answer to a survey we do not have"
-        )
+        return Disposition("ignored", "answer to a survey we do not have")
     referral, survey = found
     party = next(p for p in referral.parties if p.id == survey.party_id)
-    refused = _robot(record, message) or _not_from(message, referral.ref, party, "survey reply")
-    if refused:
-        return refused
+    stranger = _not_from(message, referral.ref, party, "survey reply")
+    if stranger:
+        return stranger
     text = replies.new_text(message)
     answers = read_survey(text)
     if answers.empty:
