@@ -75,10 +75,8 @@ def admission(
     if any(d is not None and d.route is not Route.REQUEST for d in destinations):
         return None
     refusal = judge(envelope_from, headers, settings.security).refusal
-    if refusal and envelope_from:
-        named = referenced_ids(headers)
-        if queries.ask_key_for_message_ids(named) or queries.survey_key_for_message_ids(named):
-            return None
+    if refusal and envelope_from and queries.answers_our_mail(referenced_ids(headers)):
+        return None
     return refusal
 
 

@@ -361,6 +361,21 @@ def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
     return row.ask_key if row else None
 
 
+def answers_our_mail(message_ids: Sequence[str]) -> bool:
+    """Whether one of these Message-IDs is a question or survey we sent: the SMTP edge's one
+    question about a reply that lost its tag, asked in a single query."""
+    if not message_ids:
+        return False
+    return (
+        OutboxMail.select(OutboxMail.id)
+        .where(
+            OutboxMail.message_id.in_(list(message_ids))
+            & (OutboxMail.party.is_null(False) | OutboxMail.survey.is_null(False))
+        )
+        .exists()
+    )
+
+
 def open_questions_to(address: str) -> list[tuple[int, int, str]]:
     """(referral id, party id, ask key) of every question still waiting for this address."""
     rows = (
