@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import schedule
 from aiohttp import web
 
-from service import deadlines, digest, evaluation, intake, transports
+from service import intake, jobs, transports
 from service.clock import Clock, SystemClock
 from service.context import Context, make_context
 from service.inbound import InboundHandler, smtp_factory
@@ -169,13 +169,7 @@ class Service:
 
     async def _deadlines(self) -> None:
         assert self.ctx is not None
-        now = self.clock.now()
-        expired = await self.run_db(deadlines.expire_due, self.ctx, now)
-        reminded = await self.run_db(deadlines.send_reminders, self.ctx, now)
-        closed = await self.run_db(evaluation.close_due, self.ctx, now)
-        surveyed = await self.run_db(evaluation.send_due, self.ctx, now)
-        digests = await self.run_db(digest.send_due, self.ctx, now)
-        if expired or reminded or closed or surveyed or digests:
+        if await jobs.run_deadlines(self.ctx, self.clock.now(), self.run_db):
             self.outbox.kick()
 
     async def _outbox(self) -> None:
