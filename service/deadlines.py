@@ -42,14 +42,29 @@ Step = Callable[[Context, ReferralRecord, datetime], int]
 def _each_due(
     next_due: Callable[[datetime], int | None], step: Step, ctx: Context, now: datetime, limit: int
 ) -> int:
-    """Claim, lock and handle due referrals one transaction each; the sum of what `step` did."""
+    """Lock and handle due referrals one transaction each; the sum of what `step` did."""
+
+    def handle(referral_id: int) -> int:
+        return _contained(step, ctx, queries.lock_referral(referral_id), now)
+
+    return claim_each(next_due, handle, now, limit)
+
+
+def claim_each(
+    next_due: Callable[[datetime], int | None],
+    handle: Callable[[int], int],
+    now: datetime,
+    limit: int,
+) -> int:
+    """Claim what is due one row at a time, each claim and its handling in one transaction;
+    at most `limit`, the rest on the next run. The sum of what `handle` returned."""
     done = 0
     for _ in range(limit):
         with transaction():
-            referral_id = next_due(now)
-            if referral_id is None:
+            claimed = next_due(now)
+            if claimed is None:
                 break
-            done += _contained(step, ctx, queries.lock_referral(referral_id), now)
+            done += handle(claimed)
     return done
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from service import ids, letters
+from service import deadlines, ids, letters
 from service.context import Context
 from service.errors import NotFound
 from service.survey_replies import Business, SurveyAnswers
@@ -71,22 +71,19 @@ Step = Callable[[Context, SurveyRecord, ReferralRecord, datetime], int]
 def _each_due(
     next_due: Callable[[datetime], int | None], step: Step, ctx: Context, now: datetime, limit: int
 ) -> int:
-    done = 0
-    for _ in range(limit):
-        with transaction():
-            survey_id = next_due(now)
-            if survey_id is None:
-                break
-            survey = queries.lock_survey(survey_id)
-            assert survey is not None, "a claimed survey is locked, so it is there"
-            referral = queries.lock_referral(survey.referral_id)
-            try:
-                with transaction():  # a savepoint: one bad survey must not stop the rest
-                    done += step(ctx, survey, referral, now)
-            except Exception:
-                log.exception("survey %s of %s failed; closing it", survey.id, referral.ref)
-                queries.move_survey(survey.id, survey.state, SKIPPED)
-    return done
+    def handle(survey_id: int) -> int:
+        survey = queries.lock_survey(survey_id)
+        assert survey is not None, "a claimed survey is locked, so it is there"
+        referral = queries.lock_referral(survey.referral_id)
+        try:
+            with transaction():  # a savepoint: one bad survey must not stop the rest
+                return step(ctx, survey, referral, now)
+        except Exception:
+            log.exception("survey %s of %s failed; closing it", survey.id, referral.ref)
+            queries.move_survey(survey.id, survey.state, SKIPPED)
+            return 0
+
+    return deadlines.claim_each(next_due, handle, now, limit)
 
 
 def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
