@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -23,6 +24,14 @@ class FixedClock:
 
     def now(self) -> datetime:
         return self.at
+
+
+def zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The time zone an IANA name ("Europe/Berlin") names, or None when it names none."""
+    try:
+        return zoneinfo.ZoneInfo(name.strip())
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def as_utc(moment: datetime) -> datetime:

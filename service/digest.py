@@ -7,7 +7,6 @@ with several instances (the claim is a conditional update of the referrer's row)
 
 from __future__ import annotations
 
-import logging
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +16,6 @@ from service.context import Context
 from service.settings import WEEKDAYS, Settings
 from store import queries
 from store.db import transaction
-
-log = logging.getLogger(__name__)
 
 WEEK = timedelta(days=7)
 _DONE = "digest_slot"

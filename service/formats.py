@@ -8,6 +8,8 @@ from decimal import Decimal
 
 from babel import Locale, dates, numbers
 
+from service.clock import zone
+
 # Our six languages as Babel locales. English as written in Britain: day before month and a
 # 24-hour clock read unambiguously to our international readers.
 LOCALES = {
@@ -44,10 +46,7 @@ def locale_of(language: str) -> Locale:
 
 
 def _zone(timezone: str | None) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(timezone or DEFAULT_ZONE)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo(DEFAULT_ZONE)
+    return zone(timezone or DEFAULT_ZONE) or zoneinfo.ZoneInfo(DEFAULT_ZONE)
 
 
 def format_date(moment: datetime, language: str, timezone: str | None = None) -> str:

@@ -6,12 +6,12 @@ import dataclasses
 import os
 import tomllib
 import typing
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from service.clock import zone
 from service.errors import ConfigError
 
 DEFAULT_PATH = Path("config/care-intro.toml")
@@ -182,13 +182,11 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"timing.{name} must be more than 0")
     if not 0 <= settings.timing.follow_up_again_times <= 10:
         raise ConfigError("timing.follow_up_again_times must be between 0 and 10")
-    try:
-        zoneinfo.ZoneInfo(settings.service.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    if zone(settings.service.timezone) is None:
         raise ConfigError(
             f"service.timezone must be a time zone name such as Europe/Berlin, "
             f"not {settings.service.timezone!r}"
-        ) from None
+        )
     if settings.digest.weekday.lower() not in WEEKDAYS:
         raise ConfigError(f"digest.weekday must be one of {', '.join(WEEKDAYS)}")
     if not 0 <= settings.digest.hour <= 23:

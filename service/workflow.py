@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from service import ids, languages, letters, quota
 from service.addresses import Mailbox
 from service.checks import Finding
+from service.clock import zone
 from service.context import Context
 from service.errors import NotFound
 from service.labels import PROSPECT, PROVIDER, ROLES
@@ -367,13 +367,7 @@ def _new_party(draft: PartyDraft, language: str) -> NewParty:
 def known_zone(name: str) -> str:
     """An IANA time zone name as the request gave it, or "" when it is not one."""
     name = name.strip()
-    if not name:
-        return ""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return ""
-    return name
+    return name if name and zone(name) is not None else ""
 
 
 def request_language(draft: RequestDraft, default: str) -> str:
