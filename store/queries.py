@@ -283,13 +283,18 @@ def recent_referrals(referrer_email: str | None = None, limit: int = 50) -> list
 
 
 def _parties_of(referral_ids: Iterable[int]) -> dict[int, tuple[PartyRecord, ...]]:
-    ids = list(referral_ids)
     found: dict[int, list[PartyRecord]] = {}
-    if not ids:
-        return {}
-    for row in Party.select().where(Party.referral.in_(ids)).order_by(Party.id):
-        found.setdefault(row.referral_id, []).append(_party(row))
+    for ids in _chunks(referral_ids):
+        for row in Party.select().where(Party.referral.in_(ids)).order_by(Party.id):
+            found.setdefault(row.referral_id, []).append(_party(row))
     return {k: tuple(v) for k, v in found.items()}
+
+
+def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
+    """Ids in bounded lists: SQLite limits the parameters of one statement."""
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> ReferralRecord:
@@ -680,10 +685,8 @@ def surveys_of(referral_id: int) -> list[SurveyRecord]:
 
 def surveys_for(referral_ids: Iterable[int]) -> dict[int, tuple[SurveyRecord, ...]]:
     found: dict[int, list[SurveyRecord]] = {}
-    ids = list(referral_ids)
-    for start in range(0, len(ids), 500):
-        rows = Survey.select().where(Survey.referral.in_(ids[start : start + 500]))
-        for row in rows.order_by(Survey.id):
+    for ids in _chunks(referral_ids):
+        for row in Survey.select().where(Survey.referral.in_(ids)).order_by(Survey.id):
             found.setdefault(row.referral_id, []).append(_survey(row))
     return {k: tuple(v) for k, v in found.items()}
 
@@ -815,10 +818,7 @@ def referrals_for_report(
     if since is not None:
         query = query.where(Referral.created_at >= since)
     rows = list(query)
-    parties: dict[int, tuple[PartyRecord, ...]] = {}
-    ids = [r.id for r in rows]
-    for start in range(0, len(ids), 500):
-        parties.update(_parties_of(ids[start : start + 500]))
+    parties = _parties_of(r.id for r in rows)
     return [_referral(r, parties.get(r.id, ())) for r in rows]
 
 
