@@ -65,7 +65,7 @@ def process_survey_reply(
     if found is None:
         return Disposition("ignored", "answer to a survey we do not have")
     referral, survey = found
-    party = next(p for p in referral.parties if p.id == survey.party_id)
+    party = referral.party_by_id(survey.party_id)
     stranger = _not_from(message, referral.ref, party, "survey reply")
     if stranger:
         return stranger

@@ -89,7 +89,7 @@ def _each_due(
 def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
     if survey.state != SCHEDULED or survey.due_at > now:
         return 0  # claimed under a stale view
-    party = next(p for p in referral.parties if p.id == survey.party_id)
+    party = referral.party_by_id(survey.party_id)
     introduced = referral.introduced_at is not None and referral.introduced_at <= now
     if not introduced or referral.state not in (State.INTRODUCED, State.EVALUATING):
         why = "not introduced"
@@ -123,7 +123,7 @@ def _close(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: da
         return 0
     if not queries.move_survey(survey.id, SENT, EXPIRED):
         return 0
-    role = next(p.role for p in referral.parties if p.id == survey.party_id)
+    role = referral.party_by_id(survey.party_id).role
     queries.add_event(referral.id, now, "survey expired", role, Channel.TICK)
     _settle(ctx, referral, now)
     return 1
@@ -157,7 +157,7 @@ def record(
             more=answers.more,
             comment=answers.comment[:1000],
         )
-        role = next(p.role for p in referral.parties if p.id == survey.party_id)
+        role = referral.party_by_id(survey.party_id).role
         # The amount stays out of the history: it is for the referrer's summary and report.
         detail = ", ".join(
             part
@@ -195,7 +195,7 @@ def bounced(ctx: Context, survey_id: int, status: str, now: datetime) -> bool:
         if survey is None:
             return False
         referral = queries.lock_referral(survey.referral_id)
-        role = next(p.role for p in referral.parties if p.id == survey.party_id)
+        role = referral.party_by_id(survey.party_id).role
         queries.add_event(referral.id, now, "survey bounced", role, Channel.SMTP, status)
         if not queries.move_survey(survey.id, SENT, EXPIRED):
             return False

@@ -295,7 +295,7 @@ class Pages:
         if found is None:
             return self.page("problem", {"problem": "not_found"}, status=404)
         referral, survey = found
-        party = next(p for p in referral.parties if p.id == survey.party_id)
+        party = referral.party_by_id(survey.party_id)
         return referral, survey, party
 
     # ------------------------------------------------------------ the referrer's pages

@@ -117,6 +117,12 @@ class ReferralRecord:
                 return party
         raise KeyError(role)
 
+    def party_by_id(self, party_id: int) -> PartyRecord:
+        for party in self.parties:
+            if party.id == party_id:
+                return party
+        raise KeyError(party_id)
+
     def other(self, role: str) -> PartyRecord:
         for party in self.parties:
             if party.role != role:
