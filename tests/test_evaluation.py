@@ -13,6 +13,7 @@ import pytest
 
 from service import evaluation, workflow
 from service.evaluation import SurveyOutcome
+from service.formats import format_money
 from service.parsing import parse_message, parse_request
 from service.survey_replies import Business, SurveyAnswers
 from service.tokens import Purpose
@@ -219,8 +220,10 @@ def test_the_value_reaches_the_referrer_and_never_the_other_party(ctx, jane_says
     for said, reader in ((jane_says, PROSPECT), (bob_says, PROVIDER)):
         if "amount" not in said:
             continue
-        figure = f"{said['amount']:,.2f}"
-        assert figure in to_referrer[0]
+        # Written as the referrer's language writes that currency (CLDR's decimals, from the
+        # installed Babel): the same function the summary uses, not one release's output.
+        figure = format_money(said["amount"], said.get("currency", ""), referral.language)
+        assert figure and figure in to_referrer[0]
         for item in everything:
             if item.recipients == (reader,):
                 text = shown(item.raw)
