@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import enum
 import re
-from dataclasses import dataclass
 
 from service.addresses import normalize
-from service.labels import PROVIDER
+from service.model import Finding, Problem, Role, Suggestion
 from service.parsing import PartyDraft, RequestDraft
 from store.records import ReferralRecord
-
-
-class Problem(enum.StrEnum):
-    NO_NEED = "no_need"
-    NEED_TOO_SHORT = "need_too_short"
-    MISSING_PARTY = "missing_party"
-    INVALID_ADDRESS = "invalid_address"
-    SAME_PERSON = "same_person"
-    PARTY_IS_REFERRER = "party_is_referrer"
-    UNAVAILABLE = "unavailable"
-
 
 # "Accounting" or "help needed" says nothing a provider can judge relevance by (CARE's A).
 MIN_NEED_WORDS = 3
 _WORDS = re.compile(r"\w+")
-
-
-class Suggestion(enum.StrEnum):
-    """Details a good referral carries; missing ones make it weaker, not invalid."""
-
-    PREFERRED_CONTACT = "preferred_contact"
-    BEST_TIME = "best_time"
-    BOOKING = "booking"
-    BUDGET = "budget"
-
-
-@dataclass(frozen=True)
-class Finding:
-    problem: Problem
-    role: str | None = None
-    given: str = ""
 
 
 def care_gate(
@@ -85,7 +56,7 @@ def suggestions(referral: ReferralRecord) -> list[Suggestion]:
         wanted.append(Suggestion.PREFERRED_CONTACT)
     if not all(p.best_time for p in parties):
         wanted.append(Suggestion.BEST_TIME)
-    if not referral.party(PROVIDER).booking:
+    if not referral.party(Role.PROVIDER).booking:
         wanted.append(Suggestion.BOOKING)
     if not referral.budget:
         wanted.append(Suggestion.BUDGET)

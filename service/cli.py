@@ -15,9 +15,9 @@ from service.addresses import parse_mailbox
 from service.clock import Clock, FixedClock, SystemClock, parse_moment
 from service.context import make_context
 from service.errors import CareIntroError, ConfigError
+from service.model import Channel
 from service.routing import route
 from service.settings import Settings, load
-from service.workflow import Channel
 from store import db, queries
 
 log = logging.getLogger("care-intro")

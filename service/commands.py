@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
-from service import ids, letters, quota, replies, report
+from service import ids, letters, quota, quotes, report
 from service.addresses import Mailbox
 from service.bodies import header_text
 from service.context import Context
@@ -35,7 +35,7 @@ def report_language(message: EmailMessage) -> str | None:
     subject = _word(SUBJECT_PREFIX.sub("", header_text(message, "Subject")))
     if subject:
         return REPORT_WORDS.get(subject)
-    lines = [line for line in replies.new_text(message).splitlines() if line.strip()]
+    lines = [line for line in quotes.new_text(message).splitlines() if line.strip()]
     return REPORT_WORDS.get(_word(lines[0])) if len(lines) == 1 else None
 
 

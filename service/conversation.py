@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
-from service import bounces, evaluation, replies, workflow
+from service import bounces, evaluation, quotes, replies, workflow
 from service.authorization import single_mailbox
 from service.context import Context
 from service.disposition import Disposition
+from service.model import Answer, Channel, InboundState
 from service.robots import automatic_reason
 from service.survey_replies import SurveyAnswers, read_survey
-from service.workflow import Answer, Channel
 from store import queries
 from store.records import InboundRecord, PartyRecord
 
@@ -25,17 +25,17 @@ def process_reply(
         return robot
     found = workflow.find_question(ask_key)
     if found is None:
-        return Disposition("ignored", "answer to a question we do not have")
+        return Disposition(InboundState.IGNORED, "answer to a question we do not have")
     referral, party = found
     stranger = _not_from(message, referral.ref, party, "reply")
     if stranger:
         return stranger
-    reading = replies.read_answer(replies.new_text(message))
+    reading = replies.read_answer(quotes.new_text(message))
     if reading.verdict is replies.Verdict.UNCLEAR:
         told = workflow.explain_unclear(ctx, ask_key, now)
         how = "explained how to answer" if told else "not explained again"
         return Disposition(
-            "processed", f"{referral.ref}: unclear answer from the {party.role}; {how}"
+            InboundState.PROCESSED, f"{referral.ref}: unclear answer from the {party.role}; {how}"
         )
     result = workflow.answer(
         ctx,
@@ -47,7 +47,8 @@ def process_reply(
         reason_text=reading.reason_text,
     )
     return Disposition(
-        "processed", f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})"
+        InboundState.PROCESSED,
+        f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})",
     )
 
 
@@ -63,29 +64,30 @@ def process_survey_reply(
         return robot
     found = evaluation.find_survey(survey_key)
     if found is None:
-        return Disposition("ignored", "answer to a survey we do not have")
+        return Disposition(InboundState.IGNORED, "answer to a survey we do not have")
     referral, survey = found
     party = referral.party_by_id(survey.party_id)
     stranger = _not_from(message, referral.ref, party, "survey reply")
     if stranger:
         return stranger
-    text = replies.new_text(message)
+    text = quotes.new_text(message)
     answers = read_survey(text)
     if answers.empty:
         comment = " ".join(text.split())[:1000]
         if not comment:
-            return Disposition("ignored", f"{referral.ref}: empty survey reply")
+            return Disposition(InboundState.IGNORED, f"{referral.ref}: empty survey reply")
         answers = SurveyAnswers(comment=comment)
     result = evaluation.record(ctx, survey_key, answers, Channel.REPLY, now)
     return Disposition(
-        "processed", f"{referral.ref}: {party.role} answered the survey ({result.outcome})"
+        InboundState.PROCESSED,
+        f"{referral.ref}: {party.role} answered the survey ({result.outcome})",
     )
 
 
 def _robot(record: InboundRecord, message: EmailMessage) -> Disposition | None:
     """Robots never answer for anyone (RFC 3834)."""
     robot = automatic_reason(message, record.envelope_from)
-    return Disposition("ignored", f"automatic message: {robot}") if robot else None
+    return Disposition(InboundState.IGNORED, f"automatic message: {robot}") if robot else None
 
 
 def _not_from(message: EmailMessage, ref: str, party: PartyRecord, what: str) -> Disposition | None:
@@ -93,7 +95,7 @@ def _not_from(message: EmailMessage, ref: str, party: PartyRecord, what: str) ->
     author = single_mailbox(message.get("From"))
     if author is not None and author.address == party.email:
         return None
-    return Disposition("ignored", f"{ref}: {what} not from the {party.role}")
+    return Disposition(InboundState.IGNORED, f"{ref}: {what} not from the {party.role}")
 
 
 def process_bounce(
@@ -106,7 +108,7 @@ def process_bounce(
     """
     failures = bounces.read_bounce(message)
     if not failures:
-        return Disposition("ignored", "not a delivery status notification")
+        return Disposition(InboundState.IGNORED, "not a delivery status notification")
     sent = queries.sent_mail_by_bounce_key(bounce_key) if bounce_key else None
     permanent = [f for f in failures if f.permanent]
     if not permanent:
@@ -115,11 +117,12 @@ def process_bounce(
             queries.add_event(
                 sent.referral_id, now, "delivery delayed", "mta", Channel.SMTP, statuses
             )
-        return Disposition("ignored", f"temporary failure: {statuses}")
+        return Disposition(InboundState.IGNORED, f"temporary failure: {statuses}")
     if sent is not None and sent.survey_id is not None:
         closed = evaluation.bounced(ctx, sent.survey_id, permanent[0].status, now)
         return Disposition(
-            "processed", f"permanent failure of a survey: {permanent[0].status}; closed {closed}"
+            InboundState.PROCESSED,
+            f"permanent failure of a survey: {permanent[0].status}; closed {closed}",
         )
     if sent is not None:  # the mail is known: whatever it reports, this question failed
         asked = sent.referral_id is not None and sent.party_id is not None
@@ -135,4 +138,6 @@ def process_bounce(
         for referral_id, party_id, status in targets
     )
     addresses = ", ".join(f"{f.recipient} {f.status}" for f in permanent)
-    return Disposition("processed", f"permanent failure: {addresses}; {ended} referral(s) ended")
+    return Disposition(
+        InboundState.PROCESSED, f"permanent failure: {addresses}; {ended} referral(s) ended"
+    )

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from service import letters
 from service.context import Context
-from service.workflow import Answer, Channel, State
+from service.model import Answer, Channel, State
 from store import queries
 from store.db import transaction
 from store.records import ReferralRecord

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from service.model import InboundState
+
 
 @dataclass(frozen=True)
 class Disposition:
-    state: str
+    state: InboundState
     note: str

@@ -17,20 +17,13 @@ from datetime import datetime, timedelta
 from service import deadlines, ids, letters
 from service.context import Context
 from service.errors import NotFound
-from service.survey_replies import Business, SurveyAnswers
-from service.workflow import Channel, State
+from service.model import OPEN_SURVEY_STATES, Business, Channel, State, SurveyState
+from service.survey_replies import SurveyAnswers
 from store import queries, suppressions
 from store.db import transaction
 from store.records import ReferralRecord, SurveyRecord
 
 log = logging.getLogger(__name__)
-
-SENT = "sent"
-SCHEDULED = "scheduled"
-ANSWERED = "answered"
-EXPIRED = "expired"
-SKIPPED = "skipped"
-OPEN = frozenset({SCHEDULED, SENT})
 
 
 class SurveyOutcome(enum.StrEnum):
@@ -52,7 +45,7 @@ def asks_again(business: str | None, round_: int, again_times: int) -> bool:
 
 def settled(surveys: list[SurveyRecord]) -> bool:
     """Pure: the evaluation is over when no survey waits to be sent or answered."""
-    return bool(surveys) and not any(s.state in OPEN for s in surveys)
+    return bool(surveys) and not any(s.state in OPEN_SURVEY_STATES for s in surveys)
 
 
 def send_due(ctx: Context, now: datetime, limit: int = 200) -> int:
@@ -80,14 +73,14 @@ def _each_due(
                 return step(ctx, survey, referral, now)
         except Exception:
             log.exception("survey %s of %s failed; closing it", survey.id, referral.ref)
-            queries.move_survey(survey.id, survey.state, SKIPPED)
+            queries.move_survey(survey.id, survey.state, SurveyState.SKIPPED)
             return 0
 
     return deadlines.claim_each(next_due, handle, now, limit)
 
 
 def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
-    if survey.state != SCHEDULED or survey.due_at > now:
+    if survey.state != SurveyState.SCHEDULED or survey.due_at > now:
         return 0  # claimed under a stale view
     party = referral.party_by_id(survey.party_id)
     introduced = referral.introduced_at is not None and referral.introduced_at <= now
@@ -98,13 +91,15 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
     else:
         why = ""
     if why:
-        queries.move_survey(survey.id, SCHEDULED, SKIPPED)
+        queries.move_survey(survey.id, SurveyState.SCHEDULED, SurveyState.SKIPPED)
         queries.add_event(referral.id, now, "survey skipped", party.role, Channel.TICK, why)
         _settle(ctx, referral, now)
         return 0
     expires_at = now + timedelta(days=ctx.settings.timing.survey_open_days)
     # The conditional move is the "never twice" guard: only one transaction gets to send.
-    if not queries.move_survey(survey.id, SCHEDULED, SENT, sent_at=now, expires_at=expires_at):
+    if not queries.move_survey(
+        survey.id, SurveyState.SCHEDULED, SurveyState.SENT, sent_at=now, expires_at=expires_at
+    ):
         return 0
     sent = queries.survey_by_id(survey.id)
     assert sent is not None
@@ -119,9 +114,9 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
 
 
 def _close(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
-    if survey.state != SENT or survey.expires_at is None or survey.expires_at > now:
+    if survey.state != SurveyState.SENT or survey.expires_at is None or survey.expires_at > now:
         return 0
-    if not queries.move_survey(survey.id, SENT, EXPIRED):
+    if not queries.move_survey(survey.id, SurveyState.SENT, SurveyState.EXPIRED):
         return 0
     role = referral.party_by_id(survey.party_id).role
     queries.add_event(referral.id, now, "survey expired", role, Channel.TICK)
@@ -140,14 +135,16 @@ def record(
         survey = queries.lock_survey(found.id)
         assert survey is not None
         referral = queries.lock_referral(survey.referral_id)
-        if survey.state == ANSWERED:
+        if survey.state == SurveyState.ANSWERED:
             return SurveyResult(SurveyOutcome.ALREADY_ANSWERED, survey)
-        if survey.state != SENT or (survey.expires_at is not None and now >= survey.expires_at):
+        if survey.state != SurveyState.SENT or (
+            survey.expires_at is not None and now >= survey.expires_at
+        ):
             return SurveyResult(SurveyOutcome.CLOSED, survey)
         queries.move_survey(
             survey.id,
-            SENT,
-            ANSWERED,
+            SurveyState.SENT,
+            SurveyState.ANSWERED,
             answered_at=now,
             channel=channel,
             rating=answers.rating,
@@ -197,7 +194,7 @@ def bounced(ctx: Context, survey_id: int, status: str, now: datetime) -> bool:
         referral = queries.lock_referral(survey.referral_id)
         role = referral.party_by_id(survey.party_id).role
         queries.add_event(referral.id, now, "survey bounced", role, Channel.SMTP, status)
-        if not queries.move_survey(survey.id, SENT, EXPIRED):
+        if not queries.move_survey(survey.id, SurveyState.SENT, SurveyState.EXPIRED):
             return False
         _settle(ctx, referral, now)
     return True

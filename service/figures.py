@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from service.model import ROLES, Answer, Business, DeclineReason, State, SurveyState
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
 FUNNEL_STEPS: tuple[str, ...] = (
@@ -22,12 +23,8 @@ FUNNEL_STEPS: tuple[str, ...] = (
     "evaluated",
     "led_to_business",
 )
-# The values of workflow.DeclineReason, repeated here so this module stays free of the
-# workflow's store and mail imports; "unspecified" is a no without a reason.
-DECLINE_REASONS: tuple[str, ...] = ("not_relevant", "no_need_now", "not_a_fit", "other")
-DECLINE_ORDER: tuple[str, ...] = (*DECLINE_REASONS, "unspecified")
-ROLE_ORDER: tuple[str, ...] = ("provider", "prospect")
-REFER_AGAIN: tuple[str, ...] = ("yes", "no", "unknown")
+# "unspecified" is a no without a reason.
+DECLINE_ORDER: tuple[str, ...] = (*DeclineReason, "unspecified")
 JSON_SCHEMA = "care-intro/figures/1"
 WIDTH = 78
 
@@ -117,7 +114,7 @@ def _outcomes(surveys: Iterable[SurveyRecord]) -> dict[int, SurveyRecord]:
     """Each party's outcome: their latest answered round, so "not yet" then "yes" counts once."""
     latest: dict[int, SurveyRecord] = {}
     for survey in surveys:
-        if survey.state != "answered":
+        if survey.state != SurveyState.ANSWERED:
             continue
         known = latest.get(survey.party_id)
         if known is None or _answered_key(survey) > _answered_key(known):
@@ -147,11 +144,12 @@ def _decline_reason(party: PartyRecord) -> str:
     if party.decline_reason is None:
         return "unspecified"
     # A reason this report does not know yet is still a reason, not a missing one.
-    return party.decline_reason if party.decline_reason in DECLINE_REASONS else "other"
+    known = party.decline_reason in frozenset(DeclineReason)
+    return party.decline_reason if known else DeclineReason.OTHER
 
 
 def _not_relevant(party: PartyRecord) -> bool:
-    return party.decline_reason == "not_relevant"
+    return party.decline_reason == DeclineReason.NOT_RELEVANT
 
 
 def refer_again(
@@ -206,23 +204,23 @@ def _tally_party(
     tally.referred += 1
     if referral.introduced_at is not None:
         tally.introduced += 1
-    if party.answer == "no":
+    if party.answer == Answer.NO:
         tally.declined += 1
-        if party.decline_reason == "not_relevant":
+        if _not_relevant(party):
             tally.declined_not_relevant += 1
     mine = [s for s in surveys if s.party_id == party.id]
     outcome = _outcomes(mine).get(party.id)
     if outcome is not None:
         if outcome.rating is not None:
             tally.ratings.append(outcome.rating)
-        if outcome.business == "yes":
+        if outcome.business == Business.YES:
             tally.business += 1
         if outcome.amount is not None:
             currency = _currency(outcome)
             tally.value[currency] = tally.value.get(currency, Decimal(0)) + outcome.amount
     # "More like this?" is about the person, not the referral: their latest answer anywhere.
     for survey in mine:
-        if survey.state != "answered" or survey.more is None:
+        if survey.state != SurveyState.ANSWERED or survey.more is None:
             continue
         at = (_utc(survey.answered_at or survey.due_at), survey.round, survey.id)
         if tally.more_at is None or at > tally.more_at:
@@ -230,7 +228,7 @@ def _tally_party(
 
 
 def _role_rank(role: str) -> tuple[int, str]:
-    return (ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER), role)
+    return (ROLES.index(role) if role in ROLES else len(ROLES), role)
 
 
 def _person(tally: _Tally) -> Person:
@@ -267,11 +265,11 @@ def _reached(referral: ReferralRecord, outcomes: Mapping[int, SurveyRecord]) -> 
     mine = [outcomes[p.id] for p in parties if p.id in outcomes]
     checks = (
         True,
-        referral.state != "received",
-        len(parties) >= 2 and all(p.answer == "yes" for p in parties),
+        referral.state != State.RECEIVED,
+        len(parties) >= 2 and all(p.answer == Answer.YES for p in parties),
         referral.introduced_at is not None,
         bool(mine),
-        any(outcome.business == "yes" for outcome in mine),
+        any(outcome.business == Business.YES for outcome in mine),
     )
     reached = 0
     for passed in checks:
@@ -328,7 +326,7 @@ def compute(
         led_to_business = reached == len(FUNNEL_STEPS)
 
         for party in referral.parties:
-            if party.answer == "no":
+            if party.answer == Answer.NO:
                 declines[_decline_reason(party)] += 1
             key = party.email.strip().lower()
             tally = tallies.setdefault(key, _Tally(key))

@@ -20,11 +20,12 @@ from service.checks import care_gate
 from service.context import Context
 from service.disposition import Disposition
 from service.errors import Unreadable
+from service.model import Channel, InboundState
 from service.parsing import parse_message, parse_request
 from service.robots import automatic_reason
 from service.routing import Route, route
 from service.settings import Settings
-from service.workflow import Channel, open_referral, refuse_request
+from service.workflow import open_referral, refuse_request
 from store import queries, suppressions
 from store.db import transaction
 from store.records import InboundRecord, NewInbound
@@ -150,7 +151,9 @@ def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Dispo
     except Exception as exc:
         log.exception("inbound %s %s could not be processed", record.id, record.message_id)
         _tell_referrer_safely(ctx, record, now)
-        return Disposition("quarantined", f"internal error: {type(exc).__name__}: {exc}"[:500])
+        return Disposition(
+            InboundState.QUARANTINED, f"internal error: {type(exc).__name__}: {exc}"[:500]
+        )
 
 
 def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
@@ -170,7 +173,7 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
         ask_key = queries.ask_key_for_reply(reply.key)
         survey_key = None if ask_key else queries.survey_key_for_reply(reply.key)
         if ask_key is None and survey_key is None:
-            return Disposition("ignored", "answer to a question we do not have")
+            return Disposition(InboundState.IGNORED, "answer to a question we do not have")
     else:
         named = referenced_ids(message)
         ask_key = queries.ask_key_for_message_ids(named)
@@ -181,28 +184,32 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
         return conversation.process_survey_reply(ctx, record, message, survey_key, now)
     robot = automatic_reason(message, record.envelope_from)
     if robot:
-        return Disposition("ignored", f"automatic message: {robot}")
+        return Disposition(InboundState.IGNORED, f"automatic message: {robot}")
     verdict = judge(record.envelope_from, message, ctx.settings.security)
     if verdict.referrer is None:
-        return Disposition("ignored", verdict.refusal or "not a request")
+        return Disposition(InboundState.IGNORED, verdict.refusal or "not a request")
     referrer = verdict.referrer
     language = commands.report_language(message)
     if language is not None:
         sent = commands.send_report(ctx, referrer, language, message_id_of(message), now)
-        return Disposition("processed", "report sent" if sent else "report not sent: daily limit")
+        return Disposition(
+            InboundState.PROCESSED, "report sent" if sent else "report not sent: daily limit"
+        )
     try:
         draft = parse_request(message, referrer.address)
     except Unreadable as exc:
         tell_unreadable(ctx, record.id, referrer, message, now)
-        return Disposition("quarantined", str(exc))
+        return Disposition(InboundState.QUARANTINED, str(exc))
     named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
     findings = care_gate(draft, referrer.address, frozenset(suppressions.suppressed(named)))
     if findings:
         refuse_request(ctx, referrer, draft, findings, now)
-        return Disposition("rejected", ", ".join(sorted({f.problem.value for f in findings})))
+        return Disposition(
+            InboundState.REJECTED, ", ".join(sorted({f.problem.value for f in findings}))
+        )
     channel = Channel.CLI if record.via == Channel.CLI else Channel.SMTP
     referral = open_referral(ctx, draft, referrer, record.id, channel, now)
-    return Disposition("processed", referral.ref)
+    return Disposition(InboundState.PROCESSED, referral.ref)
 
 
 def tell_unreadable(

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 
+from service.model import Role
 from service.text import fold
 
-PROVIDER = "provider"
-PROSPECT = "prospect"
-ROLES = (PROVIDER, PROSPECT)
-
 # Written as people type them; `fold` makes the comparison case- and accent-blind.
-PARTY_LABELS: dict[str, tuple[str, ...]] = {
-    PROVIDER: ("provider", "anbieter", "prestataire", "furnizor", "penyedia", "المزود"),
-    PROSPECT: ("prospect", "interessent", "client", "calon klien", "العميل"),
+PARTY_LABELS: dict[Role, tuple[str, ...]] = {
+    Role.PROVIDER: ("provider", "anbieter", "prestataire", "furnizor", "penyedia", "المزود"),
+    Role.PROSPECT: ("prospect", "interessent", "client", "calon klien", "العميل"),
 }
 
 # Fields of a party ("Prospect phone") and fields of the referral itself ("Need").
@@ -58,7 +55,7 @@ def fold_label(text: str) -> str:
     return _SPACES.sub(" ", _MARKS.sub("", fold(text))).strip()
 
 
-def _index(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
+def _index(table: dict[str, tuple[str, ...]] | dict[Role, tuple[str, ...]]) -> dict[str, str]:
     return {fold_label(word): key for key, words in table.items() for word in words}
 
 
@@ -67,7 +64,7 @@ _PARTY_FIELD = _index(PARTY_FIELDS)
 _REFERRAL_FIELD = _index(REFERRAL_FIELDS)
 
 
-def classify(label: str) -> tuple[str | None, str] | None:
+def classify(label: str) -> tuple[Role | None, str] | None:
     """(role, field) for a label: ("prospect", "phone"), ("provider", "party"), (None, "need").
 
     A party label and a field label combine in either order, because Arabic and French

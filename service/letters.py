@@ -14,11 +14,11 @@ from typing import Any
 
 from service import ids
 from service.addresses import Mailbox
-from service.checks import Finding, suggestions
+from service.checks import suggestions
 from service.compose import build_message
 from service.context import Context
 from service.figures import Figures
-from service.labels import PROSPECT, PROVIDER
+from service.model import Answer, Finding, Role, SurveyState
 from service.parsing import RequestDraft
 from service.redaction import Person, redact
 from service.routing import bounce_address, reply_address
@@ -87,7 +87,7 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
     Everything the referrer wrote passes through redaction, because it may name the other.
     """
     other = _person(referral.other(party.role))
-    is_provider = party.role == PROVIDER
+    is_provider = party.role == Role.PROVIDER
     return {
         "name": party.name,
         "role": party.role,
@@ -96,7 +96,7 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
         "need": redact(referral.need, other),
         # The provider judges relevance before agreeing, so sees budget and timing too.
         "budget": redact(referral.budget, other) if is_provider else "",
-        "timing": redact(referral.party(PROSPECT).best_time, other) if is_provider else "",
+        "timing": redact(referral.party(Role.PROSPECT).best_time, other) if is_provider else "",
         "expires_at": referral.expires_at,
     }
 
@@ -163,13 +163,13 @@ def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[
 
     Replies and reply-all then reach the other person and never the service.
     """
-    both = [_mailbox(referral.party(PROVIDER)), _mailbox(referral.party(PROSPECT))]
+    both = [_mailbox(referral.party(Role.PROVIDER)), _mailbox(referral.party(Role.PROSPECT))]
     context = {
         "referrer": referral.referrer_display,
         "need": referral.need,
         "budget": referral.budget,
-        "provider": _card(referral.party(PROVIDER)),
-        "prospect": _card(referral.party(PROSPECT)),
+        "provider": _card(referral.party(Role.PROVIDER)),
+        "prospect": _card(referral.party(Role.PROSPECT)),
     }
     return [
         _post(
@@ -268,8 +268,8 @@ def _to_referrer(
         {
             "ref": referral.ref,
             "referrer_name": referral.referrer_name,
-            "provider": _card(referral.party(PROVIDER)),
-            "prospect": _card(referral.party(PROSPECT)),
+            "provider": _card(referral.party(Role.PROVIDER)),
+            "prospect": _card(referral.party(Role.PROSPECT)),
             "need": referral.need,
             **extra,
         },
@@ -381,7 +381,7 @@ def referrer_expired(ctx: Context, referral: ReferralRecord, now: datetime) -> O
         referral,
         now,
         silent=[_card(p) for p in referral.parties if p.answer is None],
-        agreed=[_card(p) for p in referral.parties if p.answer == "yes"],
+        agreed=[_card(p) for p in referral.parties if p.answer == Answer.YES],
         expires_at=referral.expires_at,
     )
 
@@ -446,7 +446,7 @@ def survey_outcomes(
     outcomes = []
     for party in referral.parties:
         mine = [s for s in surveys if s.party_id == party.id]
-        answered = [s for s in mine if s.state == "answered"]
+        answered = [s for s in mine if s.state == SurveyState.ANSWERED]
         latest = max(answered, key=lambda s: s.round) if answered else None
         outcomes.append(
             {
@@ -525,8 +525,8 @@ def digest(
         {
             "ref": referral.ref,
             "state": referral.state,
-            "provider": _card(referral.party(PROVIDER)),
-            "prospect": _card(referral.party(PROSPECT)),
+            "provider": _card(referral.party(Role.PROVIDER)),
+            "prospect": _card(referral.party(Role.PROSPECT)),
             "events": [
                 {"at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail} for e in events
             ],

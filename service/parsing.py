@@ -12,7 +12,8 @@ from service.addresses import Mailbox, parse_mailbox
 from service.bodies import body_text, header_text
 from service.errors import Unreadable
 from service.forwards import Forwarded, split_request
-from service.labels import PROSPECT, PROVIDER, classify
+from service.labels import classify
+from service.model import Role
 
 # "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
 # the label do not matter; the label is short and ends at the first colon.
@@ -58,7 +59,7 @@ _METHODS = {
 
 @dataclass(frozen=True)
 class PartyDraft:
-    role: str
+    role: Role
     given: str = ""
     mailbox: Mailbox | None = None
     phone: str = ""
@@ -104,15 +105,15 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
     # carry words that look like labels ("Client: …") but were never meant as ones.
     own = split.own if split.forwards else (body or "")
     lines = labelled_lines(own)
-    parties: dict[str, dict[str, str]] = {PROVIDER: {}, PROSPECT: {}}
+    parties: dict[Role, dict[str, str]] = {Role.PROVIDER: {}, Role.PROSPECT: {}}
     referral: dict[str, str] = {}
     for (role, name), value in lines:
         target = parties[role] if role else referral
         if name in target:
             continue  # the first mention wins; later ones are usually quoted history
         target[name] = value
-    provider = _party(PROVIDER, parties[PROVIDER])
-    prospect = _party(PROSPECT, parties[PROSPECT])
+    provider = _party(Role.PROVIDER, parties[Role.PROVIDER])
+    prospect = _party(Role.PROSPECT, parties[Role.PROSPECT])
     forward = _prospects_forward(split.forwards, prospect, {referrer, _address(provider)})
     if forward is not None and not prospect.given:
         prospect = replace(prospect, given=forward.sender_text, mailbox=forward.sender)
@@ -212,7 +213,7 @@ def _clean(value: str) -> str:
     return value
 
 
-def _party(role: str, values: dict[str, str]) -> PartyDraft:
+def _party(role: Role, values: dict[str, str]) -> PartyDraft:
     given = values.get("party", "")
     mailbox = parse_mailbox(given) if given else None
     if values.get("email"):

@@ -1,13 +1,10 @@
 """Pure: what a person answered when we asked them, by mail, whether they want an introduction.
 
-Two steps. `new_text` keeps only the words the person wrote in this reply: clients quote our
-question below ("Reply yes or no …"), above (Thunderbird, bottom-posting), or unmarked under
-a header block (Outlook), and each writes its attribution and signature lines in the
-language of its interface. `read_answer` then reads the decision in the first words: a yes,
-a no (with a reason when one is recognisable), or unclear.
+`read_answer` reads the decision in the first words of a reply's new text (see
+`quotes.new_text`): a yes, a no (with a reason when one is recognisable), or unclear.
 
 Word lists cover English, German, French, Romanian, Indonesian and Arabic. They are compared
-case-, accent- and hamza-blind (see `_fold_text`), so "Mulţumesc" (cedilla, as windows-1250
+case-, accent- and hamza-blind (see `text.fold_written`), so "Mulţumesc" (cedilla, as windows-1250
 writes it), "mulțumesc" and "MULTUMESC" are one word.
 """
 
@@ -18,13 +15,10 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.message import EmailMessage
 
-from service.bodies import body_text
-from service.forwards import SEPARATORS, split_text
-from service.labels import fold_label
-from service.text import fold
-from service.workflow import DeclineReason
+from service.model import DeclineReason
+from service.quotes import QUOTED
+from service.text import fold_written, phrases
 
 
 class Verdict(enum.StrEnum):
@@ -44,158 +38,13 @@ _UNCLEAR = ReplyReading(Verdict.UNCLEAR)
 _REASON_CHARS = 300
 
 
-def _phrases(*groups: str) -> tuple[str, ...]:
-    """Comma-separated phrases, a group per language, as one tuple."""
-    return tuple(p.strip() for group in groups for p in group.split(",") if p.strip())
-
-
-# ----------------------------------------------------------------------------- new text
-
-# "> text", ">> text", "> > text": a quoted line, whoever quoted it.
-_QUOTED = re.compile(r"^\s*>")
-# The line a client writes above the text it quotes, once wrapped lines are joined.
-_ATTRIBUTION = re.compile(
-    r"^(?:"
-    r"On\s.+\swrote"  # Gmail, Apple Mail, Thunderbird, Outlook for Mac
-    r"|Am\s.+\sschrieb(?:\s.*)?"
-    r"|Le\s.+\sa\s[ée]crit"
-    r"|(?:[ÎI]n|Pe|La)\s.+\sa\sscris"
-    r"|Pada\s.+\smenulis"
-    r"|في\s.+\s(?:كتب|تمت كتابة ما يلي بواسطة)(?:\s.*)?"
-    r")\s*[:：]\s*$",
-    re.IGNORECASE,
-)
-_ATTRIBUTION_LINES = 3
-_ATTRIBUTION_CHARS = 400
-# "-- " (RFC 3676), "--", and the dashes some clients put there instead.
-_SIGNATURE = re.compile(r"^(?:--|—|–|__)$")
-# What phones and apps append, in the six languages, folded (see `fold`): "Sent from my
-# iPhone", "Von meinem iPhone gesendet", "Envoyé de mon iPhone", "Trimis de pe iPhone",
-# "Dikirim dari iPhone saya", "أُرسلت من الـ iPhone", "Get Outlook for iOS" and kin.
-_SENT_FROM = re.compile(
-    r"^(?:"
-    r"sent (?:from|with|via) .{1,60}"
-    r"|get outlook for (?:ios|android).*"
-    r"|von meinem .{1,40} gesendet.*"
-    r"|gesendet (?:von|mit|vom) .{1,60}"
-    r"|outlook fur (?:ios|android) (?:beziehen|herunterladen).*"
-    r"|envoye (?:de|depuis|a partir de) .{1,60}"
-    r"|obtenir outlook pour (?:ios|android).*"
-    r"|trimis (?:de pe|din|de la|cu) .{1,60}"
-    r"|(?:obtine|obtineti|descarca|descarcati) outlook (?:pentru|pe) (?:ios|android).*"
-    r"|dikirim (?:dari|dengan|melalui|lewat) .{1,60}"
-    r"|(?:dapatkan|unduh) outlook (?:untuk|for|di) (?:ios|android).*"
-    r"|(?:تم )?(?:ارسلت|ارسل|الارسال|ارسالها|ارساله|مرسل|مرسله) من .{1,60}"
-    r"|(?:احصل|الحصول) على outlook .*"
-    r")$"
-)
-# Separators of a quoted or forwarded original that forwards.py does not list.
-_MORE_SEPARATORS = (
-    "original message",
-    "reply message",
-    "ursprungliche nachricht",
-    "originalnachricht",
-    "message original",
-    "mesaj original",
-    "pesan asli",
-    "pesan awal",
-    "الرسالة المعاد توجيهها",
-    "الرسالة الاصلية",
-    "رسالة اصلية",
-)
-_SEPARATOR_WORDS = {fold_label(s) for s in (*SEPARATORS, *_MORE_SEPARATORS)}
-_RULE = re.compile(r"^[_\-–—=*]{20,}$")
-
-
-def new_text(message: EmailMessage) -> str:
-    """The words the person wrote in this reply: no quoted original, no attribution line
-    ("On … wrote:", "Am … schrieb …:", "Le … a écrit :", "În … a scris:", "Pada … menulis:",
-    "في … كتب:"), no Outlook "-----Original Message-----"/underscore-rule + From/Sent/To/Subject
-    block (in all six languages), no Gmail/Apple forward blocks, no signature ("-- ", "Sent
-    from my iPhone" and its translations, "Von meinem iPhone gesendet", "Envoyé de mon
-    iPhone", "Trimis de pe iPhone", "Dikirim dari iPhone saya", "أُرسلت من الـ iPhone", "Get
-    Outlook for Android/iOS" …)."""
-    return own_words(body_text(message) or "")
-
-
-def own_words(text: str) -> str:
-    """`new_text` for a body already read as text."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    kept: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if _QUOTED.match(line):
-            index += 1
-            continue
-        span = _attribution_span(lines, index)
-        if span:
-            following = _next_written(lines, index + span)
-            if following is not None and _QUOTED.match(lines[following]):
-                index += span  # the quote it introduces is skipped line by line
-                continue
-            break  # an unmarked original (HTML made text): everything below is theirs
-        if _ends_own_words(line):
-            break
-        kept.append(line)
-        index += 1
-    # Outlook's header block ("From: … Sent: … To: … Subject: …" in the client's language),
-    # with the rule or "-----Original Message-----" line above it.
-    own = split_text("\n".join(kept)).own
-    return _tidy(own)
-
-
-def _attribution_span(lines: list[str], index: int) -> int:
-    """How many lines the attribution starting here takes (Gmail wraps it), else 0."""
-    parts: list[str] = []
-    for offset in range(_ATTRIBUTION_LINES):
-        if index + offset >= len(lines):
-            break
-        line = lines[index + offset].strip()
-        if not line or (offset and _QUOTED.match(line)):
-            break
-        parts.append(line)
-        joined = " ".join(parts)
-        if len(joined) > _ATTRIBUTION_CHARS:
-            break
-        if _ATTRIBUTION.match(joined):
-            return offset + 1
-    return 0
-
-
-def _next_written(lines: list[str], start: int) -> int | None:
-    for index in range(start, len(lines)):
-        if lines[index].strip():
-            return index
-    return None
-
-
-def _ends_own_words(line: str) -> bool:
-    """A signature, a phone's "Sent from …", or the separator above a forward or original."""
-    stripped = line.strip()
-    if not stripped:
-        return False
-    if _SIGNATURE.match(stripped) or _RULE.match(stripped):
-        return True
-    folded = " ".join(_fold_text(stripped).split())
-    if len(folded) <= 100 and _SENT_FROM.match(folded):
-        return True
-    words = fold_label(re.sub(r"[-_=–—*:]+", " ", stripped))
-    return words in _SEPARATOR_WORDS
-
-
-def _tidy(text: str) -> str:
-    lines = [line.strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
 # ----------------------------------------------------------------------------- the answer
 
 YES, NO, UNSURE, NEUTRAL = "yes", "no", "unsure", "neutral"
 
 # Written as people type them; compared word by word after folding. The longest phrase that
 # starts at a word wins, so "no problem" is a yes, "not sure" unsure, "nu acum" a reason.
-_YES_WORDS = _phrases(
+_YES_WORDS = phrases(
     # English
     "yes, yeah, yep, yup, yes please, sure, of course, certainly, absolutely, definitely, ok, "
     "okay, happy to, glad to, gladly, please do, please go ahead, go ahead, sounds good, sounds "
@@ -229,7 +78,7 @@ _YES_WORDS = _phrases(
     "لدي, لم لا, لما لا, مهتم, مهتمة, يسعدني, تمام, لا بأس, أوافق, وافقت, أقبل, بالطبع, يشرفني, "
     "يسرني, أرحب بذلك, بكل ترحيب, اوكي, أوكي, ممكن, تفضلوا",
 )
-_NO_WORDS = _phrases(
+_NO_WORDS = phrases(
     # English
     "no, nope, nah, no thanks, no thank you, not interested, not for me, i'll pass, i will pass, "
     "i'd rather not, rather not, i decline, not ok, not okay, no way, not really, thanks but no, "
@@ -258,7 +107,7 @@ _NO_WORDS = _phrases(
     "لا, لا شكرا, غير مهتم, غير مهتمة, لست مهتما, لست مهتمة, لا أرغب, لا أريد, كلا, غير موافق, لا "
     "داعي, أعتذر",
 )
-_UNSURE_WORDS = _phrases(
+_UNSURE_WORDS = phrases(
     # English
     "maybe, perhaps, possibly, not sure, unsure, not certain, don't know, do not know, dunno, "
     "think about it, let me think, need to think, depends, it depends, who is it, who is this, who "
@@ -285,7 +134,7 @@ _UNSURE_WORDS = _phrases(
     "أفكر, من هو, من هي, من هم, يعتمد, مزيد من المعلومات, المزيد من المعلومات",
 )
 # Words that carry no vote but must not be read as one ("no rush" is not a no).
-_NEUTRAL_WORDS = _phrases(
+_NEUTRAL_WORDS = phrases(
     "thanks, thank you, many thanks, no rush, no hurry, no worries, no pressure, danke, vielen "
     "dank, danke schön, keine eile, merci, merci beaucoup, rien ne presse, pas d'urgence, "
     "mulțumesc, mersi, nu e grabă, terima kasih, makasih, maaf ya, terima kasih ya, شكرا, شكرا لك, "
@@ -293,7 +142,7 @@ _NEUTRAL_WORDS = _phrases(
 )
 # A reason is itself a no ("not right now" needs no "no" before it).
 _REASON_WORDS: dict[DeclineReason, tuple[str, ...]] = {
-    DeclineReason.NOT_RELEVANT: _phrases(
+    DeclineReason.NOT_RELEVANT: phrases(
         "not relevant, isn't relevant, is not relevant, not really relevant, irrelevant, not "
         "applicable, doesn't apply, does not apply, not my field, not my area, outside my area, "
         "nicht relevant, nicht mein bereich, nicht mein gebiet, betrifft mich nicht, pas "
@@ -303,7 +152,7 @@ _REASON_WORDS: dict[DeclineReason, tuple[str, ...]] = {
         "relevan, kurang relevan, bukan bidang saya, tidak berkaitan, غير مناسب, غير ذي صلة, ليس "
         "ذا صلة, ليس له صلة, لا صلة, لا علاقة لي, ليس من اختصاصي, خارج اختصاصي",
     ),
-    DeclineReason.NO_NEED_NOW: _phrases(
+    DeclineReason.NO_NEED_NOW: phrases(
         "not right now, not now, not at the moment, not at this time, not currently, not for now, "
         "not yet, maybe later, perhaps later, no need at the moment, no need right now, no need "
         "now, no need for now, another time, some other time, im moment nicht, momentan nicht, "
@@ -324,7 +173,7 @@ _REASON_WORDS: dict[DeclineReason, tuple[str, ...]] = {
         "حاليا, ليس في الوقت الحالي, لا حاجة الآن, لاحقا, ربما لاحقا, ليس بعد, في وقت لاحق, "
         "مشغول حاليا, مشغولة حاليا, لست بحاجة إليه, لست بحاجة إليها",
     ),
-    DeclineReason.NOT_A_FIT: _phrases(
+    DeclineReason.NOT_A_FIT: phrases(
         "not a fit, not a good fit, not the right fit, not a good match, not a match, not the "
         "right person, doesn't fit, does not fit, doesn't suit, not suitable, passt nicht, passt "
         "leider nicht, passt nicht zu, nicht passend, passt mir nicht, passt uns nicht, nicht der "
@@ -339,20 +188,20 @@ _REASON_WORDS: dict[DeclineReason, tuple[str, ...]] = {
 # Once the answer is a no, these words in the words after it tell which reason it is.
 _REASON_HINTS: dict[DeclineReason, tuple[str, ...]] = {
     DeclineReason.NOT_RELEVANT: ("relevant", "relevan", "pertinent", "pertinente", "صلة"),
-    DeclineReason.NO_NEED_NOW: _phrases(
+    DeclineReason.NO_NEED_NOW: phrases(
         "at the moment, right now, currently, for now, at present, busy, booked, im moment, "
         "momentan, derzeit, zurzeit, aktuell, ausgebucht, pour le moment, pour l'instant, en ce "
         "moment, actuellement, débordé, deocamdată, acum, în prezent, ocupat, saat ini, sekarang, "
         "sibuk, حاليا, الآن, الوقت الحالي, مشغول",
     ),
-    DeclineReason.NOT_A_FIT: _phrases(
+    DeclineReason.NOT_A_FIT: phrases(
         "fit, match, suit, passt, passen, correspond, convient, potrivește, potrivit, cocok, "
         "sesuai, يناسب, يناسبني",
     ),
 }
 # Words around an answer that are neither its reason nor the person's point.
 _FILLER = frozenset(
-    _phrases(
+    phrases(
         "thanks, thank, you, very, much, many, sorry, but, though, anyway, again, really",
         "danke, vielen, dank, schön, leider, aber, trotzdem",
         "merci, beaucoup, mais, désolé, désolée",
@@ -361,14 +210,14 @@ _FILLER = frozenset(
         "شكرا, لك, لكم, لكن, آسف, عذرا",
     )
 )
-_GREETINGS = _phrases(
+_GREETINGS = phrases(
     "hi, hello, hey, dear, good morning, good afternoon, good evening, hallo, liebe, lieber, sehr "
     "geehrte, sehr geehrter, guten morgen, guten tag, guten abend, moin, servus, grüß gott, "
     "bonjour, bonsoir, salut, cher, chère, coucou, bună, bună ziua, bună dimineața, bună seara, "
     "dragă, stimate, stimată, halo, hai, selamat pagi, selamat siang, selamat sore, selamat malam, "
     "yth, kepada yth, مرحبا, أهلا, اهلا وسهلا, السلام عليكم, عزيزي, عزيزتي, صباح الخير, مساء الخير",
 )
-_CLOSINGS = _phrases(
+_CLOSINGS = phrases(
     "best, best regards, best wishes, kind regards, regards, warm regards, many thanks, thanks, "
     "thank you, thx, cheers, sincerely, yours, all the best, viele grüße, liebe grüße, beste "
     "grüße, herzliche grüße, freundliche grüße, mit freundlichen grüßen, gruß, grüße, lg, vg, mfg, "
@@ -380,7 +229,7 @@ _CLOSINGS = _phrases(
 )
 # A negation right before a yes makes it a hesitation ("not happy to", "nicht gerne").
 _NEGATORS = frozenset(
-    _phrases(
+    phrases(
         "not, never, nicht, nie, pas, jamais, nu, niciodata",
         "tidak, belum, bukan, tak, ليس, لست, غير",
     )
@@ -397,13 +246,8 @@ _FIRST_SENTENCES = 4
 _SHORT_SENTENCE = 3
 
 
-def _fold_text(text: str) -> str:
-    """Case-, accent- and hamza-blind; Arabic ta marbuta, alif maqsura and tatweel evened."""
-    return fold(text).replace("\u0640", "").replace("ى", "ي").replace("ة", "ه")
-
-
 def _words(text: str) -> list[str]:
-    return [_fold_text(w) for w in _WORD.findall(unicodedata.normalize("NFC", text))]
+    return [fold_written(w) for w in _WORD.findall(unicodedata.normalize("NFC", text))]
 
 
 @dataclass(frozen=True)
@@ -443,10 +287,10 @@ _PHRASES = _table(
 )
 _HINTS = _table((p, reason.value) for reason, words in _REASON_HINTS.items() for p in words)
 _GREETING_PHRASES = {tuple(_words(p)) for p in _GREETINGS}
-_CLOSING_PHRASES = {tuple(_words(p)) for p in _CLOSINGS}
-_FILLER_WORDS = frozenset(_fold_text(w) for w in _FILLER)
-_NEGATOR_WORDS = frozenset(_fold_text(w) for w in _NEGATORS)
-_LONGEST = max(len(p) for p in (*_PHRASES, *_HINTS, *_GREETING_PHRASES, *_CLOSING_PHRASES))
+CLOSING_PHRASES = {tuple(_words(p)) for p in _CLOSINGS}
+_FILLER_WORDS = frozenset(fold_written(w) for w in _FILLER)
+_NEGATOR_WORDS = frozenset(fold_written(w) for w in _NEGATORS)
+_LONGEST = max(len(p) for p in (*_PHRASES, *_HINTS, *_GREETING_PHRASES, *CLOSING_PHRASES))
 _REASON_KINDS = {reason.value for reason in DeclineReason}
 _VOTES = {YES, NO, UNSURE, *_REASON_KINDS}
 
@@ -511,12 +355,12 @@ def _answer_region(text: str) -> str:
     """The person's words from the first one after a greeting to before their closing."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
     text = re.sub(r"\b[oO]\.\s?[kK]\.", "OK ", text)
-    lines = [line.strip() for line in text.split("\n") if not _QUOTED.match(line)]
+    lines = [line.strip() for line in text.split("\n") if not QUOTED.match(line)]
     while lines and not lines[0]:
         lines.pop(0)
     if not lines:
         return ""
-    lines[0] = _without_greeting(lines[0])
+    lines[0] = without_greeting(lines[0])
     if not lines[0]:
         lines.pop(0)
     kept: list[str] = []
@@ -531,7 +375,7 @@ def _answer_region(text: str) -> str:
     return "\n".join(kept).strip()
 
 
-def _without_greeting(line: str) -> str:
+def without_greeting(line: str) -> str:
     """'Hi Ada, yes please' -> 'yes please'; 'Hallo ja gerne' -> 'ja gerne'."""
     tokens = _tokenize(line)
     words = tuple(t.word for t in tokens)
@@ -557,7 +401,7 @@ def _is_closing(line: str) -> bool:
     tokens = _tokenize(line)
     words = tuple(t.word for t in tokens)
     for n in range(min(len(words), 4), 0, -1):
-        if words[:n] in _CLOSING_PHRASES:
+        if words[:n] in CLOSING_PHRASES:
             rest = line[tokens[n - 1].end :]
             return len(words) - n <= 3 and not _has_vote(rest)
     return False
@@ -597,7 +441,9 @@ def _tokenize(text: str) -> list[_Token]:
             if breaks:
                 line_start = previous_end + gap.rfind("\n") + 1
         tokens.append(
-            _Token(_fold_text(found.group()), found.start(), found.end(), sentence, paragraph, gap)
+            _Token(
+                fold_written(found.group()), found.start(), found.end(), sentence, paragraph, gap
+            )
         )
         previous_end = found.end()
     return tokens
@@ -687,7 +533,7 @@ def _strip_leading_filler(sentence: str) -> str:
     while True:
         sentence = re.sub(r"^[\s,.;:!?…؟،\-–—]+", "", sentence)
         found = _WORD.match(sentence)
-        if not found or _fold_text(found.group()) not in _FILLER_WORDS:
+        if not found or fold_written(found.group()) not in _FILLER_WORDS:
             return sentence
         sentence = sentence[found.end() :]
 

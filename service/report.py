@@ -9,7 +9,7 @@ from functools import partial
 
 from service import charts, figures, formats
 from service.bodies import body_text, header_text
-from service.workflow import State
+from service.model import Role, State
 from store import queries
 from store.records import InboundRecord, PartyRecord
 
@@ -71,7 +71,7 @@ def summary(referrer: str | None = None) -> str:
     if recent:
         lines.append("latest")
         for r in recent:
-            people = sorted(r.parties, key=lambda p: p.role != "provider")
+            people = sorted(r.parties, key=lambda p: p.role != Role.PROVIDER)
             names = " -> ".join(p.display for p in people)
             lines.append(f"  {r.ref}  {r.state:<12} {_when(r.created_at)}  {names}")
     if not referrer:

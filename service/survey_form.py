@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from service.survey_replies import Business, SurveyAnswers, parse_number
+from service.model import Business
+from service.survey_replies import SurveyAnswers, parse_number
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _AMOUNT = re.compile(r"^\d[\d.,' \u00a0\u202f]*$")

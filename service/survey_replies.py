@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import enum
 import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from service.replies import _CLOSING_PHRASES, _fold_text, _phrases, _without_greeting
-
-
-class Business(enum.StrEnum):
-    YES = "yes"
-    NOT_YET = "not_yet"
-    NO = "no"
+from service.model import Business
+from service.replies import CLOSING_PHRASES, without_greeting
+from service.text import fold_written, phrases
 
 
 @dataclass(frozen=True)
@@ -126,7 +121,7 @@ _TRIM = re.compile(r"^[\s,;:\-–—،؛]+|[\s,;:\-–—،؛]+$")
 
 
 def _fold_words(phrase: str) -> tuple[str, ...]:
-    return tuple(_fold_text(m.group()) for m in _TOKEN.finditer(phrase) if m.lastgroup == "word")
+    return tuple(fold_written(m.group()) for m in _TOKEN.finditer(phrase) if m.lastgroup == "word")
 
 
 _VOCAB: dict[tuple[str, ...], tuple[str, object]] = {}
@@ -138,10 +133,10 @@ for _kind, _value, _words in (
     (_OF, None, _OFS),
     (_NEUTRAL, None, _NEUTRALS),
 ):
-    for _phrase in _phrases(_words):
+    for _phrase in phrases(_words):
         _VOCAB.setdefault(_fold_words(_phrase), (_kind, _value))
 _LONGEST = max(len(p) for p in _VOCAB)
-_PLAIN_WORDS = {_fold_words(p) for p in _phrases(_PLAIN)}
+_PLAIN_WORDS = {_fold_words(p) for p in phrases(_PLAIN)}
 # What answers a labelled question. Money under a rating label is the value ("Nilai: Rp 15
 # juta", Indonesian "nilai" being both score and value), as under a business label ("Deal: $500").
 _ANSWERED_BY = {
@@ -150,7 +145,7 @@ _ANSWERED_BY = {
     "business": (_ANSWER, _MONEY),
     "more": (_ANSWER,),
 }
-_LABEL_WORDS = {key: [_fold_words(p) for p in _phrases(words)] for key, words in _LABELS.items()}
+_LABEL_WORDS = {key: [_fold_words(p) for p in phrases(words)] for key, words in _LABELS.items()}
 
 
 @dataclass(frozen=True)
@@ -204,7 +199,7 @@ def _answer_lines(text: str) -> str:
     written = [i for i, line in enumerate(lines) if line]
     if not written:
         return ""
-    lines[written[0]] = _without_greeting(lines[written[0]])
+    lines[written[0]] = without_greeting(lines[written[0]])
     # "1. 4 / 2. yes / 3. 1200 EUR" on lines: list marks, not ratings, when they count 1, 2, …
     marks = [int(m[1]) for line in lines if (m := _NUMBERED.match(line))]
     if len(marks) > 1 and marks == list(range(1, len(marks) + 1)):
@@ -224,9 +219,9 @@ def _answer_lines(text: str) -> str:
 def _is_closing(line: str) -> bool:
     """'Thanks,' / 'Viele Grüße' / 'Best, Jane' — not 'Thanks, yes' nor 'Best intro ever'."""
     words = re.findall(r"[^\W\d_]+|\d+", line)
-    folded = [_fold_text(w) for w in words]
+    folded = [fold_written(w) for w in words]
     for n in range(min(len(words), 4), 0, -1):
-        if tuple(folded[:n]) in _CLOSING_PHRASES:
+        if tuple(folded[:n]) in CLOSING_PHRASES:
             name = words[n:]
             signed = len(name) <= 3 and all(w.isalpha() and not w[0].islower() for w in name)
             return signed and not _scan(" ".join(name))[0]
@@ -359,8 +354,8 @@ def _label_key(label: str, exact: bool = False) -> str | None:
     words = _fold_words(label)
     if not 1 <= len(words) <= 8:
         return None
-    for key, phrases in _LABEL_WORDS.items():
-        for phrase in phrases:
+    for key, label_phrases in _LABEL_WORDS.items():
+        for phrase in label_phrases:
             n = len(phrase)
             if words == phrase or (
                 not exact and any(words[i : i + n] == phrase for i in range(len(words)))
@@ -375,7 +370,7 @@ def _label_key(label: str, exact: bool = False) -> str | None:
 def _scan(text: str) -> tuple[list[_Item], int]:
     """The answers written in a piece of text, in order, and how many other words it has."""
     tokens = [
-        _Token(m.lastgroup or "", m.group(), _fold_text(m.group()), m.start(), m.end())
+        _Token(m.lastgroup or "", m.group(), fold_written(m.group()), m.start(), m.end())
         for m in _TOKEN.finditer(text)
     ]
     items: list[_Item] = []

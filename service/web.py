@@ -13,10 +13,11 @@ from service.clock import Clock
 from service.context import Context
 from service.errors import BadToken, NotFound, TokenExpired
 from service.letters import consent_context
+from service.model import Answer, Channel, DeclineReason, State, SurveyState
 from service.outbox import RunDb
 from service.survey_form import CHOICES, survey_form
 from service.tokens import Purpose
-from service.workflow import Answer, Channel, DeclineReason, Outcome, State
+from service.workflow import Outcome
 from store import queries
 from store.records import PartyRecord, ReferralRecord, ReferrerRecord, SurveyRecord
 
@@ -223,10 +224,10 @@ class Pages:
         if isinstance(found, web.Response):
             return found
         referral, survey, party = found
-        if survey.state == evaluation.ANSWERED:
+        if survey.state == SurveyState.ANSWERED:
             done = {**self._survey_done(referral, survey), "outcome": "already"}
             return self.for_party("survey_done", done, party)
-        if survey.state != evaluation.SENT:
+        if survey.state != SurveyState.SENT:
             return self.for_party("problem", {"problem": "survey_closed"}, party, 410)
         chosen = {
             name: request.query.get(name, "")

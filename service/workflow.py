@@ -8,48 +8,14 @@ from datetime import datetime, timedelta
 
 from service import ids, languages, letters, quota
 from service.addresses import Mailbox
-from service.checks import Finding
 from service.clock import zone
 from service.context import Context
 from service.errors import NotFound
-from service.labels import PROSPECT, PROVIDER, ROLES
+from service.model import ROLES, Answer, Channel, DeclineReason, Finding, State
 from service.parsing import PartyDraft, RequestDraft
 from store import queries, suppressions
 from store.db import transaction
 from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
-
-
-class State(enum.StrEnum):
-    RECEIVED = "received"
-    ASKING = "asking"
-    INTRODUCED = "introduced"
-    EVALUATING = "evaluating"
-    EVALUATED = "evaluated"
-    DECLINED = "declined"
-    EXPIRED = "expired"
-    UNDELIVERABLE = "undeliverable"
-
-
-class Answer(enum.StrEnum):
-    YES = "yes"
-    NO = "no"
-
-
-class DeclineReason(enum.StrEnum):
-    """Why a party said no; "not relevant" is what tells the referrer most (CARE's R)."""
-
-    NOT_RELEVANT = "not_relevant"
-    NO_NEED_NOW = "no_need_now"
-    NOT_A_FIT = "not_a_fit"
-    OTHER = "other"
-
-
-class Channel(enum.StrEnum):
-    SMTP = "smtp"
-    LINK = "link"
-    REPLY = "reply"
-    TICK = "tick"
-    CLI = "cli"
 
 
 class Outcome(enum.StrEnum):
@@ -169,7 +135,7 @@ def open_referral(
         )
         queries.add_event(referral.id, now, "received", "referrer", channel)
         mails = [letters.receipt(ctx, referral, now)]
-        for role in (PROVIDER, PROSPECT):
+        for role in ROLES:
             mails.append(letters.consent_request(ctx, referral, referral.party(role), now))
         queries.enqueue(mails, now)
         queries.add_event(referral.id, now, "asked", "service", channel, "provider, prospect")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import peewee
 
+from service.model import InboundState, OutboxState, State, SurveyState
 from store.db import database
 
 
@@ -42,7 +43,7 @@ class InboundMessage(BaseModel):
     via = peewee.CharField(max_length=8)
     raw = peewee.BlobField()
     received_at = UTCDateTimeField()
-    state = peewee.CharField(max_length=16, default="new")
+    state = peewee.CharField(max_length=16, default=InboundState.NEW)
     note = peewee.TextField(default="")
     processed_at = UTCDateTimeField(null=True)
     referrer_told = peewee.BooleanField(default=False)
@@ -117,8 +118,7 @@ class Survey(BaseModel):
     referral = peewee.ForeignKeyField(Referral, backref="surveys", on_delete="CASCADE")
     party = peewee.ForeignKeyField(Party, on_delete="CASCADE")
     round = peewee.IntegerField(default=1)
-    # scheduled -> sent -> answered | expired; skipped when it may not go (a stopped address)
-    state = peewee.CharField(max_length=12, default="scheduled")
+    state = peewee.CharField(max_length=12, default=SurveyState.SCHEDULED)
     survey_key = peewee.CharField(max_length=40, unique=True)  # what its links' tokens name
     reply_key = peewee.CharField(max_length=32, unique=True)  # its reply address's plus part
     due_at = UTCDateTimeField()
@@ -148,7 +148,7 @@ class OutboxMail(BaseModel):
     envelope_from = peewee.TextField()
     recipients = peewee.TextField()
     raw = peewee.BlobField()
-    state = peewee.CharField(max_length=12, default="pending")
+    state = peewee.CharField(max_length=12, default=OutboxState.PENDING)
     attempts = peewee.IntegerField(default=0)
     created_at = UTCDateTimeField()
     due_at = UTCDateTimeField()
@@ -186,19 +186,21 @@ class StoreKey(BaseModel):
 # The "what is due" questions are asked every few seconds; partial indexes keep them
 # proportional to what is waiting, not to everything ever stored.
 InboundMessage.add_index(
-    InboundMessage.index(InboundMessage.received_at).where(InboundMessage.state == "new")
+    InboundMessage.index(InboundMessage.received_at).where(InboundMessage.state == InboundState.NEW)
 )
-OutboxMail.add_index(OutboxMail.index(OutboxMail.due_at).where(OutboxMail.state == "pending"))
+OutboxMail.add_index(
+    OutboxMail.index(OutboxMail.due_at).where(OutboxMail.state == OutboxState.PENDING)
+)
 OutboxMail.add_index(OutboxMail.index(OutboxMail.recipients, OutboxMail.created_at))
-Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == "asking"))
+Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == State.ASKING))
 Referral.add_index(
     Referral.index(Referral.remind_at).where(
-        (Referral.state == "asking") & Referral.remind_at.is_null(False)
+        (Referral.state == State.ASKING) & Referral.remind_at.is_null(False)
     )
 )
 
-Survey.add_index(Survey.index(Survey.due_at).where(Survey.state == "scheduled"))
-Survey.add_index(Survey.index(Survey.expires_at).where(Survey.state == "sent"))
+Survey.add_index(Survey.index(Survey.due_at).where(Survey.state == SurveyState.SCHEDULED))
+Survey.add_index(Survey.index(Survey.expires_at).where(Survey.state == SurveyState.SENT))
 # The digest asks what happened in a week; reports ask since a date.
 Event.add_index(Event.index(Event.at))
 

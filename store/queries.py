@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import peewee
 
+from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
 from store.db import database, is_postgresql
 from store.models import (
@@ -61,7 +62,7 @@ def lock_next_inbound() -> InboundRecord | None:
     """The oldest unprocessed message, locked until the caller's transaction ends."""
     query = (
         InboundMessage.select()
-        .where(InboundMessage.state == "new")
+        .where(InboundMessage.state == InboundState.NEW)
         .order_by(InboundMessage.received_at, InboundMessage.id)
         .limit(1)
     )
@@ -95,7 +96,7 @@ def mark_referrer_told(inbound_id: int) -> bool:
 def quarantined(limit: int = 100) -> list[InboundRecord]:
     rows = (
         InboundMessage.select()
-        .where(InboundMessage.state == "quarantined")
+        .where(InboundMessage.state == InboundState.QUARANTINED)
         .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
         .limit(limit)
     )
@@ -106,8 +107,11 @@ def requeue_inbound(inbound_id: int) -> bool:
     """Put a quarantined message back in line for intake; False if it is not quarantined."""
     with database.atomic():
         changed = (
-            InboundMessage.update(state="new", note="", processed_at=None)
-            .where((InboundMessage.id == inbound_id) & (InboundMessage.state == "quarantined"))
+            InboundMessage.update(state=InboundState.NEW, note="", processed_at=None)
+            .where(
+                (InboundMessage.id == inbound_id)
+                & (InboundMessage.state == InboundState.QUARANTINED)
+            )
             .execute()
         )
     return bool(changed)
@@ -386,7 +390,7 @@ def open_questions_to(address: str) -> list[tuple[int, int, str]]:
     rows = (
         Party.select(Party.referral, Party.id, Party.ask_key)
         .join(Referral)
-        .where((Party.email == address.lower()) & (Referral.state == "asking"))
+        .where((Party.email == address.lower()) & (Referral.state == State.ASKING))
         .tuples()
     )
     return list(rows)
@@ -463,7 +467,7 @@ def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[Outbo
     with database.atomic():
         query = (
             OutboxMail.select()
-            .where((OutboxMail.state == "pending") & (OutboxMail.due_at <= now))
+            .where((OutboxMail.state == OutboxState.PENDING) & (OutboxMail.due_at <= now))
             .order_by(OutboxMail.due_at, OutboxMail.id)
             .limit(limit)
         )
@@ -492,7 +496,7 @@ def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[Outbo
 
 def mark_sent(outbox_id: int, now: datetime, note: str = "") -> None:
     with database.atomic():
-        OutboxMail.update(state="sent", sent_at=now, last_error=note).where(
+        OutboxMail.update(state=OutboxState.SENT, sent_at=now, last_error=note).where(
             OutboxMail.id == outbox_id
         ).execute()
 
@@ -500,15 +504,15 @@ def mark_sent(outbox_id: int, now: datetime, note: str = "") -> None:
 def reschedule(outbox_id: int, due_at: datetime, error: str) -> None:
     with database.atomic():
         OutboxMail.update(due_at=due_at, last_error=error).where(
-            (OutboxMail.id == outbox_id) & (OutboxMail.state == "pending")
+            (OutboxMail.id == outbox_id) & (OutboxMail.state == OutboxState.PENDING)
         ).execute()
 
 
 def mark_failed(outbox_id: int, now: datetime, error: str) -> None:
     with database.atomic():
-        OutboxMail.update(state="failed", sent_at=None, last_error=error, due_at=now).where(
-            OutboxMail.id == outbox_id
-        ).execute()
+        OutboxMail.update(
+            state=OutboxState.FAILED, sent_at=None, last_error=error, due_at=now
+        ).where(OutboxMail.id == outbox_id).execute()
 
 
 def outbox_counts() -> dict[str, int]:
@@ -537,7 +541,7 @@ def outbox_for_referral(referral_id: int) -> list[tuple[str, str, tuple[str, ...
 def _reminders_due(now: datetime) -> peewee.ModelSelect:
     return (
         Referral.select(Referral.id)
-        .where((Referral.state == "asking") & (Referral.remind_at <= now))
+        .where((Referral.state == State.ASKING) & (Referral.remind_at <= now))
         .order_by(Referral.remind_at)
         .limit(1)
     )
@@ -546,7 +550,7 @@ def _reminders_due(now: datetime) -> peewee.ModelSelect:
 def _expiries_due(now: datetime) -> peewee.ModelSelect:
     return (
         Referral.select(Referral.id)
-        .where((Referral.state == "asking") & (Referral.expires_at <= now))
+        .where((Referral.state == State.ASKING) & (Referral.expires_at <= now))
         .order_by(Referral.expires_at)
         .limit(1)
     )
@@ -555,7 +559,7 @@ def _expiries_due(now: datetime) -> peewee.ModelSelect:
 def _surveys_due(now: datetime) -> peewee.ModelSelect:
     return (
         Survey.select(Survey.id)
-        .where((Survey.state == "scheduled") & (Survey.due_at <= now))
+        .where((Survey.state == SurveyState.SCHEDULED) & (Survey.due_at <= now))
         .order_by(Survey.due_at)
         .limit(1)
     )
@@ -564,7 +568,7 @@ def _surveys_due(now: datetime) -> peewee.ModelSelect:
 def _surveys_closing(now: datetime) -> peewee.ModelSelect:
     return (
         Survey.select(Survey.id)
-        .where((Survey.state == "sent") & (Survey.expires_at <= now))
+        .where((Survey.state == SurveyState.SENT) & (Survey.expires_at <= now))
         .order_by(Survey.expires_at)
         .limit(1)
     )

@@ -16,7 +16,7 @@ import httpx
 
 from service import intake
 from service.context import Context
-from service.workflow import Channel
+from service.model import Channel
 from store import db, queries
 from tests.conftest import REFERRER, Delivery, Sink, fixture_bytes, wire_fixture
 

@@ -15,9 +15,8 @@ import pytest
 
 from service import intake
 from service.bodies import decode
-from service.labels import PROSPECT, PROVIDER
+from service.model import Channel, Role
 from service.parsing import RequestDraft, parse_message, parse_request
-from service.workflow import Channel
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW
@@ -324,7 +323,7 @@ def test_every_encoding_becomes_a_referral_with_the_right_names(ctx, case):
     assert record.state == "processed", record.note
     referral = queries.referral_by_ref(record.note)
     assert referral.state == "asking"
-    provider, prospect = referral.party(PROVIDER), referral.party(PROSPECT)
+    provider, prospect = referral.party(Role.PROVIDER), referral.party(Role.PROSPECT)
     assert (provider.name, provider.email) == case.provider
     assert (prospect.name, prospect.email) == case.prospect
     for piece in case.need:

@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from service import languages
-from service.checks import Problem
+from service.model import Problem
 from service.parsing import parse_message, parse_request
 from store import queries
 from store.records import OutboxItem

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.checks import Problem, care_gate
+from service.checks import care_gate
+from service.model import Problem
 from service.parsing import parse_message, parse_request
 from tests.conftest import REFERRER, fixture_bytes
 

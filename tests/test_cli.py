@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service import intake
-from service.workflow import Channel
+from service.model import Channel
 from store import queries
 from tests.conftest import FIXTURES, REFERRER, fixture_bytes, make_settings, write_config
 

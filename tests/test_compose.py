@@ -14,7 +14,7 @@ import pytest
 from service.addresses import Mailbox
 from service.compose import Rendered, Templates, build_message
 from service.figures import compute
-from service.workflow import State
+from service.model import State
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 CARD = {

@@ -15,9 +15,9 @@ import pytest
 
 from service import intake, workflow
 from service.addresses import Mailbox
+from service.model import Channel
 from service.parsing import parse_message, parse_request
 from service.routing import reply_address
-from service.workflow import Channel
 from store import queries
 from tests.conftest import FIXTURES, REFERRER, fixture_bytes
 from tests.helpers import NOW, PROSPECT, PROVIDER

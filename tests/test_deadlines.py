@@ -14,9 +14,9 @@ import pytest
 
 from service import deadlines, workflow
 from service.addresses import Mailbox
+from service.model import Answer, Channel, State
 from service.parsing import parse_message, parse_request
 from service.tokens import Purpose
-from service.workflow import Answer, Channel, State
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes, make_settings, write_config
 from tests.helpers import (

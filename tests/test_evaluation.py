@@ -14,10 +14,10 @@ import pytest
 from service import evaluation, workflow
 from service.evaluation import SurveyOutcome
 from service.formats import format_money
+from service.model import Answer, Business, Channel, State
 from service.parsing import parse_message, parse_request
-from service.survey_replies import Business, SurveyAnswers
+from service.survey_replies import SurveyAnswers
 from service.tokens import Purpose
-from service.workflow import Answer, Channel, State
 from store import db, queries, suppressions
 from tests.helpers import NOW, PROSPECT, PROVIDER, assert_due_from_index, at_once
 from tests.test_deadlines import everything_in, open_one, purposes, queued_at, say

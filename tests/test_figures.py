@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from service import figures
 from service.figures import FUNNEL_STEPS, Figures, Money, compute, refer_again
+from service.model import DeclineReason
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -629,7 +630,7 @@ def consistent_referral(draw) -> tuple[ReferralRecord, list[SurveyRecord]]:
         if answers == ["yes", "yes"]:
             answers[1] = None
     reasons = [
-        draw(st.sampled_from([None, *figures.DECLINE_REASONS])) if a == "no" else None
+        draw(st.sampled_from([None, *DeclineReason])) if a == "no" else None
         for a in answers
     ]
     return (

@@ -8,9 +8,9 @@ import pytest
 
 from service import intake
 from service.addresses import parse_mailbox
+from service.model import Channel
 from service.parsing import RequestDraft, parse_message, parse_request
 from service.text import fold
-from service.workflow import Channel
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW, outbox_mails

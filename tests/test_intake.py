@@ -9,7 +9,7 @@ import pytest
 
 from service import intake
 from service.compose import Templates
-from service.workflow import Channel
+from service.model import Channel
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW, arrive, outbox_mails, outcome

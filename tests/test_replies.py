@@ -10,8 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.bodies import body_text
+from service.model import DeclineReason
 from service.parsing import parse_message
-from service.replies import DeclineReason, ReplyReading, Verdict, new_text, read_answer
+from service.quotes import new_text
+from service.replies import ReplyReading, Verdict, read_answer
 from service.text import fold
 from tests.conftest import fixture_bytes
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from service import charts, commands, workflow
+from service.model import Answer, Channel, DeclineReason
 from service.parsing import parse_message
-from service.workflow import Answer, Channel, DeclineReason
 from store import queries
 from tests import browser
 from tests.conftest import (

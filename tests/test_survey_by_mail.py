@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from service import evaluation, intake
+from service.model import Channel
 from service.parsing import parse_message
-from service.replies import new_text
+from service.quotes import new_text
 from service.survey_replies import read_survey
-from service.workflow import Channel
 from store import queries
 from tests.conftest import FIXTURES, fixture_bytes
 from tests.helpers import NOW, PROSPECT, PROVIDER

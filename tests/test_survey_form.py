@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from service.model import Business
 from service.survey_form import parse_amount, survey_form
-from service.survey_replies import Business, SurveyAnswers
+from service.survey_replies import SurveyAnswers
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 from service import evaluation, workflow
 from service.clock import FixedClock
 from service.context import make_context
+from service.model import Answer, Channel
 from service.tokens import Purpose
-from service.workflow import Answer, Channel
 from store import queries
 from tests.conftest import REFERRER, InProcess, eventually, wire_fixture
 from tests.helpers import NOW, PROSPECT, PROVIDER, parse, text_of, web

@@ -8,10 +8,11 @@ import pytest
 
 from service import workflow
 from service.addresses import Mailbox
-from service.checks import Suggestion, suggestions
+from service.checks import suggestions
 from service.errors import NotFound
+from service.model import Answer, Channel, State, Suggestion
 from service.parsing import parse_message, parse_request
-from service.workflow import Answer, Channel, Notice, Outcome, State, decide_answer
+from service.workflow import Notice, Outcome, decide_answer
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW
