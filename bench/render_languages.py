@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.addresses import Mailbox
-from service.compose import build_message
+from service.reading.addresses import Mailbox
 from service.settings import LANGUAGES
+from service.writing.compose import build_message
 from tests.test_compose import CONTEXTS, NOW, TEMPLATES
 
 SENDER = Mailbox("Introductions", "refer@intro.example.org")

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service import evaluation
 from service.clock import FixedClock
-from service.context import make_context
+from service.evaluation import surveys
 from service.settings import Settings
+from service.writing.context import make_context
 from store import db
 from store.models import Party, Referral, Survey
 
@@ -104,11 +104,11 @@ def timed_tick(folder: Path, finished: int, due: int, rounds: int) -> tuple[floa
         )
         ctx = make_context(settings, FixedClock(NOW))
         started = time.perf_counter()
-        sent = evaluation.send_due(ctx, NOW, limit=2 * due)
+        sent = surveys.send_due(ctx, NOW, limit=2 * due)
         busy.append((time.perf_counter() - started) * 1000)
         assert sent == 2 * due, sent
         started = time.perf_counter()
-        assert evaluation.send_due(ctx, NOW, limit=2 * due) == 0
+        assert surveys.send_due(ctx, NOW, limit=2 * due) == 0
         idle.append((time.perf_counter() - started) * 1000)
         db.close()
     return statistics.median(busy), statistics.median(idle)

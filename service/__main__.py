@@ -1,5 +1,5 @@
 """Run the command line as `python -m service`."""
 
-from service.cli import main
+from service.edge.cli import main
 
 raise SystemExit(main())

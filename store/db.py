@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import peewee
 from playhouse import db_url, migrate
 
 database = peewee.DatabaseProxy()
+
+# How async code runs a blocking store call (a function and its arguments) off its event
+# loop: asyncio.to_thread, or serve's small pool of store threads.
+RunDb = Callable[..., Awaitable[Any]]
 
 # Each pragma earns its place: WAL lets readers run beside the writer, FULL makes a commit
 # survive power loss (we answer 250 on it), the busy timeout lets writers queue instead of

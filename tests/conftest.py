@@ -18,8 +18,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from service.clock import Clock, FixedClock
-from service.context import Context, make_context
 from service.settings import Settings
+from service.writing.context import Context, make_context
 from store import db
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -230,7 +230,7 @@ class InProcess:
     """`Service` on its own event loop in a thread: the real servers, inspectable from tests."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        from service.app import Service
+        from service.edge.app import Service
 
         self.settings = settings
         self.loop = asyncio.new_event_loop()

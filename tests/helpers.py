@@ -14,9 +14,9 @@ from email.message import EmailMessage
 
 import httpx
 
-from service import intake
-from service.context import Context
+from service.intake import pipeline, receiving
 from service.model import Channel
+from service.writing.context import Context
 from store import db, queries
 from tests.conftest import REFERRER, Delivery, Sink, fixture_bytes, wire_fixture
 
@@ -65,7 +65,7 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 def arrive(name: str, envelope_from: str = REFERRER) -> int:
     """A fixture stored as if it had just been accepted over SMTP; its inbound id."""
-    received = intake.receive(
+    received = receiving.receive(
         fixture_bytes(name), envelope_from, ["refer@intro.example.org"], Channel.SMTP, NOW
     )
     assert received.inbound_id is not None
@@ -74,7 +74,7 @@ def arrive(name: str, envelope_from: str = REFERRER) -> int:
 
 def outcome(ctx: Context, inbound_id: int) -> tuple[str, str]:
     """Process what is stored; (state, note) of that one message."""
-    intake.process_pending(ctx, NOW)
+    pipeline.process_pending(ctx, NOW)
     record = queries.inbound_by_id(inbound_id)
     assert record is not None
     return record.state, record.note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.addresses import Mailbox, is_allowed, parse_mailbox
+from service.reading.addresses import Mailbox, is_allowed, parse_mailbox
 
 ALLOWED = ("ada@referrer.example", "*@partners.example")
 

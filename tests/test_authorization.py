@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.authorization import aligned, judge
-from service.intake import headers_of
+from service.intake.receiving import headers_of
+from service.reading.authorization import aligned, judge
 from service.settings import SecuritySettings
 from tests.conftest import REFERRER, fixture_bytes
 

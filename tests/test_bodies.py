@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from service import intake
-from service.bodies import decode
+from service.intake import pipeline, receiving
 from service.model import Channel, Role
-from service.parsing import RequestDraft, parse_message, parse_request
+from service.reading.bodies import decode
+from service.reading.request import RequestDraft, parse_message, parse_request
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW
@@ -315,10 +315,10 @@ def test_an_attachment_is_carried_but_never_read(case_id, kind, filename, looks_
 
 @every_case
 def test_every_encoding_becomes_a_referral_with_the_right_names(ctx, case):
-    received = intake.receive(
+    received = receiving.receive(
         fixture_bytes(case.fixture), REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW
     )
-    intake.process_pending(ctx, NOW)
+    pipeline.process_pending(ctx, NOW)
     record = queries.inbound_by_id(received.inbound_id)
     assert record.state == "processed", record.note
     referral = queries.referral_by_ref(record.note)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.bounces import Failure, read_bounce
-from service.parsing import parse_message
+from service.reading.bounces import Failure, read_bounce
+from service.reading.request import parse_message
 from tests.conftest import FIXTURES, fixture_bytes
 
 JANE = "jane@acme.example"

@@ -9,9 +9,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from service import languages
 from service.model import Problem
-from service.parsing import parse_message, parse_request
+from service.reading import languages
+from service.reading.request import parse_message, parse_request
 from store import queries
 from store.records import OutboxItem
 from tests.conftest import REFERRER, fixture_bytes

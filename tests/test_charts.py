@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.charts import BAR_FILL, SECOND_FILL, funnel_svg, share_bars_svg
+from service.evaluation.charts import BAR_FILL, SECOND_FILL, funnel_svg, share_bars_svg
 from tests.browser import (
     bounding_box,
     colour_mask,

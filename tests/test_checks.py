@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.checks import care_gate
 from service.model import Problem
-from service.parsing import parse_message, parse_request
+from service.reading.request import parse_message, parse_request
+from service.referral.gate import care_gate
 from tests.conftest import REFERRER, fixture_bytes
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service import intake
+from service.intake import receiving
 from service.model import Channel
 from store import queries
 from tests.conftest import FIXTURES, REFERRER, fixture_bytes, make_settings, write_config
@@ -127,7 +127,7 @@ def test_status_without_a_reference_counts_by_state(tmp_path, config):
 
 def test_tick_finishes_what_a_crash_left_behind(tmp_path, config):
     # As if serve had answered 250 and died before processing anything.
-    intake.receive(
+    receiving.receive(
         fixture_bytes("request_thunderbird_labelled_lines.eml"),
         REFERRER,
         ["refer@intro.example.org"],
@@ -153,7 +153,7 @@ def test_tick_at_a_later_moment_runs_the_retries_due_then(tmp_path, store_url, s
         tmp_path / "care-intro.toml", make_settings(tmp_path, store_url, sink.port)
     )
     now = datetime.now(UTC)
-    intake.receive(
+    receiving.receive(
         fixture_bytes("request_thunderbird_labelled_lines.eml"),
         REFERRER,
         ["refer@intro.example.org"],

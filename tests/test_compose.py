@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from service.addresses import Mailbox
-from service.compose import Rendered, Templates, build_message
-from service.figures import compute
+from service.evaluation.figures import compute
 from service.model import State
+from service.reading.addresses import Mailbox
+from service.writing.compose import Rendered, Templates, build_message
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 CARD = {
@@ -324,7 +324,7 @@ def test_non_ascii_subjects_and_bodies_are_encoded_for_any_relay():
 
 def event_kinds() -> set[str]:
     """Every kind of event the service writes: literals, states, and answers."""
-    source = " ".join(p.read_text() for p in Path("service").glob("*.py"))
+    source = " ".join(p.read_text() for p in Path("service").rglob("*.py"))
     calls = re.findall(r"add_event\(\s*[\w.]+,\s*\w+,\s*([^,]+),", source)
     kinds = {c.strip('"') for c in calls if c.startswith('"')}
     kinds |= {state.value for state in State}

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from service import intake, workflow
-from service.addresses import Mailbox
+from service.intake import pipeline, receiving
 from service.model import Channel
-from service.parsing import parse_message, parse_request
-from service.routing import reply_address
+from service.reading.addresses import Mailbox
+from service.reading.request import parse_message, parse_request
+from service.reading.routing import reply_address
+from service.referral import workflow
 from store import queries
 from tests.conftest import FIXTURES, REFERRER, fixture_bytes
 from tests.helpers import NOW, PROSPECT, PROVIDER
@@ -42,8 +43,8 @@ def readdressed(fixture: str, author: str, to: str) -> bytes:
 
 
 def deliver(ctx, raw: bytes, envelope_from: str, to: str) -> tuple[str, str]:
-    received = intake.receive(raw, envelope_from, [to], Channel.SMTP, NOW)
-    intake.process_pending(ctx, NOW)
+    received = receiving.receive(raw, envelope_from, [to], Channel.SMTP, NOW)
+    pipeline.process_pending(ctx, NOW)
     record = queries.inbound_by_id(received.inbound_id)
     return record.state, record.note
 

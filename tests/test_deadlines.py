@@ -12,10 +12,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from service import deadlines, workflow
-from service.addresses import Mailbox
 from service.model import Answer, Channel, State
-from service.parsing import parse_message, parse_request
+from service.reading.addresses import Mailbox
+from service.reading.request import parse_message, parse_request
+from service.referral import deadlines, workflow
 from service.tokens import Purpose
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes, make_settings, write_config
@@ -170,7 +170,7 @@ def test_no_reminder_once_the_question_has_expired(ctx):
 
 def test_no_reminder_is_scheduled_when_it_would_come_after_expiry(tmp_path, store_url):
     from service.clock import FixedClock
-    from service.context import make_context
+    from service.writing.context import make_context
 
     settings = make_settings(tmp_path, store_url)
     settings = settings.replace("timing", reminder_after_days=20, consent_expiry_days=14)
@@ -381,8 +381,8 @@ def test_a_referral_whose_letters_fail_does_not_hold_up_the_rest(ctx, tmp_path):
     import shutil
 
     from service.clock import FixedClock
-    from service.compose import Templates, templates_root
-    from service.context import make_context
+    from service.writing.compose import Templates, templates_root
+    from service.writing.context import make_context
 
     broken_root = tmp_path / "templates"
     shutil.copytree(templates_root(), broken_root)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service import digest
 from service.clock import FixedClock
-from service.context import make_context
+from service.evaluation import digest
 from service.tokens import Purpose
+from service.writing.context import make_context
 from store import queries
 from tests.conftest import REFERRER, InProcess, make_settings
 from tests.helpers import NOW, at_once, web

@@ -11,13 +11,14 @@ from decimal import Decimal
 
 import pytest
 
-from service import evaluation, workflow
-from service.evaluation import SurveyOutcome
-from service.formats import format_money
+from service.evaluation import surveys
+from service.evaluation.surveys import SurveyOutcome
 from service.model import Answer, Business, Channel, State
-from service.parsing import parse_message, parse_request
-from service.survey_replies import SurveyAnswers
+from service.reading.request import parse_message, parse_request
+from service.reading.survey_replies import SurveyAnswers
+from service.referral import workflow
 from service.tokens import Purpose
+from service.writing.formats import format_money
 from store import db, queries, suppressions
 from tests.helpers import NOW, PROSPECT, PROVIDER, assert_due_from_index, at_once
 from tests.test_deadlines import everything_in, open_one, purposes, queued_at, say
@@ -50,9 +51,7 @@ def surveys_of(referral) -> dict[str, list]:
 
 def answer(ctx, referral, role: str, at: datetime, **given) -> SurveyOutcome:
     latest = surveys_of(referral)[role][-1]
-    return evaluation.record(
-        ctx, latest.survey_key, SurveyAnswers(**given), Channel.LINK, at
-    ).outcome
+    return surveys.record(ctx, latest.survey_key, SurveyAnswers(**given), Channel.LINK, at).outcome
 
 
 # ------------------------------------------------------------------ scheduling
@@ -86,7 +85,7 @@ def test_no_survey_without_an_introduction(ctx, answers):
         if given:
             say(ctx, referral, role, Answer(given), NOW)
     assert queries.surveys_of(referral.id) == []
-    assert evaluation.send_due(ctx, NOW + 400 * DAY) == 0
+    assert surveys.send_due(ctx, NOW + 400 * DAY) == 0
 
 
 # ------------------------------------------------------------------ sending
@@ -94,13 +93,13 @@ def test_no_survey_without_an_introduction(ctx, answers):
 
 def test_nothing_is_sent_before_it_is_due(ctx):
     introduce(ctx)
-    assert evaluation.send_due(ctx, due(ctx) - timedelta(minutes=1)) == 0
+    assert surveys.send_due(ctx, due(ctx) - timedelta(minutes=1)) == 0
 
 
 def test_each_party_gets_one_survey_once(ctx):
     referral = introduce(ctx)
-    assert evaluation.send_due(ctx, due(ctx)) == 2
-    assert evaluation.send_due(ctx, due(ctx) + DAY) == 0
+    assert surveys.send_due(ctx, due(ctx)) == 2
+    assert surveys.send_due(ctx, due(ctx) + DAY) == 0
     sent = [(p, r) for p, r in purposes(referral.id) if p == "survey"]
     assert sorted(sent) == [("survey", (PROSPECT,)), ("survey", (PROVIDER,))]
     assert queries.referral_by_id(referral.id).state == State.EVALUATING
@@ -108,7 +107,7 @@ def test_each_party_gets_one_survey_once(ctx):
 
 def test_the_survey_names_the_other_and_answers_in_one_click_or_by_reply(ctx):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     [jane] = [m for p, m in queued_at(due(ctx)) if p == "survey" and PROVIDER in m["To"]]
     text = jane.get_body(("plain",)).get_content()
     assert "Bob Smith" in text
@@ -126,7 +125,7 @@ def test_a_survey_is_never_sent_to_an_address_that_said_stop(ctx):
     referral = introduce(ctx)
     with db.transaction():
         suppressions.suppress(PROSPECT, NOW + DAY)
-    assert evaluation.send_due(ctx, due(ctx)) == 1
+    assert surveys.send_due(ctx, due(ctx)) == 1
     assert [r for p, r in purposes(referral.id) if p == "survey"] == [(PROVIDER,)]
     assert surveys_of(referral)["prospect"][0].state == "skipped"
 
@@ -135,7 +134,7 @@ def test_two_instances_at_once_send_each_survey_once(ctx):
     referrals = [introduce(ctx) for _ in range(8)]
 
     def instance() -> int:
-        return evaluation.send_due(ctx, due(ctx), limit=3) + evaluation.send_due(ctx, due(ctx))
+        return surveys.send_due(ctx, due(ctx), limit=3) + surveys.send_due(ctx, due(ctx))
 
     assert sum(at_once(instance)) == 16
     for referral in referrals:
@@ -147,7 +146,7 @@ def test_two_instances_at_once_send_each_survey_once(ctx):
 
 def test_an_answer_is_recorded_once(ctx):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     at = due(ctx) + DAY
     assert answer(ctx, referral, "provider", at, rating=4) is SurveyOutcome.RECORDED
     assert answer(ctx, referral, "provider", at, rating=1) is SurveyOutcome.ALREADY_ANSWERED
@@ -159,7 +158,7 @@ def test_not_yet_asks_again_later_at_most_twice(ctx):
     again = timedelta(days=ctx.settings.timing.follow_up_again_days)
     at = due(ctx)
     for _ in range(3):
-        assert evaluation.send_due(ctx, at) >= 1
+        assert surveys.send_due(ctx, at) >= 1
         assert answer(ctx, referral, "provider", at, business=Business.NOT_YET) is (
             SurveyOutcome.RECORDED
         )
@@ -167,16 +166,16 @@ def test_not_yet_asks_again_later_at_most_twice(ctx):
     rounds = surveys_of(referral)["provider"]
     assert [s.round for s in rounds] == [1, 2, 3]
     assert [s.due_at - rounds[0].due_at for s in rounds] == [timedelta(0), again, 2 * again]
-    assert evaluation.send_due(ctx, at + 365 * DAY) == 0
+    assert surveys.send_due(ctx, at + 365 * DAY) == 0
 
 
 def test_an_unanswered_survey_closes_and_the_evaluation_ends(ctx):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     answer(ctx, referral, "provider", due(ctx) + DAY, rating=5, business=Business.YES)
     closes = due(ctx) + timedelta(days=ctx.settings.timing.survey_open_days)
-    assert evaluation.close_due(ctx, closes - timedelta(minutes=1)) == 0
-    assert evaluation.close_due(ctx, closes) == 1
+    assert surveys.close_due(ctx, closes - timedelta(minutes=1)) == 0
+    assert surveys.close_due(ctx, closes) == 1
     assert queries.referral_by_id(referral.id).state == State.EVALUATED
     [(_, summary)] = [(p, m) for p, m in queued_at(closes) if p == "referrer_evaluated"]
     text = summary.get_body(("plain",)).get_content()
@@ -186,7 +185,7 @@ def test_an_unanswered_survey_closes_and_the_evaluation_ends(ctx):
 
 def test_an_answer_after_the_survey_closed_is_refused(ctx):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     closes = due(ctx) + timedelta(days=ctx.settings.timing.survey_open_days)
     assert answer(ctx, referral, "provider", closes, rating=3) is SurveyOutcome.CLOSED
 
@@ -205,7 +204,7 @@ def test_an_answer_after_the_survey_closed_is_refused(ctx):
 )
 def test_the_value_reaches_the_referrer_and_never_the_other_party(ctx, jane_says, bob_says):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     at = due(ctx) + DAY
     answer(ctx, referral, "provider", at, rating=4, business=Business.YES, **jane_says)
     answer(ctx, referral, "prospect", at, rating=5, business=Business.YES, **bob_says)
@@ -232,12 +231,12 @@ def test_the_value_reaches_the_referrer_and_never_the_other_party(ctx, jane_says
 
 def test_the_summary_is_sent_once_when_both_answered(ctx):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     at = due(ctx) + DAY
     answer(ctx, referral, "provider", at, rating=3, business=Business.NO, more=False)
     assert queries.referral_by_id(referral.id).state == State.EVALUATING
     answer(ctx, referral, "prospect", at, rating=4, business=Business.NO, comment="nice chat")
-    assert evaluation.close_due(ctx, at + 400 * DAY) == 0
+    assert surveys.close_due(ctx, at + 400 * DAY) == 0
     kinds = [p for p, _ in purposes(referral.id)]
     assert kinds.count("referrer_evaluated") == 1
     [(_, summary)] = [(p, m) for p, m in queued_at(at) if p == "referrer_evaluated"]
@@ -248,7 +247,7 @@ def test_the_summary_is_sent_once_when_both_answered(ctx):
 
 def test_the_history_keeps_the_answers_but_not_the_value(ctx):
     referral = introduce(ctx)
-    evaluation.send_due(ctx, due(ctx))
+    surveys.send_due(ctx, due(ctx))
     answer(
         ctx,
         referral,
@@ -278,6 +277,6 @@ def test_a_survey_is_never_sent_for_a_referral_that_is_not_introduced(ctx):
     referral = introduce(ctx)
     # As if an operator had closed it by hand in between: the tick checks, not assumes.
     queries.set_referral_state(referral.id, State.DECLINED, NOW)
-    assert evaluation.send_due(ctx, due(ctx)) == 0
+    assert surveys.send_due(ctx, due(ctx)) == 0
     assert all(s.state == "skipped" for s in queries.surveys_of(referral.id))
     assert workflow.find_question(referral.party("provider").ask_key) is not None

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service import figures
-from service.figures import FUNNEL_STEPS, Figures, Money, compute, refer_again
+from service.evaluation import figures
+from service.evaluation.figures import FUNNEL_STEPS, Figures, Money, compute, refer_again
 from service.model import DeclineReason
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
@@ -630,8 +630,7 @@ def consistent_referral(draw) -> tuple[ReferralRecord, list[SurveyRecord]]:
         if answers == ["yes", "yes"]:
             answers[1] = None
     reasons = [
-        draw(st.sampled_from([None, *DeclineReason])) if a == "no" else None
-        for a in answers
+        draw(st.sampled_from([None, *DeclineReason])) if a == "no" else None for a in answers
     ]
     return (
         referral(

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from babel.numbers import get_currency_precision
 
-from service.formats import format_money
+from service.writing.formats import format_money
 
 AMOUNT = Decimal("15000000.40")
 

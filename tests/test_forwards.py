@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from service import intake
-from service.addresses import parse_mailbox
+from service.intake import pipeline, receiving
 from service.model import Channel
-from service.parsing import RequestDraft, parse_message, parse_request
-from service.text import fold
+from service.reading.addresses import parse_mailbox
+from service.reading.request import RequestDraft, parse_message, parse_request
+from service.reading.text import fold
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW, outbox_mails
@@ -184,11 +184,11 @@ def test_labels_naming_the_prospect_win_over_the_innermost_sender():
 
 @pytest.mark.parametrize(("name", "lang"), CASES)
 def test_a_forwarded_request_asks_both_people(ctx, name, lang):
-    received = intake.receive(
+    received = receiving.receive(
         fixture_bytes(name), REFERRERS[lang], ["refer@intro.example.org"], Channel.SMTP, NOW
     )
     assert received.inbound_id is not None
-    intake.process_pending(ctx, NOW)
+    pipeline.process_pending(ctx, NOW)
     record = queries.inbound_by_id(received.inbound_id)
     assert record.state == "processed", record.note
     referral = queries.referral_by_ref(record.note)
@@ -199,14 +199,14 @@ def test_a_forwarded_request_asks_both_people(ctx, name, lang):
 
 
 def test_a_forward_without_a_provider_line_gets_a_reply_asking_for_one(ctx):
-    received = intake.receive(
+    received = receiving.receive(
         fixture_bytes("forward_without_provider_line_gmail.eml"),
         REFERRER,
         ["refer@intro.example.org"],
         Channel.SMTP,
         NOW,
     )
-    intake.process_pending(ctx, NOW)
+    pipeline.process_pending(ctx, NOW)
     assert queries.inbound_by_id(received.inbound_id).state == "rejected"
     assert queries.referral_counts() == {}
     [reply] = outbox_mails()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service import intake
-from service.compose import Templates
+from service.intake import pipeline, receiving
 from service.model import Channel
+from service.writing.compose import Templates
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW, arrive, outbox_mails, outcome
@@ -57,7 +57,7 @@ def test_a_request_without_need_gets_one_reply_naming_what_is_missing(ctx):
 
 def test_every_problem_is_in_the_one_reply(ctx):
     arrive("request_provider_is_referrer_and_bad_prospect.eml")
-    intake.process_pending(ctx, NOW)
+    pipeline.process_pending(ctx, NOW)
     [reply] = outbox_mails()
     text = reply.get_body(("plain",)).get_content()
     assert "The person who can help (Provider) is you (ada@referrer.example)" in text
@@ -96,14 +96,14 @@ def test_what_is_not_a_request_is_kept_and_never_answered(ctx, name, envelope_fr
 
 
 def test_the_same_message_id_twice_is_one_referral(ctx):
-    first = intake.receive(
+    first = receiving.receive(
         fixture_bytes("request_thunderbird_labelled_lines.eml"),
         REFERRER,
         ["refer@intro.example.org"],
         Channel.SMTP,
         NOW,
     )
-    again = intake.receive(
+    again = receiving.receive(
         fixture_bytes("request_thunderbird_labelled_lines.eml"),
         REFERRER,
         ["refer@intro.example.org"],
@@ -111,7 +111,7 @@ def test_the_same_message_id_twice_is_one_referral(ctx):
         NOW,
     )
     assert (first.duplicate, again.duplicate) == (False, True)
-    intake.process_pending(ctx, NOW)
+    pipeline.process_pending(ctx, NOW)
     assert queries.referral_counts() == {"asking": 1}
 
 
@@ -120,18 +120,18 @@ def test_a_failure_while_processing_is_quarantined_and_contained(ctx, tmp_path: 
     (tmp_path / "no-templates" / "en").mkdir(parents=True)
     bad = arrive("request_thunderbird_labelled_lines.eml")
     good = arrive("request_with_pdf_attachment.eml")
-    assert intake.process_pending(broken, NOW) == 2
+    assert pipeline.process_pending(broken, NOW) == 2
     record = queries.inbound_by_id(bad)
     assert record.state == "quarantined"
     assert record.note.startswith("internal error: TemplateNotFound")
     # Nothing half-done survives the failure: no referral, no mail.
     assert queries.referral_counts() == {}
     assert outbox_mails() == []
-    assert intake.process_pending(ctx, NOW) == 0  # quarantine is final until someone retries
+    assert pipeline.process_pending(ctx, NOW) == 0  # quarantine is final until someone retries
     assert queries.inbound_by_id(good).state == "quarantined"
     assert queries.requeue_inbound(bad) is True
     assert queries.requeue_inbound(bad) is False  # only from quarantine
-    assert intake.process_pending(ctx, NOW) == 1
+    assert pipeline.process_pending(ctx, NOW) == 1
     assert queries.inbound_by_id(bad).state == "processed"
 
 
@@ -153,13 +153,13 @@ def test_unprompted_mail_to_one_address_is_capped_per_day(ctx):
     limit = ctx.settings.outbound.daily_limit_per_address
     for n in range(limit + 2):
         copy = raw.replace(b"Message-ID: <", f"Message-ID: <copy{n}.".encode(), 1)
-        intake.receive(copy, REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW)
-    assert intake.process_pending(ctx, NOW) == limit + 2
+        receiving.receive(copy, REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW)
+    assert pipeline.process_pending(ctx, NOW) == limit + 2
     assert len(outbox_mails()) == limit
     assert queries.inbound_counts() == {"rejected": limit + 2}
     tomorrow = NOW + timedelta(days=1, seconds=1)
     late = raw.replace(b"Message-ID: <", b"Message-ID: <tomorrow.", 1)
-    intake.receive(late, REFERRER, ["refer@intro.example.org"], Channel.SMTP, tomorrow)
-    intake.process_pending(ctx, tomorrow)
+    receiving.receive(late, REFERRER, ["refer@intro.example.org"], Channel.SMTP, tomorrow)
+    pipeline.process_pending(ctx, tomorrow)
     due = queries.claim_outbox(tomorrow, tomorrow, 100)
     assert [m.purpose for m in due if m.created_at == tomorrow] == ["request_refused"]

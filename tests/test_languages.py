@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from service.bodies import body_text
-from service.labels import PARTY_FIELDS, PARTY_LABELS, REFERRAL_FIELDS, fold_label
-from service.languages import (
+from service.reading.bodies import body_text
+from service.reading.labels import PARTY_FIELDS, PARTY_LABELS, REFERRAL_FIELDS, fold_label
+from service.reading.languages import (
     _LABEL_LANGUAGES,
     label_language,
     language_code,
     request_language,
     text_language,
 )
-from service.parsing import parse_message
+from service.reading.request import parse_message
 from service.settings import LANGUAGES
 from tests.conftest import FIXTURES
 

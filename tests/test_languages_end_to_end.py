@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
-from service import evaluation
 from service.clock import FixedClock
-from service.context import make_context
-from service.formats import format_date, format_money
+from service.evaluation import surveys
+from service.writing.context import make_context
+from service.writing.formats import format_date, format_money
 from store import queries
 from tests import browser
 from tests.conftest import REFERRER, InProcess, eventually, make_settings, wire_fixture
@@ -96,7 +96,7 @@ def test_a_french_provider_and_a_german_prospect_each_read_their_own_language(se
     # A month on: each is asked how it went, in their language; the referrer hears in French.
     ctx = make_context(running.settings, clock)
     clock.at = NOW + timedelta(days=ctx.settings.timing.follow_up_days)
-    assert evaluation.send_due(ctx, clock.at) == 2
+    assert surveys.send_due(ctx, clock.at) == 2
     running.deliver()
     survey_to_jeanne = mails_to(sink, JEANNE, 3)[2]
     survey_to_bernd = mails_to(sink, BERND, 3)[2]

@@ -7,8 +7,8 @@ import email
 import email.policy
 from datetime import UTC, datetime, timedelta
 
-from service.outbox import LEASE, RETRY_FOR, Report, backoff, deliver_due
-from service.transports import Maildir, SmtpRelay
+from service.delivery.outbox import LEASE, RETRY_FOR, Report, backoff, deliver_due
+from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
 from store.records import OutgoingMail
 from tests.conftest import free_port

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.labels import classify, fold_label
-from service.parsing import labelled_lines, parse_message, parse_request
+from service.reading.labels import classify, fold_label
+from service.reading.request import labelled_lines, parse_message, parse_request
 from tests.conftest import fixture_bytes
 
 

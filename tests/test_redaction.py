@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.redaction import Person, redact
-from service.text import fold
+from service.reading.text import fold
+from service.writing.redaction import Person, redact
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzäöüéèçñøåłśžßșțâîăğı"
 ARABIC = "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.bodies import body_text
 from service.model import DeclineReason
-from service.parsing import parse_message
-from service.quotes import new_text
-from service.replies import ReplyReading, Verdict, read_answer
-from service.text import fold
+from service.reading.bodies import body_text
+from service.reading.quotes import new_text
+from service.reading.replies import ReplyReading, Verdict, read_answer
+from service.reading.request import parse_message
+from service.reading.text import fold
 from tests.conftest import fixture_bytes
 
 YES, NO, UNCLEAR = Verdict.YES, Verdict.NO, Verdict.UNCLEAR

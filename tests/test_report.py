@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from service import charts, commands, workflow
+from service.evaluation import charts
+from service.intake import commands
 from service.model import Answer, Channel, DeclineReason
-from service.parsing import parse_message
+from service.reading.request import parse_message
+from service.referral import workflow
 from store import queries
 from tests import browser
 from tests.conftest import (

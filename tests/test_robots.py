@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from service.parsing import parse_message
-from service.robots import automatic_reason
+from service.reading.request import parse_message
+from service.reading.robots import automatic_reason
 from tests.conftest import FIXTURES, fixture_bytes
 
 PERSON = b"""From: Jane Roe <jane@acme.example>

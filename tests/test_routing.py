@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.routing import Destination, Route, bounce_address, reply_address, route
+from service.reading.routing import Destination, Route, bounce_address, reply_address, route
 from tests.conftest import make_settings
 
 KEY = "k7q3xzm2p4wsr6tb"

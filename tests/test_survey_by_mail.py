@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from service import evaluation, intake
+from service.evaluation import surveys
+from service.intake import pipeline, receiving
 from service.model import Channel
-from service.parsing import parse_message
-from service.quotes import new_text
-from service.survey_replies import read_survey
+from service.reading.quotes import new_text
+from service.reading.request import parse_message
+from service.reading.survey_replies import read_survey
 from store import queries
 from tests.conftest import FIXTURES, fixture_bytes
 from tests.helpers import NOW, PROSPECT, PROVIDER
@@ -23,7 +24,7 @@ FIXTURE_KEY = b"refer+abcdefghijklmnop@"
 
 def surveyed(ctx):
     referral = introduce(ctx)
-    assert evaluation.send_due(ctx, NOW + FOLLOW_UP) == 2
+    assert surveys.send_due(ctx, NOW + FOLLOW_UP) == 2
     return referral
 
 
@@ -38,9 +39,9 @@ def as_from(raw: bytes, address: str, reply_key: str | None) -> bytes:
 
 def deliver(ctx, raw: bytes, recipient: str, sender: str) -> tuple[str, str]:
     at = NOW + FOLLOW_UP + timedelta(days=1)
-    received = intake.receive(raw, sender, [recipient], Channel.SMTP, at)
+    received = receiving.receive(raw, sender, [recipient], Channel.SMTP, at)
     assert received.inbound_id is not None
-    intake.process_pending(ctx, at)
+    pipeline.process_pending(ctx, at)
     record = queries.inbound_by_id(received.inbound_id)
     return record.state, record.note
 

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from service.model import Business
-from service.survey_form import parse_amount, survey_form
-from service.survey_replies import SurveyAnswers
+from service.reading.survey_form import parse_amount, survey_form
+from service.reading.survey_replies import SurveyAnswers
 
 
 @pytest.mark.parametrize(

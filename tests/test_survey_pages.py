@@ -9,11 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from service import evaluation, workflow
 from service.clock import FixedClock
-from service.context import make_context
+from service.evaluation import surveys
 from service.model import Answer, Channel
+from service.referral import workflow
 from service.tokens import Purpose
+from service.writing.context import make_context
 from store import queries
 from tests.conftest import REFERRER, InProcess, eventually, wire_fixture
 from tests.helpers import NOW, PROSPECT, PROVIDER, parse, text_of, web
@@ -33,7 +34,7 @@ class Surveyed:
             workflow.answer(self.ctx, referral.party(role).ask_key, Answer.YES, Channel.LINK, NOW)
         self.referral = queries.referral_by_id(referral.id)
         clock.at = NOW + FOLLOW_UP
-        assert evaluation.send_due(self.ctx, clock.at) == 2
+        assert surveys.send_due(self.ctx, clock.at) == 2
         self.service.deliver()
         self.links = {
             d.rcpt_tos[0]: re.search(r"(http://\S+/s/[A-Za-z0-9_.\-]+)\?rating=1", text_of(d))[1]
@@ -141,7 +142,7 @@ def test_when_both_answered_the_referrer_gets_the_summary_with_the_value(surveye
 
 def test_a_closed_survey_says_so(surveyed):
     surveyed.clock.at = NOW + FOLLOW_UP + timedelta(days=14)
-    evaluation.close_due(surveyed.ctx, surveyed.clock.at)
+    surveys.close_due(surveyed.ctx, surveyed.clock.at)
     page = web.get(surveyed.links[PROVIDER])
     assert page.status_code == 410 and "This survey is closed" in page.text
     posted = web.post(surveyed.links[PROVIDER], data={"rating": "5"})

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.bodies import body_text
 from service.model import Business
-from service.parsing import parse_message
-from service.quotes import new_text
-from service.survey_replies import SurveyAnswers, read_survey
+from service.reading.bodies import body_text
+from service.reading.quotes import new_text
+from service.reading.request import parse_message
+from service.reading.survey_replies import SurveyAnswers, read_survey
 from tests.conftest import fixture_bytes
 
 YES, NOT_YET, NO = Business.YES, Business.NOT_YET, Business.NO

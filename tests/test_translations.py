@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from service import report
-from service.addresses import Mailbox
-from service.charts import funnel_svg, share_bars_svg
-from service.compose import build_message
+from service.evaluation import report
+from service.evaluation.charts import funnel_svg, share_bars_svg
+from service.reading.addresses import Mailbox
 from service.settings import LANGUAGES
+from service.writing.compose import build_message
 from tests.test_compose import CONTEXTS, NOW, TEMPLATES
 from tests.test_figures import declined, introduced, run, survey
 

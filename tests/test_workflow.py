@@ -6,13 +6,13 @@ import threading
 
 import pytest
 
-from service import workflow
-from service.addresses import Mailbox
-from service.checks import suggestions
 from service.errors import NotFound
 from service.model import Answer, Channel, State, Suggestion
-from service.parsing import parse_message, parse_request
-from service.workflow import Notice, Outcome, decide_answer
+from service.reading.addresses import Mailbox
+from service.reading.request import parse_message, parse_request
+from service.referral import workflow
+from service.referral.gate import suggestions
+from service.referral.workflow import Notice, Outcome, decide_answer
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW

@@ -1,0 +1,1 @@
+"""The way out: the durable outbox and the transports it hands mail to."""

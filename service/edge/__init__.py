@@ -1,0 +1,1 @@
+"""The process and its surfaces: serve, command line, SMTP listener, pages, jobs; wiring only."""

@@ -1,0 +1,188 @@
+"""`serve`: the SMTP listener, the pages, the scheduler and the outbox worker in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import schedule
+from aiohttp import web
+
+from service.clock import Clock, SystemClock
+from service.delivery import transports
+from service.delivery.outbox import Transport, deliver_due
+from service.edge import jobs
+from service.edge.pages import make_app
+from service.edge.smtp import InboundHandler, smtp_factory
+from service.intake import pipeline
+from service.settings import Settings
+from service.writing.context import Context, make_context
+from store import db
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Catch-up intervals: the work is kicked the moment it arrives; these only make sure that
+# what a crash or another instance left behind is picked up soon.
+INTAKE_EVERY_SECONDS = 10
+OUTBOX_EVERY_SECONDS = 5
+# Reminders, expiry, surveys and the digest are due in days or hours; a minute late is on time.
+DEADLINES_EVERY_SECONDS = 60
+STOP_GRACE_SECONDS = 30
+
+
+class Kicker:
+    """Runs one job, never twice at once; a kick while it runs makes it run once more after."""
+
+    def __init__(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        self.name = name
+        self.job = job
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self._closed = False
+
+    def kick(self) -> None:
+        if self._closed:
+            return  # stopping: what is left is in the store for the next start
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.job()
+            except Exception:
+                log.exception("%s failed; it runs again on the next kick", self.name)
+            if not self._again:
+                return
+
+    async def close(self) -> None:
+        """Take no more kicks and let the run under way finish."""
+        self._closed = True
+        if self._task is not None:
+            await self._task
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.transport = transport or transports.from_settings(settings)
+        # Peewee keeps one connection per thread: a small fixed pool bounds them, and keeps
+        # blocking store calls off the event loop that serves every SMTP and HTTP client.
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
+        self.ctx: Context | None = None
+        self.smtp_server: asyncio.base_events.Server | None = None
+        self.web_runner: web.AppRunner | None = None
+        self.scheduler = schedule.Scheduler()
+        self._scheduler_task: asyncio.Task[None] | None = None
+        self.intake = Kicker("intake", self._intake)
+        self.outbox = Kicker("outbox", self._outbox)
+        self.deadlines = Kicker("deadlines", self._deadlines)
+        self.smtp_port = 0
+        self.web_port = 0
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def start(self) -> None:
+        await self.run_db(db.bind, self.settings.database.url)
+        self.ctx = make_context(self.settings, self.clock)
+        loop = asyncio.get_running_loop()
+
+        handler = InboundHandler(self.settings, self.clock, self.run_db, self.intake.kick)
+        inbound = self.settings.inbound
+        self.smtp_server = await loop.create_server(
+            smtp_factory(handler, self.settings), host=inbound.host, port=inbound.port
+        )
+        self.smtp_port = self.smtp_server.sockets[0].getsockname()[1]
+
+        app = make_app(self.ctx, self.clock, self.run_db, self.outbox.kick)
+        self.web_runner = web.AppRunner(app, access_log=None)
+        await self.web_runner.setup()
+        site = web.TCPSite(self.web_runner, self.settings.web.host, self.settings.web.port)
+        await site.start()
+        self.web_port = self.web_runner.addresses[0][1]
+
+        self.scheduler.every(INTAKE_EVERY_SECONDS).seconds.do(self.intake.kick)
+        self.scheduler.every(OUTBOX_EVERY_SECONDS).seconds.do(self.outbox.kick)
+        self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.deadlines.kick)
+        self._scheduler_task = loop.create_task(self._run_scheduler(), name="scheduler")
+        # Whatever a previous run stored but did not finish is due now.
+        self.intake.kick()
+        self.outbox.kick()
+        self.deadlines.kick()
+        log.info(
+            "care-intro serving: SMTP %s:%d for %s, pages %s:%d, outbound %s",
+            inbound.host,
+            self.smtp_port,
+            self.settings.referral_mailbox,
+            self.settings.web.host,
+            self.web_port,
+            self.settings.outbound.transport,
+        )
+
+    async def stop(self) -> None:
+        if self.smtp_server is not None:
+            self.smtp_server.close()
+            await self.smtp_server.wait_closed()
+        if self.web_runner is not None:
+            await self.web_runner.cleanup()
+        if self._scheduler_task is not None:
+            self._scheduler_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler_task
+        try:
+            async with asyncio.timeout(STOP_GRACE_SECONDS):
+                await self.intake.close()
+                await self.deadlines.close()
+                await self.outbox.close()
+        except TimeoutError:
+            log.warning("stopped before the workers finished; leases and the store resume them")
+        # Store calls still under way (an SMTP DATA being stored) finish before we go.
+        await asyncio.to_thread(self.executor.shutdown, True)
+        db.close()
+        log.info("care-intro stopped")
+
+    async def _run_scheduler(self) -> None:
+        while True:
+            self.scheduler.run_pending()
+            idle = self.scheduler.idle_seconds
+            await asyncio.sleep(min(max(idle or 1.0, 0.05), 1.0))
+
+    async def _intake(self) -> None:
+        assert self.ctx is not None
+        done = await self.run_db(pipeline.process_pending, self.ctx, self.clock.now())
+        if done:
+            self.outbox.kick()
+
+    async def _deadlines(self) -> None:
+        assert self.ctx is not None
+        if await jobs.run_deadlines(self.ctx, self.clock.now(), self.run_db):
+            self.outbox.kick()
+
+    async def _outbox(self) -> None:
+        await deliver_due(self.transport, self.clock.now(), self.run_db)
+
+
+async def serve_until(settings: Settings, stop: asyncio.Event) -> None:
+    service = Service(settings)
+    try:
+        await service.start()
+        await stop.wait()
+    finally:
+        # Also after a start that failed half-way (a port taken): close what did open.
+        await service.stop()

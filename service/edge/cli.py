@@ -1,0 +1,261 @@
+"""The `care-intro` command: wiring only — load settings, open the store, run one command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from service.clock import Clock, FixedClock, SystemClock, parse_moment
+from service.delivery import transports
+from service.edge import console, jobs
+from service.errors import CareIntroError, ConfigError
+from service.evaluation import report
+from service.intake import receiving
+from service.model import Channel
+from service.reading.addresses import parse_mailbox
+from service.reading.routing import route
+from service.settings import Settings, load
+from service.writing.context import make_context
+from store import db, queries
+
+log = logging.getLogger("care-intro")
+
+# sysexits(3): what an MTA's pipe transport understands (75 = try again later, 77 = bounce).
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_NOUSER = 67
+EX_SOFTWARE = 70
+EX_TEMPFAIL = 75
+EX_NOPERM = 77
+EX_CONFIG = 78
+
+
+class Failure(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiosmtpd logs every SMTP command at INFO; our handler logs what matters.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    try:
+        return int(args.run(args) or 0)
+    except Failure as exc:
+        print(f"care-intro: {exc}", file=sys.stderr)
+        return exc.code
+    except ConfigError as exc:
+        print(f"care-intro: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except CareIntroError as exc:
+        print(f"care-intro: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.debug("unexpected failure", exc_info=True)
+        print(f"care-intro: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EX_SOFTWARE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="care-intro", description="Double opt-in introductions by email."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, run: object) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--config",
+            metavar="PATH",
+            help="configuration file (default: $CARE_INTRO_CONFIG, else config/care-intro.toml)",
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    command("serve", "SMTP listener, pages, scheduler and outbox worker in one process", _serve)
+    demo = command("demo", "run one full introduction locally and show what everyone got", _demo)
+    demo.add_argument("--keep", metavar="DIR", help="keep the demo's data in DIR")
+    submit = command("submit", "process one message as if it had arrived by SMTP", _submit)
+    submit.add_argument("file", metavar="FILE.eml", help="the message, or - for standard input")
+    submit.add_argument("--sender", help="envelope sender (default: the From address)")
+    submit.add_argument("--recipient", help="envelope recipient (default: the referral address)")
+    tick = command("tick", "run every job due at a moment once, then exit", _tick)
+    tick.add_argument("--at", metavar="ISO-8601", help="the moment (default: now)")
+    status = command("status", "one referral's history; without REF, counts by state", _status)
+    status.add_argument("ref", metavar="REF", nargs="?")
+    quarantine = command(
+        "quarantine", "messages that could not be understood: list, show ID, retry ID", _quarantine
+    )
+    quarantine.add_argument("action", choices=("list", "show", "retry"))
+    quarantine.add_argument("id", nargs="?", type=int, metavar="ID")
+    report_cmd = command(
+        "report", "the funnel, decline reasons, people, value closed and the radar", _report
+    )
+    report_cmd.add_argument("--referrer", metavar="ADDR", help="only this referrer's referrals")
+    report_cmd.add_argument(
+        "--since", metavar="DATE", help="only referrals requested since (2026-01-01, or ISO-8601)"
+    )
+    report_cmd.add_argument("--format", choices=tuple(report.FORMATS), default="text")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load(args.config)
+
+
+def _open_store(settings: Settings) -> None:
+    try:
+        db.bind(settings.database.url)
+    except Exception as exc:
+        raise Failure(f"cannot open the database: {exc}", EX_TEMPFAIL) from exc
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.edge.app import serve_until
+
+    settings = _settings(args)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_until(settings, stop)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        raise Failure(f"cannot start: {exc}", EX_TEMPFAIL) from exc
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from service.edge.demo import run_demo
+
+    return run_demo(Path(args.keep) if args.keep else None)
+
+
+def _tick(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    clock: Clock = SystemClock()
+    if args.at:
+        try:
+            clock = FixedClock(parse_moment(args.at))
+        except ValueError as exc:
+            raise Failure(str(exc), 64) from exc
+    _open_store(settings)
+    ctx = make_context(settings, clock)
+    done = asyncio.run(jobs.run_due(ctx, transports.from_settings(settings), clock.now()))
+    print(done)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    raw = _read_message(args.file)
+    headers = receiving.headers_of(raw)
+    recipient = args.recipient or settings.referral_mailbox
+    if route(recipient, settings) is None:
+        raise Failure(f"<{recipient}>: no such mailbox here", EX_NOUSER)
+    if args.sender is not None:
+        sender = args.sender
+    else:
+        from_mailbox = parse_mailbox(str(headers.get("From", "")))
+        sender = from_mailbox.address if from_mailbox else ""
+        if not sender:
+            raise Failure("the message has no usable From address; give --sender", EX_DATAERR)
+    _open_store(settings)
+    refused = receiving.admission(sender, [recipient], headers, settings)
+    if refused:
+        raise Failure(refused, EX_NOPERM)
+    clock = SystemClock()
+    try:
+        received = receiving.receive(raw, sender, [recipient], Channel.CLI, clock.now(), headers)
+    except Exception as exc:
+        # Not stored: the MTA must keep the message and try again (a retry is deduplicated).
+        raise Failure(f"could not store the message: {exc}", EX_TEMPFAIL) from exc
+    if received.duplicate:
+        print(f"already received {received.message_id}; nothing to do")
+        return 0
+    ctx = make_context(settings, clock)
+    done = asyncio.run(jobs.run_due(ctx, transports.from_settings(settings), clock.now()))
+    assert received.inbound_id is not None
+    print(console.inbound_line(received.inbound_id))
+    log.info("%s", done)
+    return 0
+
+
+def _read_message(name: str) -> bytes:
+    try:
+        raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+    except OSError as exc:
+        raise Failure(f"cannot read {name}: {exc.strerror}", EX_NOINPUT) from exc
+    if not raw.strip():
+        raise Failure(f"{name} is empty", EX_DATAERR)
+    return raw
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _open_store(settings)
+    if args.ref is None:
+        print(console.summary(), end="")
+        return 0
+    text = console.status(args.ref)
+    if text is None:
+        raise Failure(f"no referral {args.ref}", EX_NOINPUT)
+    print(text, end="")
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.action != "list" and args.id is None:
+        raise Failure(f"quarantine {args.action} needs the message's ID", 64)
+    _open_store(settings)
+    if args.action == "list":
+        print(console.quarantine_list(), end="")
+        return 0
+    if args.action == "show":
+        shown = console.quarantine_show(args.id)
+        if shown is None:
+            raise Failure(f"no message {args.id}", EX_NOINPUT)
+        print(shown, end="")
+        return 0
+    if not queries.requeue_inbound(args.id):
+        raise Failure(f"message {args.id} is not in quarantine", EX_NOINPUT)
+    clock = SystemClock()
+    ctx = make_context(settings, clock)
+    asyncio.run(jobs.run_due(ctx, transports.from_settings(settings), clock.now()))
+    print(console.inbound_line(args.id))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    since = None
+    if args.since:
+        try:
+            since = parse_moment(args.since if "T" in args.since else args.since + "T00:00+00:00")
+        except ValueError as exc:
+            raise Failure(f"--since: {exc}", 64) from exc
+    referrer = parse_mailbox(args.referrer) if args.referrer else None
+    if args.referrer and referrer is None:
+        raise Failure(f"--referrer: not an address: {args.referrer}", 64)
+    _open_store(settings)
+    found = report.figures_for(referrer.address if referrer else None, since, SystemClock().now())
+    print(report.render(found, args.format), end="")
+    return 0

@@ -1,0 +1,143 @@
+"""What the command line prints about what happened: a referral's history, counts, quarantine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import default
+
+from service.model import Role, State
+from service.reading.bodies import body_text, header_text
+from store import queries
+from store.records import InboundRecord, PartyRecord
+
+STATE_ORDER = tuple(state.value for state in State)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def _who(name: str, email: str) -> str:
+    return f"{name} <{email}>" if name else email
+
+
+def _answer(party: PartyRecord) -> str:
+    if party.answer is None:
+        return "no answer yet"
+    return f"said {party.answer} by {party.answer_channel}, {_when(party.answered_at)}"
+
+
+def status(ref: str) -> str | None:
+    referral = queries.referral_by_ref(ref)
+    if referral is None:
+        return None
+    lines = [
+        f"{referral.ref}  {referral.state}",
+        f"  referrer  {_who(referral.referrer_name, referral.referrer_email)}",
+    ]
+    for party in referral.parties:
+        lines.append(f"  {party.role:<9} {_who(party.name, party.email)}  ({_answer(party)})")
+    lines += [
+        f"  need      {referral.need}",
+        f"  created   {_when(referral.created_at)}",
+        f"  open till {_when(referral.expires_at)}",
+    ]
+    if referral.introduced_at:
+        lines.append(f"  introduced {_when(referral.introduced_at)}")
+    lines.append("history")
+    for event in queries.events_for(referral.id):
+        detail = f"  {event.detail}" if event.detail else ""
+        lines.append(
+            f"  {_when(event.at)}  {event.kind:<16} {event.actor:<9} via {event.channel}{detail}"
+        )
+    lines.append("mail")
+    for purpose, state, recipients in queries.outbox_for_referral(referral.id):
+        lines.append(f"  {purpose:<20} {state:<8} to {', '.join(recipients)}")
+    return "\n".join(lines) + "\n"
+
+
+def summary(referrer: str | None = None) -> str:
+    counts = queries.referral_counts(referrer)
+    total = sum(counts.values())
+    heading = f"referrals of {referrer}" if referrer else "referrals"
+    lines = [f"{heading}: {total}"]
+    for state in (*STATE_ORDER, *sorted(set(counts) - set(STATE_ORDER))):
+        if counts.get(state):
+            lines.append(f"  {state:<14} {counts[state]}")
+    recent = queries.recent_referrals(referrer, limit=20)
+    if recent:
+        lines.append("latest")
+        for r in recent:
+            people = sorted(r.parties, key=lambda p: p.role != Role.PROVIDER)
+            names = " -> ".join(p.display for p in people)
+            lines.append(f"  {r.ref}  {r.state:<12} {_when(r.created_at)}  {names}")
+    if not referrer:
+        mail = queries.outbox_counts()
+        if mail:
+            lines.append("outbox  " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items())))
+    return "\n".join(lines) + "\n"
+
+
+def inbound_line(inbound_id: int) -> str:
+    """What became of one stored message, for `submit`."""
+    record = queries.inbound_by_id(inbound_id)
+    if record is None:
+        return f"message {inbound_id}: not found"
+    return _describe(record)
+
+
+def quarantine_list() -> str:
+    found = queries.quarantined()
+    if not found:
+        return "quarantine is empty\n"
+    lines = [f"{len(found)} message(s) in quarantine (newest first)"]
+    for record in found:
+        headers = BytesHeaderParser(policy=default).parsebytes(record.raw)
+        lines.append(
+            f"  {record.id:>6}  {_when(record.received_at)}  {headers.get('From', '?')}"
+            f'  "{header_text(headers, "Subject")}"  {record.note}'
+        )
+    return "\n".join(lines) + "\n"
+
+
+def quarantine_show(inbound_id: int) -> str | None:
+    record = queries.inbound_by_id(inbound_id)
+    if record is None:
+        return None
+    message = BytesParser(policy=default).parsebytes(record.raw)
+    text = body_text(message)
+    preview = "\n".join((text or "(no readable text)").strip().split("\n")[:40])
+    return (
+        "\n".join(
+            [
+                f"message {record.id}  {record.state}",
+                f"  received  {_when(record.received_at)} via {record.via}",
+                f"  envelope  from <{record.envelope_from}> to {', '.join(record.recipients)}",
+                f"  reason    {record.note or '-'}",
+                "",
+                *[
+                    f"{name}: {value}"
+                    for name, value in message.items()
+                    if name.lower()
+                    in (
+                        "from",
+                        "sender",
+                        "to",
+                        "subject",
+                        "date",
+                        "message-id",
+                        "content-type",
+                        "authentication-results",
+                    )
+                ],
+                "",
+                preview,
+            ]
+        )
+        + "\n"
+    )
+
+
+def _describe(record: InboundRecord) -> str:
+    return f"message {record.id}: {record.state}" + (f", {record.note}" if record.note else "")

@@ -1,0 +1,99 @@
+"""The SMTP edge: route each recipient, refuse what we must, store the raw bytes, answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from service.clock import Clock
+from service.intake import receiving
+from service.reading.routing import route
+from service.settings import Settings
+from store.db import RunDb
+
+log = logging.getLogger(__name__)
+
+TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
+
+
+class InboundHandler:
+    """An aiosmtpd handler; it never parses bodies or renders anything (that runs later)."""
+
+    def __init__(
+        self, settings: Settings, clock: Clock, run_db: RunDb, on_stored: Callable[[], None]
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.run_db = run_db
+        self.on_stored = on_stored
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if route(address, self.settings) is None:
+            return f"550 5.1.1 <{address}>: no such mailbox here"
+        # Who may send is decided at DATA, in the dialogue still (a reply mail would be
+        # backscatter): a party answering with a client that dropped our tag writes to the
+        # referral address, and only the headers show that it answers our question.
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        message_id = None
+        try:
+            headers = receiving.headers_of(raw)
+            message_id = receiving.message_id_of(headers)
+            sender = envelope_sender(envelope)
+            refused, received = await self.run_db(
+                receiving.admit_and_receive,
+                raw,
+                sender,
+                list(envelope.rcpt_tos),
+                self.settings,
+                self.clock.now(),
+                headers,
+            )
+            if refused:
+                return f"550 5.7.1 {refused[0].upper()}{refused[1:]}"
+            assert received is not None
+        except Exception:
+            log.exception("could not store message %s from %s", message_id, session.peer)
+            return TEMPORARY_FAILURE
+        if received.duplicate:
+            log.info("message %s was already stored; accepted again, kept once", message_id)
+            return "250 2.0.0 OK: already received"
+        self.on_stored()
+        return f"250 2.0.0 OK: queued as {received.inbound_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default would put the exception's text in the reply.
+        log.error("SMTP session error: %r", error, exc_info=error)
+        return TEMPORARY_FAILURE
+
+
+def envelope_sender(envelope: Envelope) -> str:
+    """The envelope sender, with the null sender (bounces: MAIL FROM:<>) as ""."""
+    sender = (envelope.mail_from or "").strip()
+    return "" if sender == "<>" else sender
+
+
+def smtp_factory(handler: InboundHandler, settings: Settings) -> Callable[[], Any]:
+    def make() -> SMTP:
+        return SMTP(
+            handler,
+            data_size_limit=settings.inbound.max_message_bytes,
+            enable_SMTPUTF8=True,
+            hostname=settings.service.domain,
+            ident="care-intro",
+        )
+
+    return make

@@ -1,0 +1,1 @@
+"""Mail that arrives: stored before the SMTP answer, then routed to the stage it is for."""

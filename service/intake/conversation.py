@@ -1,0 +1,145 @@
+"""Behind the SMTP answer: a party's answer by mail, and the bounces of what we sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+
+from service.evaluation import surveys
+from service.intake.disposition import Disposition
+from service.model import Answer, Channel, InboundState
+from service.reading import bounces, quotes, replies
+from service.reading.authorization import single_mailbox
+from service.reading.robots import automatic_reason
+from service.reading.survey_replies import SurveyAnswers, read_survey
+from service.referral import workflow
+from service.writing.context import Context
+from store import queries
+from store.records import InboundRecord, PartyRecord
+
+
+def process_reply(
+    ctx: Context, record: InboundRecord, message: EmailMessage, ask_key: str, now: datetime
+) -> Disposition:
+    """Stages: not a robot, from the party asked, then a yes, a no or one explanation."""
+    robot = _robot(record, message)
+    if robot:
+        return robot
+    found = workflow.find_question(ask_key)
+    if found is None:
+        return Disposition(InboundState.IGNORED, "answer to a question we do not have")
+    referral, party = found
+    stranger = _not_from(message, referral.ref, party, "reply")
+    if stranger:
+        return stranger
+    reading = replies.read_answer(quotes.new_text(message))
+    if reading.verdict is replies.Verdict.UNCLEAR:
+        told = workflow.explain_unclear(ctx, ask_key, now)
+        how = "explained how to answer" if told else "not explained again"
+        return Disposition(
+            InboundState.PROCESSED, f"{referral.ref}: unclear answer from the {party.role}; {how}"
+        )
+    result = workflow.answer(
+        ctx,
+        ask_key,
+        Answer(reading.verdict.value),
+        Channel.REPLY,
+        now,
+        reason=reading.reason,
+        reason_text=reading.reason_text,
+    )
+    return Disposition(
+        InboundState.PROCESSED,
+        f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})",
+    )
+
+
+def process_survey_reply(
+    ctx: Context, record: InboundRecord, message: EmailMessage, survey_key: str, now: datetime
+) -> Disposition:
+    """Stages: not a robot, from the party asked, then whatever answers the reply gives.
+
+    Text we cannot read as answers still reaches the referrer, as the party's comment.
+    """
+    robot = _robot(record, message)
+    if robot:
+        return robot
+    found = surveys.find_survey(survey_key)
+    if found is None:
+        return Disposition(InboundState.IGNORED, "answer to a survey we do not have")
+    referral, survey = found
+    party = referral.party_by_id(survey.party_id)
+    stranger = _not_from(message, referral.ref, party, "survey reply")
+    if stranger:
+        return stranger
+    text = quotes.new_text(message)
+    answers = read_survey(text)
+    if answers.empty:
+        comment = " ".join(text.split())[:1000]
+        if not comment:
+            return Disposition(InboundState.IGNORED, f"{referral.ref}: empty survey reply")
+        answers = SurveyAnswers(comment=comment)
+    result = surveys.record(ctx, survey_key, answers, Channel.REPLY, now)
+    return Disposition(
+        InboundState.PROCESSED,
+        f"{referral.ref}: {party.role} answered the survey ({result.outcome})",
+    )
+
+
+def _robot(record: InboundRecord, message: EmailMessage) -> Disposition | None:
+    """Robots never answer for anyone (RFC 3834)."""
+    robot = automatic_reason(message, record.envelope_from)
+    return Disposition(InboundState.IGNORED, f"automatic message: {robot}") if robot else None
+
+
+def _not_from(message: EmailMessage, ref: str, party: PartyRecord, what: str) -> Disposition | None:
+    """Someone the mail was forwarded to is not the person we asked."""
+    author = single_mailbox(message.get("From"))
+    if author is not None and author.address == party.email:
+        return None
+    return Disposition(InboundState.IGNORED, f"{ref}: {what} not from the {party.role}")
+
+
+def process_bounce(
+    ctx: Context, record: InboundRecord, message: EmailMessage, bounce_key: str, now: datetime
+) -> Disposition:
+    """A permanent failure of a consent question ends the referral; anything else is noted.
+
+    The VERP address names the mail, so the failed party is known without trusting the
+    bounce's text; without it, the addresses the bounce reports are matched to open questions.
+    """
+    failures = bounces.read_bounce(message)
+    if not failures:
+        return Disposition(InboundState.IGNORED, "not a delivery status notification")
+    sent = queries.sent_mail_by_bounce_key(bounce_key) if bounce_key else None
+    permanent = [f for f in failures if f.permanent]
+    if not permanent:
+        statuses = ", ".join(f"{f.recipient} {f.status or '4.x.x'}" for f in failures)
+        if sent is not None and sent.referral_id is not None:
+            queries.add_event(
+                sent.referral_id, now, "delivery delayed", "mta", Channel.SMTP, statuses
+            )
+        return Disposition(InboundState.IGNORED, f"temporary failure: {statuses}")
+    if sent is not None and sent.survey_id is not None:
+        closed = surveys.bounced(ctx, sent.survey_id, permanent[0].status, now)
+        return Disposition(
+            InboundState.PROCESSED,
+            f"permanent failure of a survey: {permanent[0].status}; closed {closed}",
+        )
+    if sent is not None:  # the mail is known: whatever it reports, this question failed
+        asked = sent.referral_id is not None and sent.party_id is not None
+        targets = [(sent.referral_id, sent.party_id, permanent[0].status)] if asked else []
+    else:
+        targets = [
+            (referral_id, party_id, f.status)
+            for f in permanent
+            for referral_id, party_id, _ in queries.open_questions_to(f.recipient)
+        ]
+    ended = sum(
+        workflow.undeliverable(ctx, referral_id, party_id, status, Channel.SMTP, now)
+        for referral_id, party_id, status in targets
+    )
+    addresses = ", ".join(f"{f.recipient} {f.status}" for f in permanent)
+    return Disposition(
+        InboundState.PROCESSED, f"permanent failure: {addresses}; {ended} referral(s) ended"
+    )

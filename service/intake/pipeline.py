@@ -1,0 +1,138 @@
+"""Behind the SMTP answer: each stored message, in turn, handed to the stage it is for."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.message import Message
+
+from service.errors import Unreadable
+from service.intake import commands, conversation
+from service.intake.disposition import Disposition
+from service.intake.receiving import headers_of, message_id_of, referenced_ids
+from service.model import Channel, InboundState
+from service.reading.addresses import Mailbox
+from service.reading.authorization import judge
+from service.reading.bodies import header_text
+from service.reading.request import parse_message, parse_request
+from service.reading.robots import automatic_reason
+from service.reading.routing import Route, route
+from service.referral import quota
+from service.referral.gate import care_gate
+from service.referral.workflow import open_referral, refuse_request
+from service.writing import letters
+from service.writing.context import Context
+from store import queries, suppressions
+from store.db import transaction
+from store.records import InboundRecord
+
+log = logging.getLogger(__name__)
+
+
+def process_pending(ctx: Context, now: datetime, limit: int = 200) -> int:
+    """Work through stored, unprocessed messages; each one in its own transaction."""
+    done = 0
+    while done < limit:
+        with transaction():
+            record = queries.lock_next_inbound()
+            if record is None:
+                break
+            disposition = _process_safely(ctx, record, now)
+            queries.finish_inbound(record.id, disposition.state, disposition.note, now)
+        done += 1
+    return done
+
+
+def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
+    try:
+        with transaction():  # a savepoint: a failure undoes this message's work, not the claim
+            return process(ctx, record, now)
+    except Exception as exc:
+        log.exception("inbound %s %s could not be processed", record.id, record.message_id)
+        _tell_referrer_safely(ctx, record, now)
+        return Disposition(
+            InboundState.QUARANTINED, f"internal error: {type(exc).__name__}: {exc}"[:500]
+        )
+
+
+def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
+    """The stages, in order; the first that decides ends the run.
+
+    What the message is comes from where it was sent: a VERP address or the null sender is
+    a bounce, a question's address (or a reply naming our question) an answer, and the
+    referral address a request.
+    """
+    destinations = [d for d in (route(r, ctx.settings) for r in record.recipients) if d]
+    message = parse_message(record.raw)
+    bounce = next((d for d in destinations if d.route is Route.BOUNCE), None)
+    if bounce is not None or record.envelope_from == "":
+        return conversation.process_bounce(ctx, record, message, bounce.key if bounce else "", now)
+    reply = next((d for d in destinations if d.route is Route.REPLY), None)
+    if reply is not None:
+        ask_key = queries.ask_key_for_reply(reply.key)
+        survey_key = None if ask_key else queries.survey_key_for_reply(reply.key)
+        if ask_key is None and survey_key is None:
+            return Disposition(InboundState.IGNORED, "answer to a question we do not have")
+    else:
+        named = referenced_ids(message)
+        ask_key = queries.ask_key_for_message_ids(named)
+        survey_key = None if ask_key else queries.survey_key_for_message_ids(named)
+    if ask_key is not None:
+        return conversation.process_reply(ctx, record, message, ask_key, now)
+    if survey_key is not None:
+        return conversation.process_survey_reply(ctx, record, message, survey_key, now)
+    robot = automatic_reason(message, record.envelope_from)
+    if robot:
+        return Disposition(InboundState.IGNORED, f"automatic message: {robot}")
+    verdict = judge(record.envelope_from, message, ctx.settings.security)
+    if verdict.referrer is None:
+        return Disposition(InboundState.IGNORED, verdict.refusal or "not a request")
+    referrer = verdict.referrer
+    language = commands.report_language(message)
+    if language is not None:
+        sent = commands.send_report(ctx, referrer, language, message_id_of(message), now)
+        return Disposition(
+            InboundState.PROCESSED, "report sent" if sent else "report not sent: daily limit"
+        )
+    try:
+        draft = parse_request(message, referrer.address)
+    except Unreadable as exc:
+        tell_unreadable(ctx, record.id, referrer, message, now)
+        return Disposition(InboundState.QUARANTINED, str(exc))
+    named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
+    findings = care_gate(draft, referrer.address, frozenset(suppressions.suppressed(named)))
+    if findings:
+        refuse_request(ctx, referrer, draft, findings, now)
+        return Disposition(
+            InboundState.REJECTED, ", ".join(sorted({f.problem.value for f in findings}))
+        )
+    channel = Channel.CLI if record.via == Channel.CLI else Channel.SMTP
+    referral = open_referral(ctx, draft, referrer, record.id, channel, now)
+    return Disposition(InboundState.PROCESSED, referral.ref)
+
+
+def tell_unreadable(
+    ctx: Context, inbound_id: int, referrer: Mailbox, message: Message, now: datetime
+) -> None:
+    """One short note to the referrer: we have their message, but could not read it.
+
+    Once per message: an operator's retry that fails again does not write to them again.
+    """
+    subject = header_text(message, "Subject")
+    with transaction():
+        if not quota.may_write(ctx.settings, referrer.address, now):
+            return
+        if queries.mark_referrer_told(inbound_id):
+            note = letters.request_unreadable(ctx, referrer, subject, message_id_of(message), now)
+            queries.enqueue([note], now)
+
+
+def _tell_referrer_safely(ctx: Context, record: InboundRecord, now: datetime) -> None:
+    """After a failure, still tell an allowed referrer; if even that fails, the log has it."""
+    try:
+        headers = headers_of(record.raw)
+        referrer = judge(record.envelope_from, headers, ctx.settings.security).referrer
+        if referrer is not None and not automatic_reason(headers, record.envelope_from):
+            tell_unreadable(ctx, record.id, referrer, headers, now)
+    except Exception:
+        log.exception("could not tell the referrer about inbound %s", record.id)

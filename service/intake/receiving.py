@@ -1,0 +1,116 @@
+"""Receive raw mail durably: what the SMTP answer (and `submit`) needs, and nothing more."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from service.model import Channel
+from service.reading.authorization import judge
+from service.reading.routing import Route, route
+from service.settings import Settings
+from store import queries
+from store.records import NewInbound
+
+_HEADERS = BytesHeaderParser(policy=compat32)
+_MESSAGE_ID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+
+
+@dataclass(frozen=True)
+class Received:
+    inbound_id: int | None
+    duplicate: bool
+    message_id: str | None
+
+
+def headers_of(raw: bytes) -> Message:
+    """Only the header block, with the fast compat32 parser: all the SMTP answer needs."""
+    return _HEADERS.parsebytes(raw)
+
+
+def message_id_of(headers: Message) -> str | None:
+    value = headers.get("Message-ID")
+    if value is None:
+        return None
+    value = " ".join(str(value).split())
+    return value or None
+
+
+def dedupe_key(message_id: str | None, raw: bytes) -> str:
+    """The same Message-ID is the same message; without one, the same bytes are."""
+    basis = b"mid:" + message_id.lower().encode() if message_id else b"raw:" + raw
+    return hashlib.sha256(basis).hexdigest()
+
+
+def admission(
+    envelope_from: str, recipients: Sequence[str], headers: Message, settings: Settings
+) -> str | None:
+    """Why the SMTP dialogue must refuse this message, or None to store it.
+
+    Answers and bounces reach a tagged address and may come from anyone. A request must come
+    from an allowed referrer, unless it is an answer to one of our questions whose client
+    dropped the tag (it still names our mail in In-Reply-To or References): that asks the
+    store, so call it off the event loop.
+    """
+    destinations = [route(r, settings) for r in recipients]
+    if any(d is not None and d.route is not Route.REQUEST for d in destinations):
+        return None
+    refusal = judge(envelope_from, headers, settings.security).refusal
+    if refusal and envelope_from and queries.answers_our_mail(referenced_ids(headers)):
+        return None
+    return refusal
+
+
+def admit_and_receive(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    settings: Settings,
+    now: datetime,
+    headers: Message,
+) -> tuple[str | None, Received | None]:
+    """The SMTP edge's one trip to the store: refuse, or store durably."""
+    refusal = admission(envelope_from, recipients, headers, settings)
+    if refusal:
+        return refusal, None
+    return None, receive(raw, envelope_from, recipients, Channel.SMTP, now, headers)
+
+
+def referenced_ids(headers: Message) -> list[str]:
+    """The Message-IDs a reply names, nearest first: In-Reply-To, then References backwards."""
+    found: list[str] = []
+    for name in ("In-Reply-To", "References"):
+        ids = _MESSAGE_ID.findall(" ".join(str(v) for v in headers.get_all(name) or []))
+        found.extend(ids if name == "In-Reply-To" else reversed(ids))
+    return list(dict.fromkeys(found))[:20]
+
+
+def receive(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    via: Channel,
+    now: datetime,
+    headers: Message | None = None,
+) -> Received:
+    """Store the raw message (a committed write); only then may anyone say it was accepted."""
+    headers = headers if headers is not None else headers_of(raw)
+    message_id = message_id_of(headers)
+    inbound_id = queries.store_inbound(
+        NewInbound(
+            dedupe_key=dedupe_key(message_id, raw),
+            message_id=message_id,
+            envelope_from=envelope_from,
+            recipients=tuple(recipients),
+            via=via,
+            raw=raw,
+            received_at=now,
+        )
+    )
+    return Received(inbound_id, inbound_id is None, message_id)

@@ -1,0 +1,1 @@
+"""Pure readers of mail: addresses, bodies, forwards, requests, answers, robots and bounces."""

@@ -1,0 +1,130 @@
+"""Pure: who may refer. Judged at SMTP time (envelope, then headers) and again at intake."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.headerregistry import HeaderRegistry
+from email.message import Message
+from functools import cache
+
+import authres
+from publicsuffixlist import PublicSuffixList
+
+from service.reading.addresses import Mailbox, is_allowed, is_valid, normalize
+from service.settings import SecuritySettings
+
+_HEADERS = HeaderRegistry()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    referrer: Mailbox | None
+    refusal: str | None
+
+
+def may_send(envelope_from: str, allowed: Sequence[str]) -> bool:
+    """The envelope sender of a request; the null sender is a bounce and is judged later."""
+    return envelope_from == "" or is_allowed(envelope_from, allowed)
+
+
+def judge(envelope_from: str, headers: Message, security: SecuritySettings) -> Verdict:
+    """May this message be a request? The referrer it names, or why it must be refused.
+
+    A bounce (null envelope sender) is never a request but is kept, so it has no refusal.
+    """
+    allowed = security.allowed_referrers
+    if not may_send(envelope_from, allowed):
+        return Verdict(None, f"<{envelope_from}> is not allowed to send requests here")
+    referrer = referrer_of(headers, allowed)
+    if envelope_from == "":
+        return Verdict(None, None)
+    if referrer is None:
+        return Verdict(None, "the From address is not allowed to send requests here")
+    trusted = security.trusted_authserv_id
+    if trusted and not authenticated(headers, referrer.address, trusted):
+        return Verdict(None, "the From domain did not pass DKIM or SPF")
+    return Verdict(referrer, None)
+
+
+def referrer_of(headers: Message, allowed: Sequence[str]) -> Mailbox | None:
+    """The referrer, when From is exactly one allowed mailbox and no one else sent it for them.
+
+    A group, several authors, or a Sender who is not the author never counts: any of them
+    lets a message name an allowed referrer it was not written by.
+    """
+    author = single_mailbox(headers.get("From"))
+    if author is None or not is_allowed(author.address, allowed):
+        return None
+    sender = headers.get("Sender")
+    if sender is not None:
+        agent = single_mailbox(sender)
+        if agent is None or agent.address != author.address:
+            return None
+    return author
+
+
+def single_mailbox(value: object) -> Mailbox | None:
+    """The one mailbox of an address header, or None for groups, lists and garbage."""
+    if value is None:
+        return None
+    try:
+        header = _HEADERS("From", " ".join(str(value).split()))
+    except Exception:  # the header parser raises more than one kind on hostile input
+        return None
+    if len(header.groups) != 1 or header.groups[0].display_name is not None:
+        return None
+    addresses = header.groups[0].addresses
+    if len(addresses) != 1 or not is_valid(addresses[0].addr_spec):
+        return None
+    return Mailbox(addresses[0].display_name, normalize(addresses[0].addr_spec))
+
+
+def authenticated(headers: Message, author: str, trusted_id: str) -> bool:
+    """Did our own MTA find DKIM or SPF passing, aligned with the author's domain?
+
+    Only the topmost Authentication-Results with our authserv-id counts: the MTA writes it
+    above everything it received, and must remove any that arrive carrying its id.
+    """
+    domain = author.rsplit("@", 1)[1]
+    for value in headers.get_all("Authentication-Results") or []:
+        try:
+            parsed = authres.AuthenticationResultsHeader.parse_value(" ".join(str(value).split()))
+        except Exception:  # authres raises its own SyntaxError and others on malformed input
+            continue
+        if str(parsed.authserv_id).lower() != trusted_id.lower():
+            continue
+        return any(_aligned_pass(result, domain) for result in parsed.results)
+    return False
+
+
+def _aligned_pass(result: object, domain: str) -> bool:
+    method = str(getattr(result, "method", "")).lower()
+    if str(getattr(result, "result", "")).lower() != "pass":
+        return False
+    props = {f"{p.type}.{p.name}".lower(): str(p.value) for p in getattr(result, "properties", [])}
+    if method == "dkim":
+        return aligned(props.get("header.d", ""), domain)
+    if method == "spf":
+        mailfrom = props.get("smtp.mailfrom", "")
+        return aligned(mailfrom.rsplit("@", 1)[-1], domain)
+    if method == "dmarc":
+        return aligned(props.get("header.from", ""), domain)
+    return False
+
+
+def aligned(signer: str, author_domain: str) -> bool:
+    """Relaxed alignment (RFC 7489): both domains share one organizational domain."""
+    signer, author_domain = signer.strip().strip(".").lower(), author_domain.lower()
+    if not signer:
+        return False
+    return _organization(signer) == _organization(author_domain)
+
+
+@cache
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def _organization(domain: str) -> str:
+    return _psl().privatesuffix(domain) or domain

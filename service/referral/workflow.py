@@ -1,0 +1,347 @@
+"""The referral state machine: the only code that changes a referral's state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from service import ids
+from service.clock import zone
+from service.errors import NotFound
+from service.model import ROLES, Answer, Channel, DeclineReason, Finding, State
+from service.reading import languages
+from service.reading.addresses import Mailbox
+from service.reading.request import PartyDraft, RequestDraft
+from service.referral import gate, quota
+from service.writing import letters
+from service.writing.context import Context
+from store import queries, suppressions
+from store.db import transaction
+from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
+
+
+class Outcome(enum.StrEnum):
+    RECORDED = "recorded"
+    ALREADY_ANSWERED = "already_answered"
+    CLOSED = "closed"
+
+
+class Notice(enum.StrEnum):
+    INTRODUCTION = "introduction"
+    REFERRER_INTRODUCED = "referrer_introduced"
+    DECLINED_TO_OTHER = "declined_to_other"
+    REFERRER_DECLINED = "referrer_declined"
+    REFERRER_REOPENED = "referrer_reopened"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    state: State
+    notices: tuple[Notice, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    outcome: Outcome
+    answer: str | None
+    state: State
+    referral_id: int
+
+
+def decide_answer(
+    state: State,
+    answers: dict[str, str | None],
+    role: str,
+    answer: Answer,
+    still_open: bool = True,
+) -> Decision:
+    """Pure: what one party's answer does to a referral, given everyone's answers so far.
+
+    Until the introduction is sent a party may change their mind: a No after their own Yes
+    withdraws it, and a Yes after their own No reopens the question while it is still open
+    (the other's answer stands, so a Yes from both introduces them at once).
+    """
+    mine = answers.get(role)
+    if mine == answer:
+        return Decision(Outcome.ALREADY_ANSWERED, state)
+    others = [answers.get(r) for r in ROLES if r != role]
+    both_yes = all(a == Answer.YES for a in others)
+    if state is State.ASKING:
+        if answer is Answer.NO:
+            return Decision(
+                Outcome.RECORDED,
+                State.DECLINED,
+                (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
+            )
+        if both_yes:
+            return Decision(
+                Outcome.RECORDED,
+                State.INTRODUCED,
+                (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED),
+            )
+        return Decision(Outcome.RECORDED, State.ASKING)
+    reopens = (
+        state is State.DECLINED
+        and mine == Answer.NO
+        and answer is Answer.YES
+        and still_open
+        and Answer.NO not in others
+    )
+    if reopens and both_yes:
+        return Decision(
+            Outcome.RECORDED, State.INTRODUCED, (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED)
+        )
+    if reopens:
+        return Decision(Outcome.RECORDED, State.ASKING, (Notice.REFERRER_REOPENED,))
+    if mine is not None:
+        return Decision(Outcome.ALREADY_ANSWERED, state)
+    return Decision(Outcome.CLOSED, state)
+
+
+def open_referral(
+    ctx: Context,
+    draft: RequestDraft,
+    referrer: Mailbox,
+    inbound_id: int | None,
+    channel: Channel,
+    now: datetime,
+) -> ReferralRecord:
+    """Record a request that passed the CARE gate and ask both parties, in one transaction."""
+    language = request_language(draft, ctx.settings.service.default_language)
+    expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
+    remind_at = now + timedelta(days=ctx.settings.timing.reminder_after_days)
+    with transaction():
+        referral = queries.create_referral(
+            NewReferral(
+                state=State.ASKING,
+                referrer_email=referrer.address,
+                referrer_name=referrer.name,
+                need=draft.need,
+                budget=draft.budget,
+                follow_up_days=draft.follow_up_days,
+                language=language,
+                subject=draft.subject,
+                request_message_id=draft.message_id,
+                inbound_id=inbound_id,
+                created_at=now,
+                expires_at=expires_at,
+                # A reminder due at or after expiry would never go: none is scheduled.
+                remind_at=remind_at if remind_at < expires_at else None,
+                parties=(
+                    _new_party(draft.provider, language),
+                    _new_party(draft.prospect, language),
+                ),
+            ),
+            make_ref=ids.reference,
+        )
+        queries.add_event(referral.id, now, "received", "referrer", channel)
+        mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
+        for role in ROLES:
+            mails.append(letters.consent_request(ctx, referral, referral.party(role), now))
+        queries.enqueue(mails, now)
+        queries.add_event(referral.id, now, "asked", "service", channel, "provider, prospect")
+    return referral
+
+
+def refuse_request(
+    ctx: Context,
+    referrer: Mailbox,
+    draft: RequestDraft,
+    findings: list[Finding],
+    now: datetime,
+) -> None:
+    """No referral is created; the referrer learns every reason at once."""
+    language = request_language(draft, ctx.settings.service.default_language)
+    with transaction():
+        if not quota.may_write(ctx.settings, referrer.address, now):
+            return
+        refusal = letters.request_refused(ctx, referrer, draft, findings, language, now)
+        queries.enqueue([refusal], now)
+
+
+def answer(
+    ctx: Context,
+    ask_key: str,
+    given: Answer,
+    channel: Channel,
+    now: datetime,
+    reason: DeclineReason | None = None,
+    reason_text: str = "",
+) -> AnswerResult:
+    """Record a party's yes or no (a no with its reason, if they gave one); introduce, close
+    or reopen the referral when that decides it."""
+    with transaction():
+        referral, party = _lock_question(ask_key)
+        answers = {p.role: p.answer for p in referral.parties}
+        decision = decide_answer(
+            State(referral.state), answers, party.role, given, now < referral.expires_at
+        )
+        if decision.outcome is not Outcome.RECORDED:
+            return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
+        if given is Answer.NO:
+            reason = reason or (DeclineReason.OTHER if reason_text.strip() else None)
+        else:
+            reason, reason_text = None, ""
+        queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
+        changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
+        queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
+        if decision.state != referral.state:
+            extra = {"introduced_at": now} if decision.state is State.INTRODUCED else {}
+            queries.set_referral_state(referral.id, decision.state, now, **extra)
+            queries.add_event(referral.id, now, decision.state, "service", channel)
+            if decision.state is State.INTRODUCED:
+                _schedule_follow_up(ctx, referral, now)
+        if decision.notices:
+            referral = queries.referral_by_id(referral.id) or referral
+            mails = [
+                mail
+                for notice in decision.notices
+                for mail in letters.notice(ctx, notice, referral, party.role, now)
+            ]
+            queries.enqueue(mails, now)
+    return AnswerResult(Outcome.RECORDED, given, decision.state, referral.id)
+
+
+def undeliverable(
+    ctx: Context, referral_id: int, party_id: int, status: str, channel: Channel, now: datetime
+) -> bool:
+    """A party's question bounced for good: the introduction cannot happen.
+
+    The referrer learns which address failed; the other party only that it will not go ahead.
+    """
+    with transaction():
+        referral = queries.lock_referral(referral_id)
+        party = next((p for p in referral.parties if p.id == party_id), None)
+        if party is None:
+            return False
+        queries.add_event(referral.id, now, "bounced", party.role, channel, status)
+        if referral.state != State.ASKING:
+            return False
+        queries.set_referral_state(referral.id, State.UNDELIVERABLE, now)
+        queries.add_event(referral.id, now, State.UNDELIVERABLE, "service", channel)
+        mails = [
+            letters.referrer_undeliverable(ctx, referral, party, status, now),
+            letters.declined_to_other(ctx, referral, referral.other(party.role), now),
+        ]
+        queries.enqueue(mails, now)
+    return True
+
+
+def explain_unclear(ctx: Context, ask_key: str, now: datetime) -> bool:
+    """Tell a party how to answer after a reply we could not read; once per question."""
+    with transaction():
+        referral, party = _lock_question(ask_key)
+        queries.add_event(referral.id, now, "reply unclear", party.role, Channel.REPLY)
+        if referral.state != State.ASKING or party.answer is not None:
+            return False
+        if not quota.may_write(ctx.settings, party.email, now):
+            return False
+        if not queries.mark_unclear_told(party.id):
+            return False
+        queries.enqueue([letters.reply_unclear(ctx, referral, party, now)], now)
+    return True
+
+
+def opt_out(ctx: Context, subject: str, channel: Channel, now: datetime) -> bool:
+    """Never contact this person again: keep their address as a keyed hash, and close every
+    question still waiting for them as a no (the other party and the referrer are told as
+    for any no; mail to them is dropped from then on). False if they had already said stop.
+
+    `subject` is what an opt-out link names: "m:<bounce key>" for a mail, "q:<ask key>"
+    for a question's page; neither is personal data.
+    """
+    kind, _, key = subject.partition(":")
+    if kind == "m":
+        sent = queries.sent_mail_by_bounce_key(key)
+        address = sent.recipients[0] if sent is not None and sent.recipients else None
+    elif kind == "q":
+        address = queries.email_of_ask(key)
+    else:
+        address = None
+    if address is None:
+        raise NotFound("no such mail or question")
+    with transaction():
+        first = suppressions.suppress(address, now)
+    for _, _, ask_key in queries.open_questions_to(address):
+        answer(ctx, ask_key, Answer.NO, channel, now)
+    return first
+
+
+def follow_up_at(
+    referral: ReferralRecord, default_days: float, introduced_at: datetime
+) -> datetime:
+    """Pure: when the first survey is due; the request's own "Follow up: N days" wins."""
+    days = referral.follow_up_days if referral.follow_up_days else default_days
+    return introduced_at + timedelta(days=days)
+
+
+def _schedule_follow_up(ctx: Context, referral: ReferralRecord, now: datetime) -> None:
+    """In the transaction that introduces them: one survey per party, due after the delay.
+
+    The surveys themselves are sent, answered and closed by `evaluation`.
+    """
+    due = follow_up_at(referral, ctx.settings.timing.follow_up_days, now)
+    for party in referral.parties:
+        queries.create_survey(referral.id, party.id, 1, due, ids.ask_key(), ids.address_key())
+
+
+def language_of_optout(subject: str) -> str:
+    """The language of whoever an opt-out link is for: that of the mail or question it names."""
+    kind, _, key = subject.partition(":")
+    if kind == "q":
+        found = find_question(key)
+        return found[1].language if found else ""
+    if kind == "m":
+        return queries.language_of_mail(key)
+    return ""
+
+
+def _lock_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord]:
+    """The referral a question belongs to, locked for a transition, and the party it asks."""
+    referral_id = queries.referral_id_for_ask(ask_key)
+    if referral_id is None:
+        raise NotFound("no such consent question")
+    referral = queries.lock_referral(referral_id)
+    return referral, next(p for p in referral.parties if p.ask_key == ask_key)
+
+
+def find_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord] | None:
+    """The referral and party a consent link is about, or None if there is no such question."""
+    referral_id = queries.referral_id_for_ask(ask_key)
+    referral = queries.referral_by_id(referral_id) if referral_id is not None else None
+    if referral is None:
+        return None
+    return referral, next(p for p in referral.parties if p.ask_key == ask_key)
+
+
+def _new_party(draft: PartyDraft, language: str) -> NewParty:
+    assert draft.mailbox is not None, "the CARE gate lets no party without an address through"
+    return NewParty(
+        role=draft.role,
+        email=draft.mailbox.address,
+        name=draft.mailbox.name,
+        ask_key=ids.ask_key(),
+        reply_key=ids.address_key(),
+        language=languages.language_code(draft.language) or language,
+        phone=draft.phone,
+        prefers=draft.prefers,
+        best_time=draft.best_time,
+        booking=draft.booking,
+        timezone=known_zone(draft.timezone),
+    )
+
+
+def known_zone(name: str) -> str:
+    """An IANA time zone name as the request gave it, or "" when it is not one."""
+    name = name.strip()
+    return name if name and zone(name) is not None else ""
+
+
+def request_language(draft: RequestDraft, default: str) -> str:
+    """The language the referrer is written to, and each party unless the request names
+    theirs: a "Language:" line, else the language the request is written in, else `default`."""
+    return languages.language_code(draft.language) or languages.request_language(
+        draft.labels, draft.text, default
+    )

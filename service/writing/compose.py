@@ -1,0 +1,164 @@
+"""Pure: (template, language, context) -> a finished mail or page."""
+
+from __future__ import annotations
+
+import email.policy
+import importlib.util
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.header import Header
+from email.message import EmailMessage
+from email.utils import format_datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from service.reading.addresses import Mailbox
+from service.writing import formats
+
+FALLBACK_LANGUAGE = "en"
+
+# LF line ends (the SMTP client converts), 78-column headers, and 7bit: bodies that are not
+# ASCII go as quoted-printable or base64, because 8BITMIME is not a given on every relay.
+_POLICY = email.policy.default.clone(max_line_length=78, cte_type="7bit")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def templates_root() -> Path:
+    """templates/ of the checkout, or the copy an installed wheel carries."""
+    spec = importlib.util.find_spec("care_intro_templates")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("care-intro's templates are not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class Templates:
+    """One Jinja2 environment per language, each falling back to English file by file."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or templates_root()
+
+    def languages(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and len(p.name) == 2)
+
+    def render_mail(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
+        env = self._env(language)
+        text_module = env.get_template(f"mail/{name}.txt").make_module(dict(context))
+        html = env.get_template(f"mail/{name}.html").render(dict(context))
+        subject = " ".join(str(getattr(text_module, "subject", "")).split())
+        if not subject:
+            raise ValueError(f"mail template {name} sets no subject")
+        return Rendered(subject=subject, text=str(text_module), html=html)
+
+    def render_fragment(self, path: str, language: str, context: Mapping[str, Any]) -> str:
+        """A shared piece of text (a footer) in the recipient's language."""
+        return self._env(language).get_template(path).render(dict(context))
+
+    def render_page(self, name: str, language: str, context: Mapping[str, Any]) -> str:
+        return self._env(language).get_template(f"pages/{name}.html").render(dict(context))
+
+    def _env(self, language: str) -> jinja2.Environment:
+        return _environment(self.root, language)
+
+
+@cache
+def _environment(root: Path, language: str) -> jinja2.Environment:
+    folders = [root / language] if language != FALLBACK_LANGUAGE else []
+    folders.append(root / FALLBACK_LANGUAGE)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["date"] = _in_zone(formats.format_date, language)
+    env.filters["datetime"] = _in_zone(formats.format_datetime, language)
+    env.filters["money"] = lambda amount, currency="": formats.format_money(
+        amount, currency, language
+    )
+    env.filters["number"] = lambda value: formats.format_number(value, language)
+    env.filters["percent"] = lambda share: formats.format_percent(share, language)
+    rtl = language in formats.RTL
+    env.globals.update(
+        language=language,
+        # For inline styles in mail, where clients ignore logical properties.
+        dir="rtl" if rtl else "ltr",
+        start="right" if rtl else "left",
+        end="left" if rtl else "right",
+    )
+    return env
+
+
+def _in_zone(
+    format_moment: Callable[[datetime, str, str | None], str], language: str
+) -> Callable[..., str]:
+    """A date filter that reads the reader's time zone from the template's `timezone`."""
+
+    @jinja2.pass_context
+    def render(context: jinja2.runtime.Context, moment: datetime) -> str:
+        zone = context.get("timezone")
+        return format_moment(moment, language, zone if isinstance(zone, str) else None)
+
+    return render
+
+
+def build_message(
+    *,
+    sender: Mailbox,
+    to: Sequence[Mailbox],
+    rendered: Rendered,
+    message_id: str,
+    date: datetime,
+    language: str,
+    reply_to: Sequence[Mailbox] = (),
+    in_reply_to: str | None = None,
+    unsubscribe_url: str | None = None,
+) -> bytes:
+    """The final bytes of a mail: every header set here, nothing added later."""
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = str(sender)
+    message["To"] = ", ".join(str(m) for m in to)
+    if reply_to:
+        message["Reply-To"] = ", ".join(str(m) for m in reply_to)
+    _set_text(message, "Subject", rendered.subject)
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = in_reply_to
+    # RFC 3834: we are a robot; auto-responders must not answer us.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    if unsubscribe_url:
+        # RFC 8058: mail clients offer "unsubscribe" and POST to the link in one click.
+        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    # After the body: set_content() drops every Content-* header it finds.
+    message["Content-Language"] = language
+    return message.as_bytes(policy=_POLICY)
+
+
+def _set_text(message: EmailMessage, name: str, value: str) -> None:
+    """An unstructured header, encoded so that every reader gets back exactly `value`.
+
+    Python 3.11's folder drops the spaces between adjacent encoded words (an Arabic subject
+    loses all of them) and keeps a space before a fold that readers then see twice; one run of
+    RFC 2047 encoded words, split by Header at character boundaries, has neither problem.
+    """
+    if value.isascii():
+        message[name] = value
+        return
+    message.set_raw(name, Header(value, "utf-8", header_name=name).encode(linesep="\n"))

@@ -1,0 +1,90 @@
+"""Pure: take one person out of a text, so a party can read the need before anyone agreed.
+
+The need is written by the referrer or quoted from the prospect's own mail, so it often
+names the other person ("Bob needs…", a signature with a phone number, a LinkedIn link).
+Before both said yes, a party sees it with that person replaced by neutral words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from service.reading.text import fold
+
+NAME, EMAIL, PHONE, LINK = "[name]", "[email]", "[phone]", "[link]"
+
+# Links with a scheme or www., and scheme-less ones with a path ("calendly.com/bob-x").
+_URL = re.compile(
+    r"(?i)\b(?:https?://|www\.)[^\s<>\"')\]]+"
+    r"|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/[^\s<>\"')\]]*"
+)
+_EMAIL = re.compile(r"(?i)(?:mailto:)?[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Phone-like: starts with +, 00 or a leading 0 (national trunk prefix), then digits with the
+# separators people type. Sums of money rarely start that way.
+_PHONE = re.compile(r"(?<![\w+])(?:\+|00|\(?0)[\d\s\-./()]{5,}\d")
+_DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d[\d\s\-./()]{4,}\d")
+# Letters and the marks that sit on them (Arabic harakat, combining accents) make a word.
+_WORD = re.compile(r"[\w\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670]+")
+_REPEATED_NAME = re.compile(r"\[name\](?:[\s.,'’-]*\[name\])+")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    booking: str = ""
+
+
+def name_words(person: Person) -> set[str]:
+    """The words that name someone: parts of the name, and of the address's local part."""
+    words = {fold(w) for w in _WORD.findall(person.name) if len(w) >= 2}
+    local = person.email.split("@", 1)[0]
+    words |= {fold(w) for w in re.split(r"[._+\-\d]+", local) if len(w) >= 3}
+    if len(local) >= 3:
+        words.add(fold(local))
+    return words
+
+
+def redact(text: str, person: Person) -> str:
+    """The text with every trace of `person` (and every address and phone number) replaced."""
+    if not text:
+        return text
+    words = name_words(person)
+    text = _URL.sub(_link, text)
+    text = _EMAIL.sub(EMAIL, text)
+    domain = person.email.rsplit("@", 1)[-1] if "@" in person.email else ""
+    if "." in domain:  # their site written without a scheme: "see bakery.example"
+        text = re.sub(rf"(?i)(?<![\w.-]){re.escape(domain)}(?![\w-])", LINK, text)
+    text = _redact_phones(text, person)
+    text = _redact_words(text, words)
+    return _REPEATED_NAME.sub(NAME, text)
+
+
+def _link(found: re.Match[str]) -> str:
+    # Every link goes, not only those that spell the person: a booking page, a LinkedIn
+    # profile or a shop under a made-up slug identifies someone just as well. A sentence's
+    # closing punctuation is not part of the link it ends with.
+    url = found.group(0).rstrip(".,;:!?")
+    return LINK + found.group(0)[len(url) :]
+
+
+def _redact_phones(text: str, person: Person) -> str:
+    own = re.sub(r"\D", "", person.phone)
+    tail = own[-7:] if len(own) >= 7 else ""
+
+    def theirs(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return PHONE if tail and tail in digits else match.group(0)
+
+    text = _DIGIT_RUN.sub(theirs, text)
+    return _PHONE.sub(
+        lambda m: PHONE if len(re.sub(r"\D", "", m.group(0))) >= 7 else m.group(0), text
+    )
+
+
+def _redact_words(text: str, words: set[str]) -> str:
+    if not words:
+        return text
+    return _WORD.sub(lambda m: NAME if fold(m.group(0)) in words else m.group(0), text)
