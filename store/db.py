@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse import db_url, migrate
 
-database = peewee.DatabaseProxy()
+from store.models import ALL_MODELS, database
 
 # How async code runs a blocking store call (a function and its arguments) off its event
 # loop: asyncio.to_thread, or serve's small pool of store threads.
@@ -60,8 +60,6 @@ def bind(url: str) -> peewee.Database:
 
 def ensure_schema() -> None:
     """Create what is missing: tables, and columns a newer release added to a table."""
-    from store.models import ALL_MODELS
-
     with database.atomic():
         if is_postgresql():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
@@ -107,10 +105,3 @@ def transaction() -> Iterator[None]:
     """Every write goes through here; nested use becomes a savepoint."""
     with database.atomic():
         yield
-
-
-def drop_all() -> None:
-    """Remove every table (tests only)."""
-    from store.models import ALL_MODELS
-
-    database.drop_tables(ALL_MODELS, safe=True)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
-from store.db import database
+
+# Every table's database: a proxy that store.db.bind points at SQLite or PostgreSQL at start.
+database = peewee.DatabaseProxy()
 
 
 class UTCDateTimeField(peewee.DateTimeField):

@@ -117,13 +117,6 @@ def requeue_inbound(inbound_id: int) -> bool:
     return bool(changed)
 
 
-def inbound_counts() -> dict[str, int]:
-    rows = InboundMessage.select(InboundMessage.state, peewee.fn.COUNT(InboundMessage.id)).group_by(
-        InboundMessage.state
-    )
-    return {state: count for state, count in rows.tuples()}
-
-
 def _inbound(row: InboundMessage) -> InboundRecord:
     return InboundRecord(
         id=row.id,
@@ -574,7 +567,8 @@ def _surveys_closing(now: datetime) -> peewee.ModelSelect:
     )
 
 
-_DUE = {
+# The "what is due" questions by kind; tests ask the database for their plans.
+DUE = {
     "reminders": _reminders_due,
     "expiries": _expiries_due,
     "surveys": _surveys_due,
@@ -583,7 +577,7 @@ _DUE = {
 
 
 def _claim_due(kind: str, now: datetime) -> int | None:
-    query = _DUE[kind](now)
+    query = DUE[kind](now)
     if is_postgresql():
         query = query.for_update(skip_locked=True)
     row = query.first()
@@ -608,13 +602,6 @@ def next_survey_due(now: datetime) -> int | None:
 def next_survey_closing(now: datetime) -> int | None:
     """A sent survey whose time to answer is over, locked until the transaction ends."""
     return _claim_due("survey expiries", now)
-
-
-def due_sql(kind: str, now: datetime) -> tuple[str, list[object]]:
-    """The SQL and parameters of a "what is due" question (a key of _DUE), so a test can
-    ask the database for its plan."""
-    sql, params = _DUE[kind](now).sql()
-    return sql, list(params)
 
 
 def reminders_done(referral_id: int) -> None:

@@ -21,6 +21,7 @@ from service.clock import Clock, FixedClock
 from service.settings import Settings
 from service.writing.context import Context, make_context
 from store import db
+from store.models import ALL_MODELS
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ENV = "CARE_INTRO_TEST_DATABASE_URL"
@@ -80,7 +81,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         url = os.environ[PG_ENV]
         db.bind(url)
-        db.drop_all()
+        db.database.drop_tables(ALL_MODELS, safe=True)
     db.bind(url)
     yield url
     db.close()

@@ -13,11 +13,13 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import httpx
+import peewee
 
 from service.intake import pipeline, receiving
 from service.model import Channel
 from service.writing.context import Context
 from store import db, queries
+from store.models import InboundMessage
 from tests.conftest import REFERRER, Delivery, Sink, fixture_bytes, wire_fixture
 
 # One client for every test: a bare httpx.get() builds a new TLS context each time (~40 ms).
@@ -115,8 +117,8 @@ def at_once(job: Callable[[], int], instances: int = 2) -> list[int]:
 
 
 def assert_due_from_index(kind: str, index: str, now: datetime) -> None:
-    """The store answers a "what is due" question (queries.due_sql) from `index`."""
-    sql, params = queries.due_sql(kind, now)
+    """The store answers a "what is due" question (a key of queries.DUE) from `index`."""
+    sql, params = queries.DUE[kind](now).sql()
     with db.transaction():
         if db.is_postgresql():
             # An empty table is cheapest to scan; ask whether the index can answer at all.
@@ -129,3 +131,11 @@ def assert_due_from_index(kind: str, index: str, now: datetime) -> None:
             # SEARCH: a range of the index; SCAN would read the table (or a whole index).
             assert f"SEARCH t1 USING INDEX {index}" in plan
             assert "SCAN" not in plan
+
+
+def inbound_counts() -> dict[str, int]:
+    """Stored inbound messages by state."""
+    rows = InboundMessage.select(InboundMessage.state, peewee.fn.COUNT(InboundMessage.id)).group_by(
+        InboundMessage.state
+    )
+    return {state: count for state, count in rows.tuples()}

@@ -12,7 +12,7 @@ from email.policy import compat32
 
 from store import queries
 from tests.conftest import REFERRER, eventually, fixture_bytes, on_the_wire
-from tests.helpers import PROSPECT, PROVIDER, RCPT, parse, request_referral, text_of
+from tests.helpers import PROSPECT, PROVIDER, RCPT, inbound_counts, parse, request_referral, text_of
 
 NAMES = {PROVIDER: "Jane Roe", PROSPECT: "Bob Smith"}
 
@@ -45,8 +45,8 @@ def party(role: str):
 
 
 def processed(count: int) -> None:
-    eventually(lambda: sum(queries.inbound_counts().values()) == count, "the reply")
-    eventually(lambda: queries.inbound_counts().get("new", 0) == 0, "processing")
+    eventually(lambda: sum(inbound_counts().values()) == count, "the reply")
+    eventually(lambda: inbound_counts().get("new", 0) == 0, "processing")
 
 
 def test_two_yeses_by_reply_introduce_them(running, sink):
@@ -99,5 +99,5 @@ def test_an_out_of_office_to_the_question_is_never_answered(running, sink):
     request_referral(running.service.smtp_port, sink)
     reply(running, sink, PROVIDER, "auto_reply_exchange_out_of_office.eml")
     processed(2)
-    assert queries.inbound_counts() == {"processed": 1, "ignored": 1}
+    assert inbound_counts() == {"processed": 1, "ignored": 1}
     assert party("provider").answer is None and len(sink.deliveries) == 3

@@ -8,6 +8,7 @@ import pytest
 
 from store import db, queries
 from tests.conftest import REFERRER, InProcess, eventually, make_settings, wire_fixture
+from tests.helpers import inbound_counts
 
 RCPT = "refer@intro.example.org"
 
@@ -31,14 +32,14 @@ def test_a_stranger_is_refused_in_the_dialogue(running):
     assert refused.value.smtp_error == (
         b"5.7.1 <mallory@elsewhere.example> is not allowed to send requests here"
     )
-    assert queries.inbound_counts() == {}
+    assert inbound_counts() == {}
 
 
 def test_a_stranger_in_from_behind_an_allowed_envelope_is_refused_at_data(running):
     with client(running) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
         smtp.sendmail(REFERRER, [RCPT], wire_fixture("request_from_stranger.eml"))
     assert refused.value.smtp_code == 550
-    assert queries.inbound_counts() == {}
+    assert inbound_counts() == {}
 
 
 def test_the_message_is_stored_before_the_server_says_250(running):
@@ -50,7 +51,7 @@ def test_the_message_is_stored_before_the_server_says_250(running):
         code, text = smtp.data(raw)
         assert code == 250
         # Read the store from this thread, not through the service, the moment 250 arrives.
-        stored = queries.inbound_counts()
+        stored = inbound_counts()
         assert sum(stored.values()) == 1
     assert b"queued as" in text
     assert b"\n" not in text and b"Traceback" not in text
@@ -67,13 +68,13 @@ def test_the_same_message_id_twice_is_accepted_twice_and_kept_once(running, sink
         assert smtp.data(raw) == (250, b"2.0.0 OK: already received")
     sink.wait_for(3)
     assert queries.referral_counts() == {"asking": 1}
-    assert sum(queries.inbound_counts().values()) == 1
+    assert sum(inbound_counts().values()) == 1
 
 
 def test_a_bounce_with_the_null_sender_is_accepted_and_kept(running):
     with client(running) as smtp:
         assert smtp.sendmail("", [RCPT], wire_fixture("dsn_postfix_user_unknown.eml")) == {}
-    eventually(lambda: queries.inbound_counts() == {"processed": 1}, "the bounce to be filed")
+    eventually(lambda: inbound_counts() == {"processed": 1}, "the bounce to be filed")
 
 
 def test_only_our_recipients_are_taken_from_a_mixed_list(running):
@@ -81,7 +82,7 @@ def test_only_our_recipients_are_taken_from_a_mixed_list(running):
     with client(running) as smtp:
         refused = smtp.sendmail(REFERRER, ["other@intro.example.org", RCPT], raw)
     assert list(refused) == ["other@intro.example.org"]
-    assert sum(queries.inbound_counts().values()) == 1
+    assert sum(inbound_counts().values()) == 1
 
 
 def test_a_store_failure_answers_451_and_tells_the_peer_nothing_more(running):
@@ -107,7 +108,7 @@ def test_a_message_over_the_size_limit_is_refused(tmp_path, sqlite_url, sink):
                 wire_fixture("request_thunderbird_labelled_lines.eml") + b"x" * 3000,
             )
         assert "552" in str(refused.value)
-        assert queries.inbound_counts() == {}
+        assert inbound_counts() == {}
     finally:
         service.stop()
 
@@ -131,7 +132,7 @@ def test_with_a_trusted_mta_unauthenticated_from_domains_are_refused_at_data(
         with client(service) as smtp:
             signed = wire_fixture("request_authenticated_dkim_pass_aligned.eml")
             assert smtp.sendmail(REFERRER, [RCPT], signed) == {}
-        assert sum(queries.inbound_counts().values()) == 1
+        assert sum(inbound_counts().values()) == 1
     finally:
         service.stop()
 

@@ -12,7 +12,7 @@ from service.model import Channel
 from service.writing.compose import Templates
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
-from tests.helpers import NOW, arrive, outbox_mails, outcome
+from tests.helpers import NOW, arrive, inbound_counts, outbox_mails, outcome
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_unprompted_mail_to_one_address_is_capped_per_day(ctx):
         receiving.receive(copy, REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW)
     assert pipeline.process_pending(ctx, NOW) == limit + 2
     assert len(outbox_mails()) == limit
-    assert queries.inbound_counts() == {"rejected": limit + 2}
+    assert inbound_counts() == {"rejected": limit + 2}
     tomorrow = NOW + timedelta(days=1, seconds=1)
     late = raw.replace(b"Message-ID: <", b"Message-ID: <tomorrow.", 1)
     receiving.receive(late, REFERRER, ["refer@intro.example.org"], Channel.SMTP, tomorrow)
