@@ -27,6 +27,10 @@ class Unreadable(CareIntroError):
     """A message with nothing we can read as text (only an image, a winmail.dat, …)."""
 
 
+class WrongState(CareIntroError):
+    """A referral move the transition table does not allow, or one made on a stale view."""
+
+
 class NotFound(CareIntroError):
     """No referral, party or message with that reference."""
 

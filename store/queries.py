@@ -217,10 +217,16 @@ def referral_id_for_ask(ask_key: str) -> int | None:
     return row.referral_id if row else None
 
 
-def set_referral_state(referral_id: int, state: str, now: datetime, **fields: object) -> None:
-    Referral.update(state=state, updated_at=now, **fields).where(
-        Referral.id == referral_id
-    ).execute()
+def move_referral(
+    referral_id: int, from_state: str, to_state: str, now: datetime, **fields: object
+) -> bool:
+    """Change a referral's state only if it is still `from_state`; False if it was not."""
+    changed = (
+        Referral.update(state=to_state, updated_at=now, **fields)
+        .where((Referral.id == referral_id) & (Referral.state == from_state))
+        .execute()
+    )
+    return bool(changed)
 
 
 def record_answer(

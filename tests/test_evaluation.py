@@ -20,6 +20,7 @@ from service.referral import workflow
 from service.tokens import Purpose
 from service.writing.formats import format_money
 from store import db, queries, suppressions
+from store.models import Referral
 from tests.helpers import NOW, PROSPECT, PROVIDER, assert_due_from_index, at_once
 from tests.test_deadlines import everything_in, open_one, purposes, queued_at, say
 
@@ -276,7 +277,7 @@ def test_the_due_surveys_are_answered_from_an_index(ctx, kind, index):
 def test_a_survey_is_never_sent_for_a_referral_that_is_not_introduced(ctx):
     referral = introduce(ctx)
     # As if an operator had closed it by hand in between: the tick checks, not assumes.
-    queries.set_referral_state(referral.id, State.DECLINED, NOW)
+    Referral.update(state=State.DECLINED).where(Referral.id == referral.id).execute()
     assert surveys.send_due(ctx, due(ctx)) == 0
     assert all(s.state == "skipped" for s in queries.surveys_of(referral.id))
     assert workflow.find_question(referral.party("provider").ask_key) is not None

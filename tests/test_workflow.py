@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from service.errors import NotFound
+from service.errors import NotFound, WrongState
 from service.model import Answer, Channel, State, Suggestion
 from service.reading.addresses import Mailbox
 from service.reading.request import parse_message, parse_request
@@ -14,6 +14,7 @@ from service.referral import workflow
 from service.referral.gate import suggestions
 from service.referral.workflow import Notice, Outcome, decide_answer
 from store import db, queries
+from store.models import Referral
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW
 
@@ -238,3 +239,75 @@ def test_the_receipt_says_what_would_make_a_referral_better(ctx):
         Suggestion.BUDGET,
     ]
     assert suggestions(open_one(ctx)) == []
+
+
+# ------------------------------------------------------------------ the transition table
+
+LIFECYCLE = {
+    (State.RECEIVED, State.ASKING),
+    (State.ASKING, State.INTRODUCED),
+    (State.ASKING, State.DECLINED),
+    (State.ASKING, State.EXPIRED),
+    (State.ASKING, State.UNDELIVERABLE),
+    (State.DECLINED, State.ASKING),
+    (State.DECLINED, State.INTRODUCED),
+    (State.INTRODUCED, State.EVALUATING),
+    (State.INTRODUCED, State.EVALUATED),
+    (State.EVALUATING, State.EVALUATED),
+}
+
+
+def test_the_table_is_the_lifecycle_and_knows_every_state():
+    assert set(workflow.TRANSITIONS) == set(State)
+    allowed = {(a, b) for a, targets in workflow.TRANSITIONS.items() for b in targets}
+    assert allowed == LIFECYCLE
+
+
+def _put(referral_id: int, state: State) -> None:
+    """As an operator's hand would: the store says `state`, whatever came before."""
+    Referral.update(state=state).where(Referral.id == referral_id).execute()
+
+
+@pytest.mark.parametrize("current", list(State), ids=lambda s: f"from-{s}")
+def test_every_allowed_move_works_and_every_other_is_refused(ctx, current):
+    for to in State:
+        referral = open_one(ctx)
+        _put(referral.id, current)
+        with db.transaction():
+            locked = queries.lock_referral(referral.id)
+            if (current, to) in LIFECYCLE:
+                moved = workflow.move(locked, to, NOW, Channel.CLI, detail="by hand")
+                assert moved.state == to
+            else:
+                with pytest.raises(WrongState):
+                    workflow.move(locked, to, NOW, Channel.CLI)
+        stored = queries.referral_by_id(referral.id)
+        events = queries.events_for(referral.id)
+        if (current, to) in LIFECYCLE:
+            assert stored.state == to and stored.updated_at == NOW
+            assert (events[-1].kind, events[-1].channel, events[-1].detail) == (
+                to,
+                "cli",
+                "by hand",
+            )
+        else:
+            assert stored.state == current
+            assert events[-1].kind == "asked"
+
+
+def test_a_stale_writer_cannot_move_a_referral_backwards(ctx):
+    referral = open_one(ctx)
+    seen = queries.referral_by_id(referral.id)  # asking, as one writer read it
+    with db.transaction():
+        workflow.move(queries.lock_referral(referral.id), State.DECLINED, NOW, Channel.LINK)
+    with pytest.raises(WrongState), db.transaction():
+        workflow.move(seen, State.INTRODUCED, NOW, Channel.LINK)
+    assert queries.referral_by_id(referral.id).state == State.DECLINED
+    assert [e.kind for e in queries.events_for(referral.id)][-1] == "declined"
+
+
+def test_a_new_referral_is_received_then_asking_in_one_transaction(ctx):
+    referral = open_one(ctx)
+    assert queries.referral_by_id(referral.id).state == State.ASKING
+    kinds = [e.kind for e in queries.events_for(referral.id)]
+    assert kinds == ["received", "asked"]

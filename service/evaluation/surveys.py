@@ -1,9 +1,10 @@
 """Exit and Evaluate: the follow-up surveys after an introduction, and the referrer's summary.
 
-Part of the workflow: the only code that moves a referral from introduced to evaluating to
-evaluated. A survey is a row with a due date; the tick sends what is due and closes what
-was not answered in time. Every survey is locked before its referral, on every path, so two
-instances (or a tick and an answer) never wait on each other in a circle.
+The referral moves from introduced to evaluating to evaluated through `workflow.move`, the
+only way a referral changes state. A survey is a row with a due date; the tick sends what
+is due and closes what was not answered in time. Every survey is locked before its
+referral, on every path, so two instances (or a tick and an answer) never wait on each
+other in a circle.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from service.errors import NotFound
 from service.evaluation import letters
 from service.model import OPEN_SURVEY_STATES, Business, Channel, State, SurveyState
 from service.reading.survey_replies import SurveyAnswers
-from service.referral import deadlines
+from service.referral import deadlines, workflow
 from service.writing.context import Context
 from store import queries, suppressions
 from store.db import transaction
@@ -107,8 +108,7 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
     assert sent is not None
     queries.enqueue([letters.survey(ctx, referral, party, sent, now)], now)
     if referral.state == State.INTRODUCED:
-        queries.set_referral_state(referral.id, State.EVALUATING, now)
-        queries.add_event(referral.id, now, State.EVALUATING, "service", Channel.TICK)
+        workflow.move(referral, State.EVALUATING, now, Channel.TICK)
     queries.add_event(
         referral.id, now, "surveyed", party.role, Channel.TICK, f"round {survey.round}"
     )
@@ -218,6 +218,5 @@ def _settle(ctx: Context, referral: ReferralRecord, now: datetime) -> None:
     surveys = queries.surveys_of(referral.id)
     if not settled(surveys):
         return
-    queries.set_referral_state(referral.id, State.EVALUATED, now)
-    queries.add_event(referral.id, now, State.EVALUATED, "service", Channel.TICK)
+    workflow.move(referral, State.EVALUATED, now, Channel.TICK)
     queries.enqueue([letters.referrer_evaluated(ctx, referral, surveys, now)], now)

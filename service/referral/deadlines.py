@@ -1,10 +1,10 @@
 """Reminders and expiry: what a tick does to referrals whose questions wait too long.
 
-Part of the workflow (the only code that changes a referral's state). Each referral is
-claimed, locked and re-checked in its own transaction, so a reminder never reaches a party
-who answered meanwhile and never goes twice, and an expiry never ends a referral that an
-answer has just decided. With several instances on one PostgreSQL, each claim skips the
-referrals another instance holds.
+An expiry is a move of the workflow (`workflow.move`, the only way a referral changes
+state). Each referral is claimed, locked and re-checked in its own transaction, so a
+reminder never reaches a party who answered meanwhile and never goes twice, and an expiry
+never ends a referral that an answer has just decided. With several instances on one
+PostgreSQL, each claim skips the referrals another instance holds.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from service.model import Answer, Channel, State
+from service.referral import workflow
 from service.writing import letters
 from service.writing.context import Context
 from store import queries
@@ -87,10 +88,7 @@ def _contained(
     if step is _remind:
         queries.reminders_done(referral.id)
     elif referral.state == State.ASKING and now >= referral.expires_at:
-        queries.set_referral_state(referral.id, State.EXPIRED, now)
-        queries.add_event(
-            referral.id, now, State.EXPIRED, "service", Channel.TICK, "letters failed"
-        )
+        workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail="letters failed")
     return 0
 
 
@@ -117,9 +115,8 @@ def _expire(ctx: Context, referral: ReferralRecord, now: datetime) -> int:
         return 0  # an answer decided it first
     silent = [p for p in referral.parties if p.answer is None]
     agreed = [p for p in referral.parties if p.answer == Answer.YES]
-    queries.set_referral_state(referral.id, State.EXPIRED, now)
     detail = "no answer from " + ", ".join(p.role for p in silent) if silent else ""
-    queries.add_event(referral.id, now, State.EXPIRED, "service", Channel.TICK, detail)
+    workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail=detail)
     # The referrer learns who did not answer; whoever said yes only that it will not go
     # ahead; whoever never answered hears nothing more.
     mails = [letters.referrer_expired(ctx, referral, now)]

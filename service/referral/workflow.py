@@ -1,14 +1,20 @@
-"""The referral state machine: the only code that changes a referral's state."""
+"""The referral state machine: the only code that changes a referral's state.
+
+Every move goes through `move`, along `TRANSITIONS`, and writes its event row. The store's
+update is conditional on the state the mover saw, so a stale writer fails instead of
+moving a referral backwards. Deadlines and the evaluation call `move` too.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from service import ids
 from service.clock import zone
-from service.errors import NotFound
+from service.errors import NotFound, WrongState
 from service.model import ROLES, Answer, Channel, DeclineReason, Finding, State
 from service.reading import languages
 from service.reading.addresses import Mailbox
@@ -19,6 +25,50 @@ from service.writing.context import Context
 from store import queries, suppressions
 from store.db import transaction
 from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
+
+# Where a referral may go from each state. Received: stored, its questions not yet asked (it
+# leaves in the transaction that created it). A no may become a yes while the question is
+# open (declined -> asking or introduced); the end states lead nowhere.
+TRANSITIONS: Mapping[State, frozenset[State]] = {
+    State.RECEIVED: frozenset({State.ASKING}),
+    State.ASKING: frozenset({State.INTRODUCED, State.DECLINED, State.EXPIRED, State.UNDELIVERABLE}),
+    State.DECLINED: frozenset({State.ASKING, State.INTRODUCED}),
+    State.INTRODUCED: frozenset({State.EVALUATING, State.EVALUATED}),
+    State.EVALUATING: frozenset({State.EVALUATED}),
+    State.EVALUATED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.UNDELIVERABLE: frozenset(),
+}
+
+
+def may_move(current: State, to: State) -> bool:
+    """Pure: whether the transition table lets a referral go from `current` to `to`."""
+    return to in TRANSITIONS[current]
+
+
+def move(
+    referral: ReferralRecord,
+    to: State,
+    now: datetime,
+    channel: Channel,
+    *,
+    event: str = "",
+    detail: str = "",
+    introduced_at: datetime | None = None,
+) -> ReferralRecord:
+    """Move a referral the caller has locked, and write the event; the moved record.
+
+    Raises WrongState for a move the table does not allow, and for one whose referral is no
+    longer in the state the caller read (the caller's transaction then rolls back).
+    """
+    current = State(referral.state)
+    if not may_move(current, to):
+        raise WrongState(f"{referral.ref}: a referral that is {current} cannot become {to}")
+    extra = {"introduced_at": introduced_at} if introduced_at is not None else {}
+    if not queries.move_referral(referral.id, current, to, now, **extra):
+        raise WrongState(f"{referral.ref} is no longer {current}")
+    queries.add_event(referral.id, now, event or to, "service", channel, detail)
+    return replace(referral, state=to, updated_at=now, **extra)
 
 
 class Outcome(enum.StrEnum):
@@ -115,7 +165,7 @@ def open_referral(
     with transaction():
         referral = queries.create_referral(
             NewReferral(
-                state=State.ASKING,
+                state=State.RECEIVED,
                 referrer_email=referrer.address,
                 referrer_name=referrer.name,
                 need=draft.need,
@@ -141,8 +191,8 @@ def open_referral(
         for role in ROLES:
             mails.append(letters.consent_request(ctx, referral, referral.party(role), now))
         queries.enqueue(mails, now)
-        queries.add_event(referral.id, now, "asked", "service", channel, "provider, prospect")
-    return referral
+        asking = move(referral, State.ASKING, now, channel, event="asked", detail=", ".join(ROLES))
+    return asking
 
 
 def refuse_request(
@@ -188,10 +238,9 @@ def answer(
         changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
         queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
         if decision.state != referral.state:
-            extra = {"introduced_at": now} if decision.state is State.INTRODUCED else {}
-            queries.set_referral_state(referral.id, decision.state, now, **extra)
-            queries.add_event(referral.id, now, decision.state, "service", channel)
-            if decision.state is State.INTRODUCED:
+            introduced = decision.state is State.INTRODUCED
+            move(referral, decision.state, now, channel, introduced_at=now if introduced else None)
+            if introduced:
                 _schedule_follow_up(ctx, referral, now)
         if decision.notices:
             referral = queries.referral_by_id(referral.id) or referral
@@ -219,8 +268,7 @@ def undeliverable(
         queries.add_event(referral.id, now, "bounced", party.role, channel, status)
         if referral.state != State.ASKING:
             return False
-        queries.set_referral_state(referral.id, State.UNDELIVERABLE, now)
-        queries.add_event(referral.id, now, State.UNDELIVERABLE, "service", channel)
+        move(referral, State.UNDELIVERABLE, now, channel)
         mails = [
             letters.referrer_undeliverable(ctx, referral, party, status, now),
             letters.declined_to_other(ctx, referral, referral.other(party.role), now),
