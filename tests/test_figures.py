@@ -6,7 +6,6 @@ import csv
 import io
 import itertools
 import json
-import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -15,9 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.evaluation import figures
+from service.evaluation import figures, report
 from service.evaluation.figures import FUNNEL_STEPS, Figures, Money, compute, refer_again
 from service.model import DeclineReason
+from service.writing.compose import Templates
+from service.writing.formats import format_money
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -26,6 +27,7 @@ OCT = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
 ADA = "ada@referrer.example"
 JANE = "jane@acme.example"
 BOB = "bob@bakery.example"
+TEMPLATES = Templates()
 
 _ids = itertools.count(1)
 
@@ -493,7 +495,7 @@ def _sample() -> Figures:
 
 
 def test_json_round_trips_with_the_expected_numbers():
-    document = json.loads(figures.as_json(_sample()))
+    document = json.loads(report.as_json(_sample()))
     assert document["schema"] == "care-intro/figures/1"
     assert (document["referrer"], document["since"], document["generated_at"]) == (
         ADA,
@@ -530,11 +532,11 @@ def test_json_round_trips_with_the_expected_numbers():
 
 
 def test_json_keeps_non_ascii_readable():
-    assert "Müller" in figures.as_json(_sample())
+    assert "Müller" in report.as_json(_sample())
 
 
 def test_csv_parses_and_holds_every_funnel_step():
-    rows = list(csv.DictReader(io.StringIO(figures.as_csv(_sample()))))
+    rows = list(csv.DictReader(io.StringIO(report.as_csv(_sample()))))
     assert set(rows[0]) == {"section", "subject", "measure", "value"}
     found = {(r["section"], r["subject"], r["measure"]): r["value"] for r in rows}
     for step in FUNNEL_STEPS:
@@ -553,27 +555,26 @@ def test_csv_parses_and_holds_every_funnel_step():
 
 
 def test_csv_leaves_missing_values_empty():
-    rows = list(csv.DictReader(io.StringIO(figures.as_csv(run([referral("asking")])))))
+    rows = list(csv.DictReader(io.StringIO(report.as_csv(run([referral("asking")])))))
     found = {(r["section"], r["subject"], r["measure"]): r["value"] for r in rows}
     assert found[("person", BOB, "average_rating")] == ""
     assert found[("radar", "all", "business_share")] == ""
 
 
-def columns(line: str) -> int:
-    """Screen columns: East Asian wide letters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in line)
+def text(result: Figures, language: str = "en") -> str:
+    return report.as_text(result, TEMPLATES, language, "Europe/Berlin")
 
 
-def test_text_has_its_sections_and_fits_78_columns():
+def test_text_has_its_sections():
     long = "Bartholomew Maximilian Fitzgerald-Worthington the Third"
     r = introduced(provider="a-very-long-address-for-sure@a-very-long-domain.example")
     r2 = introduced(prospect="x" * 90 + "@example.com", provider_name=long)
     r3 = introduced(provider="wide@example.jp", provider_name="山田太郎株式会社" * 4)
-    text = figures.as_text(_sample_with(r, r2, r3))
-    for heading in ("Funnel", "Why people said no", "People you referred", "Value closed"):
-        assert f"\n{heading}\n" in text
-    assert "\nRadar\n" in text
-    assert max(columns(line) for line in text.splitlines()) <= 78
+    written = text(_sample_with(r, r2, r3))
+    for heading in ("FUNNEL", "WHY PEOPLE SAID NO", "PEOPLE YOU REFERRED", "VALUE CLOSED"):
+        assert f"\n{heading}\n" in written
+    assert "\nYOUR REFERRAL RADAR\n" in written
+    assert long in written and "山田太郎株式会社" in written
 
 
 def _sample_with(*extra: ReferralRecord) -> Figures:
@@ -581,19 +582,25 @@ def _sample_with(*extra: ReferralRecord) -> Figures:
     return run([*extra, declined(None)], surveys, referrer=ADA)
 
 
-def test_text_shows_percentages_of_requests_and_no_currency_label():
-    text = figures.as_text(_sample())
-    assert "requested" in text and "100%" in text
-    (business,) = [line for line in text.splitlines() if line.startswith("  led to business")]
-    assert business.split()[-2:] == ["1", "33%"]
-    assert "(no currency)" in text
+def test_text_shows_percentages_of_requests_and_money_as_the_reader_writes_it():
+    written = text(_sample())
+    assert "Requested: 3 (100%)" in written
+    (business,) = [line for line in written.splitlines() if "Led to business:" in line]
+    assert business.strip() == "Led to business: 1 (33%)"
+    for language in ("en", "de", "ar"):
+        assert format_money(Decimal(1200), "EUR", language) in text(_sample(), language)
 
 
 def test_text_of_nothing_still_reads():
-    text = figures.as_text(run([], referrer=None))
-    assert "all referrers" in text
-    assert "(nobody yet)" in text
-    assert max(len(line) for line in text.splitlines()) <= 78
+    written = text(run([], referrer=None))
+    assert "All referrers" in written
+    assert "Nobody yet." in written and "Nobody said no." in written
+
+
+def test_text_is_in_the_language_asked_for():
+    german = text(_sample(), "de")
+    assert "Was aus Ihren Empfehlungen geworden ist" in german
+    assert "FUNNEL" not in german and "Requested" not in german
 
 
 # --- property ---------------------------------------------------------------------------

@@ -171,7 +171,10 @@ def cli_config(tmp_path, surveyed):
 def test_report_as_text_json_and_csv(tmp_path, cli_config):
     text = run("report", "--config", str(cli_config), cwd=tmp_path)
     assert text.returncode == 0, text.stderr
-    assert "Funnel" in text.stdout
+    assert "FUNNEL" in text.stdout and "Requested: 2" in text.stdout
+    german = run("report", "--language", "de", "--config", str(cli_config), cwd=tmp_path)
+    assert german.returncode == 0, german.stderr
+    assert "EMPFEHLUNGSTRICHTER" in german.stdout and "Eingereicht: 2" in german.stdout
     as_json = run("report", "--format", "json", "--config", str(cli_config), cwd=tmp_path)
     figures = json.loads(as_json.stdout)
     assert figures["funnel"]["requested"] == 2
@@ -198,7 +201,11 @@ def test_report_for_one_referrer_since_a_date(tmp_path, cli_config):
 
 @pytest.mark.parametrize(
     ("args", "says"),
-    [(["--since", "last tuesday"], "--since"), (["--format", "xml"], "invalid choice")],
+    [
+        (["--since", "last tuesday"], "--since"),
+        (["--format", "xml"], "invalid choice"),
+        (["--language", "xx"], "invalid choice"),
+    ],
 )
 def test_report_refuses_what_it_cannot_read(tmp_path, cli_config, args, says):
     done = run("report", *args, "--config", str(cli_config), cwd=tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import Any
 
@@ -238,6 +239,33 @@ def test_no_english_sentence_leaks_into_a_page(lang, name, context):
     translated = _normal(_visible(render_page(name, lang, context)))
     leaks = [s for s in _phrases(english, _given_words(context)) if s in translated]
     assert leaks == [], f"English left in {lang} page {name}: {leaks}"
+
+
+# ------------------------------------------------------------------ the text report
+
+
+def render_report_text(lang: str, referrer: str | None) -> str:
+    found = replace(FIGURES, referrer=referrer, since=NOW if referrer else None)
+    return report.as_text(found, TEMPLATES, lang, "Europe/Berlin")
+
+
+@pytest.mark.parametrize("referrer", [None, "ada@referrer.example"], ids=["all", "one"])
+@pytest.mark.parametrize("lang", LANGUAGES, ids=lang_param)
+def test_the_text_report_renders_whole(lang, referrer):
+    written = render_report_text(lang, referrer)
+    assert written.strip() and not LEFTOVERS.search(_without_urls(written))
+
+
+@pytest.mark.parametrize("referrer", [None, "ada@referrer.example"], ids=["all", "one"])
+@pytest.mark.parametrize("lang", OTHERS, ids=lang_param)
+def test_no_english_sentence_leaks_into_the_text_report(lang, referrer):
+    english = render_report_text("en", referrer)
+    translated = _normal(render_report_text(lang, referrer))
+    given = {w.lower() for p in FIGURES.people for w in re.findall(r"\w+", p.name + p.email)}
+    leaks = [s for s in _phrases(english, given) if s in translated]
+    assert leaks == [], f"English left in {lang} text report: {leaks}"
+    if referrer is None:
+        assert "all referrers" not in translated
 
 
 # ------------------------------------------------------------------ right to left

@@ -19,7 +19,8 @@ from service.intake import receiving
 from service.model import Channel
 from service.reading.addresses import parse_mailbox
 from service.reading.routing import route
-from service.settings import Settings, load
+from service.settings import LANGUAGES, Settings, load
+from service.writing.compose import Templates
 from service.writing.context import make_context
 from store import db, queries
 
@@ -108,7 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     report_cmd.add_argument(
         "--since", metavar="DATE", help="only referrals requested since (2026-01-01, or ISO-8601)"
     )
-    report_cmd.add_argument("--format", choices=tuple(report.FORMATS), default="text")
+    report_cmd.add_argument("--format", choices=report.FORMATS, default="text")
+    report_cmd.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        help="the language of the text report (default: service.default_language)",
+    )
     return parser
 
 
@@ -257,5 +263,7 @@ def _report(args: argparse.Namespace) -> int:
         raise Failure(f"--referrer: not an address: {args.referrer}", 64)
     _open_store(settings)
     found = report.figures_for(referrer.address if referrer else None, since, SystemClock().now())
-    print(report.render(found, args.format), end="")
+    language = args.language or settings.service.default_language
+    text = report.render(found, args.format, Templates(), language, settings.service.timezone)
+    print(text, end="")
     return 0

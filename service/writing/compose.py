@@ -63,6 +63,10 @@ class Templates:
         """A shared piece of text (a footer) in the recipient's language."""
         return self._env(language).get_template(path).render(dict(context))
 
+    def render_text(self, name: str, language: str, context: Mapping[str, Any]) -> str:
+        """Plain text for a terminal (the report), in the reader's language."""
+        return self._env(language).get_template(f"text/{name}.txt").render(dict(context))
+
     def render_page(self, name: str, language: str, context: Mapping[str, Any]) -> str:
         return self._env(language).get_template(f"pages/{name}.html").render(dict(context))
 
