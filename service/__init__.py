@@ -1,1 +1,3 @@
 """care-intro: double opt-in introductions by email."""
+
+__version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -31,6 +32,12 @@ def run(*args: str, cwd, stdin: bytes | None = None) -> subprocess.CompletedProc
 @pytest.fixture
 def config(tmp_path, store_url):
     return write_config(tmp_path / "care-intro.toml", make_settings(tmp_path, store_url))
+
+
+def test_version_names_the_installed_release(tmp_path):
+    done = run("--version", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"care-intro {importlib.metadata.version('care-intro')}"
 
 
 def one_line_error(result, code: int, text: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -157,3 +158,14 @@ def test_the_benchmarks_stand_on_their_own():
             )
         ]
         assert not [n for n in imported if n.split(".")[0] == "tests"], script.name
+
+
+def test_the_wheel_carries_every_package():
+    """setuptools is given the package list by hand: a new package must be on it."""
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("__init__.py")
+    }
+    assert found <= set(listed)

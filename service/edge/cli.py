@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from service import __version__
 from service.clock import Clock, FixedClock, SystemClock, parse_moment
 from service.delivery import transports
 from service.edge import console, jobs
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="care-intro", description="Double opt-in introductions by email."
     )
+    parser.add_argument("--version", action="version", version=f"care-intro {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, run: object) -> argparse.ArgumentParser:
