@@ -1,4 +1,5 @@
-"""The referrer's report: figures from hand-built records, and their text, JSON and CSV."""
+"""The referrer's report: figures from hand-built records (evaluation.figures), and the
+JSON, CSV and text evaluation.report writes of them."""
 
 from __future__ import annotations
 
@@ -589,6 +590,21 @@ def test_text_shows_percentages_of_requests_and_money_as_the_reader_writes_it():
     assert business.strip() == "Led to business: 1 (33%)"
     for language in ("en", "de", "ar"):
         assert format_money(Decimal(1200), "EUR", language) in text(_sample(), language)
+
+
+def test_text_says_per_person_what_the_verdict_rests_on():
+    written = text(_sample())
+    (won,) = [line for line in written.splitlines() if "Müller" in line]
+    assert "led to business 1" in won and format_money(Decimal(1200), "EUR", "en") in won
+    assert "welcomes more: yes" in won and won.endswith("refer again? yes")
+    (lost,) = [line for line in written.splitlines() if line.strip().startswith(BOB)]
+    assert "said no 1 (1 as not relevant)" in lost
+
+
+def test_text_dates_read_in_the_zone_given():
+    since = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)  # midnight in New York
+    written = report.as_text(run([], since=since), TEMPLATES, "en", "America/New_York")
+    assert "since 1 January 2026" in written
 
 
 def test_text_of_nothing_still_reads():

@@ -199,6 +199,27 @@ def test_report_for_one_referrer_since_a_date(tmp_path, cli_config):
     assert funnel("--since", "2026-11-22T00:00:00+00:00")["requested"] == 2
 
 
+def test_a_day_since_starts_at_midnight_in_the_services_time_zone(tmp_path, cli_config):
+    # The referrals came in at 12:00 UTC on 22 November: 23 November has begun in Kiritimati.
+    config = cli_config.read_text()
+    config = re.sub(r"(?m)^timezone = .*$", 'timezone = "Pacific/Kiritimati"', config)
+    cli_config.write_text(config)
+    done = run(
+        "report",
+        "--format",
+        "json",
+        "--since",
+        "2026-11-23",
+        "--config",
+        str(cli_config),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["funnel"]["requested"] == 2
+    text = run("report", "--since", "2026-11-23", "--config", str(cli_config), cwd=tmp_path)
+    assert "since 23 November 2026" in text.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -93,18 +93,18 @@ class Figures:
 # --- computation -----------------------------------------------------------------------
 
 
-def _utc(moment: datetime) -> datetime:
+def utc(moment: datetime) -> datetime:
     # Records are aware UTC; a naive one can only have come from a UTC store column.
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _month(moment: datetime) -> str:
-    return _utc(moment).strftime("%Y-%m")
+    return utc(moment).strftime("%Y-%m")
 
 
 def _answered_key(survey: SurveyRecord) -> tuple[int, datetime, int]:
     moment = survey.answered_at or survey.due_at
-    return (survey.round, _utc(moment), survey.id)
+    return (survey.round, utc(moment), survey.id)
 
 
 def _outcomes(surveys: Iterable[SurveyRecord]) -> dict[int, SurveyRecord]:
@@ -123,7 +123,7 @@ def _share(part: int, base: int) -> float | None:
     return round(part / base, SHARE_PLACES) if base else None
 
 
-def _cents(amount: Decimal) -> Decimal:
+def cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -134,7 +134,7 @@ def _currency(survey: SurveyRecord) -> str:
 def _money(totals: Mapping[str, Decimal]) -> tuple[Money, ...]:
     # "" last: an amount nobody put a currency on is the least telling line.
     order = sorted(totals, key=lambda currency: (currency == "", currency))
-    return tuple(Money(currency, _cents(totals[currency])) for currency in order)
+    return tuple(Money(currency, cents(totals[currency])) for currency in order)
 
 
 def _decline_reason(party: PartyRecord) -> str:
@@ -194,7 +194,7 @@ class _Tally:
 def _tally_party(
     tally: _Tally, referral: ReferralRecord, party: PartyRecord, surveys: Sequence[SurveyRecord]
 ) -> None:
-    created = _utc(referral.created_at)
+    created = utc(referral.created_at)
     if party.name and (tally.named_at is None or created >= tally.named_at):
         tally.name, tally.named_at = party.name, created
     tally.roles.add(party.role)
@@ -219,7 +219,7 @@ def _tally_party(
     for survey in mine:
         if survey.state != SurveyState.ANSWERED or survey.more is None:
             continue
-        at = (_utc(survey.answered_at or survey.due_at), survey.round, survey.id)
+        at = (utc(survey.answered_at or survey.due_at), survey.round, survey.id)
         if tally.more_at is None or at > tally.more_at:
             tally.more, tally.more_at = survey.more, at
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 from service.evaluation import charts, figures
-from service.evaluation.figures import CENT, Figures, RadarRow
+from service.evaluation.figures import Figures, RadarRow
 from service.writing import formats
 from service.writing.compose import Templates
 from store import queries
@@ -63,11 +63,11 @@ def page_context(found: figures.Figures, referrer: str, language: str) -> dict[s
 
 
 def _amount(amount: Decimal) -> str:
-    return f"{amount.quantize(CENT, rounding=ROUND_HALF_UP):f}"
+    return f"{figures.cents(amount):f}"
 
 
 def _moment(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat() if moment is not None else None
+    return figures.utc(moment).isoformat() if moment is not None else None
 
 
 def _yes_no(flag: bool | None) -> str:
