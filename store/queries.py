@@ -218,7 +218,7 @@ def referral_id_for_ask(ask_key: str) -> int | None:
 
 
 def move_referral(
-    referral_id: int, from_state: str, to_state: str, now: datetime, **fields: object
+    referral_id: int, from_state: State, to_state: State, now: datetime, **fields: object
 ) -> bool:
     """Change a referral's state only if it is still `from_state`; False if it was not."""
     changed = (

@@ -173,7 +173,7 @@ def test_a_null_return_path_is_a_robot():
 @pytest.mark.parametrize(
     ("header", "reason"),
     [
-        # what service.intake.is_automatic checks today
+        # the headers reading.robots.automatic_reason reads
         ("Auto-Submitted: auto-replied", "Auto-Submitted: auto-replied"),
         ("Auto-Submitted: auto-generated", "Auto-Submitted: auto-generated"),
         ("Auto-Submitted: Auto-Notified", "Auto-Submitted: auto-notified"),

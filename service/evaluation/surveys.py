@@ -213,7 +213,7 @@ def find_survey(survey_key: str) -> tuple[ReferralRecord, SurveyRecord] | None:
 
 def _settle(ctx: Context, referral: ReferralRecord, now: datetime) -> None:
     """When nothing is left to ask, the referral is evaluated and the referrer hears how it went."""
-    if referral.state not in (State.INTRODUCED, State.EVALUATING):
+    if not workflow.may_move(State(referral.state), State.EVALUATED):
         return
     surveys = queries.surveys_of(referral.id)
     if not settled(surveys):

@@ -18,7 +18,7 @@ from service.reading.addresses import Mailbox, is_valid, normalize, parse_mailbo
 from service.reading.bodies import body_text, header_text
 from service.reading.labels import fold_label
 
-# Header labels inside a forwarded block, folded (see labels.fold): case, accents, hamza
+# Header labels inside a forwarded block, folded (see labels.fold_label): case, accents, hamza
 # and spacing do not matter. Sources: the clients' own forwards in each language.
 HEADER_LABELS: dict[str, tuple[str, ...]] = {
     "from": (

@@ -77,7 +77,7 @@ def language_code(value: str) -> str | None:
     return _CODES.get(tag.group(1)) if tag else None
 
 
-# The words of each language's request labels: the parser's tables (service/labels.py) hold
+# The words of each language's request labels: the parser's tables (reading/labels.py) hold
 # them by field, not by language, so which language writes which word is said here.
 _LABEL_TERMS = {
     "en": "provider|prospect|email|e-mail|mail|phone|prefers|best time|booking|language|"

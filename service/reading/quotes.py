@@ -34,7 +34,7 @@ _ATTRIBUTION_LINES = 3
 _ATTRIBUTION_CHARS = 400
 # "-- " (RFC 3676), "--", and the dashes some clients put there instead.
 _SIGNATURE = re.compile(r"^(?:--|—|–|__)$")
-# What phones and apps append, in the six languages, folded (see `fold`): "Sent from my
+# What phones and apps append, in the six languages, folded (see `text.fold_written`): "Sent from my
 # iPhone", "Von meinem iPhone gesendet", "Envoyé de mon iPhone", "Trimis de pe iPhone",
 # "Dikirim dari iPhone saya", "أُرسلت من الـ iPhone", "Get Outlook for iOS" and kin.
 _SENT_FROM = re.compile(

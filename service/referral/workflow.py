@@ -186,7 +186,7 @@ def open_referral(
             ),
             make_ref=ids.reference,
         )
-        queries.add_event(referral.id, now, "received", "referrer", channel)
+        queries.add_event(referral.id, now, State.RECEIVED, "referrer", channel)
         mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
         for role in ROLES:
             mails.append(letters.consent_request(ctx, referral, referral.party(role), now))
@@ -328,7 +328,7 @@ def follow_up_at(
 def _schedule_follow_up(ctx: Context, referral: ReferralRecord, now: datetime) -> None:
     """In the transaction that introduces them: one survey per party, due after the delay.
 
-    The surveys themselves are sent, answered and closed by `evaluation`.
+    The surveys themselves are sent, answered and closed by `evaluation.surveys`.
     """
     due = follow_up_at(referral, ctx.settings.timing.follow_up_days, now)
     for party in referral.parties:
