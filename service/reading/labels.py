@@ -55,11 +55,13 @@ def fold_label(text: str) -> str:
     return _SPACES.sub(" ", _MARKS.sub("", fold(text))).strip()
 
 
-def _index(table: dict[str, tuple[str, ...]] | dict[Role, tuple[str, ...]]) -> dict[str, str]:
+def _index(table: dict[str, tuple[str, ...]]) -> dict[str, str]:
     return {fold_label(word): key for key, words in table.items() for word in words}
 
 
-_PARTY = _index(PARTY_LABELS)
+_PARTY: dict[str, Role] = {
+    fold_label(word): role for role, words in PARTY_LABELS.items() for word in words
+}
 _PARTY_FIELD = _index(PARTY_FIELDS)
 _REFERRAL_FIELD = _index(REFERRAL_FIELDS)
 

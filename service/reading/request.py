@@ -173,13 +173,13 @@ def label_words(text: str) -> list[str]:
     return found
 
 
-def labelled_lines(text: str) -> list[tuple[tuple[str | None, str], str]]:
+def labelled_lines(text: str) -> list[tuple[tuple[Role | None, str], str]]:
     """((role, field), value) for every labelled line, in order.
 
     A need may go on over the following lines until a blank line or the next label (it is
     often a paragraph); any other field with nothing after its colon takes the next line.
     """
-    found: list[tuple[tuple[str | None, str], list[str]]] = []
+    found: list[tuple[tuple[Role | None, str], list[str]]] = []
     open_value: list[str] | None = None
     open_paragraph = False
     for line in text.split("\n"):

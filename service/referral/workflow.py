@@ -68,7 +68,8 @@ def move(
     if not queries.move_referral(referral.id, current, to, now, **extra):
         raise WrongState(f"{referral.ref} is no longer {current}")
     queries.add_event(referral.id, now, event or to, "service", channel, detail)
-    return replace(referral, state=to, updated_at=now, **extra)
+    introduced = introduced_at if introduced_at is not None else referral.introduced_at
+    return replace(referral, state=to, updated_at=now, introduced_at=introduced)
 
 
 class Outcome(enum.StrEnum):
