@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 
@@ -47,3 +47,15 @@ def parse_moment(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"not an ISO-8601 moment: {text!r}") from None
     return as_utc(moment)
+
+
+def parse_day_or_moment(text: str, timezone: str) -> datetime:
+    """An ISO-8601 moment with its offset, or a day (2026-01-01), which starts at midnight in
+    `timezone`: `report --since` takes either."""
+    if "T" in text:
+        return parse_moment(text)
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not a date (2026-01-01) nor an ISO-8601 moment: {text!r}") from None
+    return as_utc(datetime(day.year, day.month, day.day, tzinfo=zone(timezone) or UTC))

@@ -218,11 +218,15 @@ def referral_id_for_ask(ask_key: str) -> int | None:
 
 
 def move_referral(
-    referral_id: int, from_state: State, to_state: State, now: datetime, **fields: object
+    referral_id: int,
+    from_state: State,
+    to_state: State,
+    now: datetime,
+    introduced_at: datetime | None,
 ) -> bool:
     """Change a referral's state only if it is still `from_state`; False if it was not."""
     changed = (
-        Referral.update(state=to_state, updated_at=now, **fields)
+        Referral.update(state=to_state, updated_at=now, introduced_at=introduced_at)
         .where((Referral.id == referral_id) & (Referral.state == from_state))
         .execute()
     )

@@ -8,11 +8,10 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
 from pathlib import Path
 
 from service import __version__
-from service.clock import Clock, FixedClock, SystemClock, as_utc, parse_moment, zone
+from service.clock import Clock, FixedClock, SystemClock, parse_day_or_moment, parse_moment
 from service.delivery import transports
 from service.edge import console, jobs
 from service.errors import CareIntroError, ConfigError
@@ -258,7 +257,7 @@ def _report(args: argparse.Namespace) -> int:
     since = None
     if args.since:
         try:
-            since = _since(args.since, settings.service.timezone)
+            since = parse_day_or_moment(args.since, settings.service.timezone)
         except ValueError as exc:
             raise Failure(f"--since: {exc}", 64) from exc
     referrer = parse_mailbox(args.referrer) if args.referrer else None
@@ -270,15 +269,3 @@ def _report(args: argparse.Namespace) -> int:
     text = report.render(found, args.format, Templates(), language, settings.service.timezone)
     print(text, end="")
     return 0
-
-
-def _since(text: str, timezone: str) -> datetime:
-    """A moment with its offset, or a day, which starts at midnight in the service's time
-    zone: the zone the text report writes its dates in."""
-    if "T" in text:
-        return parse_moment(text)
-    try:
-        day = date.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"not a date (2026-01-01) nor an ISO-8601 moment: {text!r}") from None
-    return as_utc(datetime(day.year, day.month, day.day, tzinfo=zone(timezone)))

@@ -24,6 +24,7 @@ FUNNEL_STEPS: tuple[str, ...] = (
 )
 # "unspecified" is a no without a reason.
 DECLINE_ORDER: tuple[str, ...] = (*DeclineReason, "unspecified")
+_REASONS = frozenset(DeclineReason)
 
 CENT = Decimal("0.01")
 SHARE_PLACES = 4
@@ -141,7 +142,7 @@ def _decline_reason(party: PartyRecord) -> str:
     if party.decline_reason is None:
         return "unspecified"
     # A reason this report does not know yet is still a reason, not a missing one.
-    known = party.decline_reason in frozenset(DeclineReason)
+    known = party.decline_reason in _REASONS
     return party.decline_reason if known else DeclineReason.OTHER
 
 

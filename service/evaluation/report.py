@@ -19,7 +19,7 @@ JSON_SCHEMA = "care-intro/figures/1"
 FORMATS = ("text", "json", "csv")
 
 
-def figures_for(referrer: str | None, since: datetime | None, now: datetime) -> figures.Figures:
+def figures_for(referrer: str | None, since: datetime | None, now: datetime) -> Figures:
     """The report's figures: of one referrer (or everyone), of referrals made since a moment."""
     referrals = queries.referrals_for_report(referrer, since)
     surveys = queries.surveys_for(r.id for r in referrals if r.introduced_at is not None)
@@ -42,7 +42,7 @@ def as_text(found: Figures, templates: Templates, language: str, timezone: str) 
     return templates.render_text("report", language, context)
 
 
-def page_context(found: figures.Figures, referrer: str, language: str) -> dict[str, object]:
+def page_context(found: Figures, referrer: str, language: str) -> dict[str, object]:
     """What the report page shows: the figures, and the chart functions its template calls
     with its own (translated) labels, writing numbers as the page's language does."""
     percent = partial(formats.format_percent, language=language)

@@ -64,11 +64,10 @@ def move(
     current = State(referral.state)
     if not may_move(current, to):
         raise WrongState(f"{referral.ref}: a referral that is {current} cannot become {to}")
-    extra = {"introduced_at": introduced_at} if introduced_at is not None else {}
-    if not queries.move_referral(referral.id, current, to, now, **extra):
+    introduced = introduced_at if introduced_at is not None else referral.introduced_at
+    if not queries.move_referral(referral.id, current, to, now, introduced):
         raise WrongState(f"{referral.ref} is no longer {current}")
     queries.add_event(referral.id, now, event or to, "service", channel, detail)
-    introduced = introduced_at if introduced_at is not None else referral.introduced_at
     return replace(referral, state=to, updated_at=now, introduced_at=introduced)
 
 
