@@ -58,6 +58,8 @@ def test_a_question_refused_at_rcpt_ends_the_referral(ctx, relay):
     assert refusals.settle_failures(ctx, NOW) == 0  # settled once, never again
     assert queries.referral_by_id(referral.id).state == State.UNDELIVERABLE
     assert ("bounced", "prospect") in events(referral.id)
+    for event in queries.events_for(referral.id):
+        assert "bakery.example" not in event.detail  # the history keeps no address
     assert deliver(sink) == Report(sent=2)
     _, notice = sink.to(REFERRER)
     assert "We could not reach Bob Smith at <bob@bakery.example>" in told(notice)

@@ -243,4 +243,3 @@ def test_a_connection_dropped_after_the_dot_is_retried_with_the_same_message_id(
         "duplicates": 1,
         "failed": 0,
     }
-

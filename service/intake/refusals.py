@@ -15,7 +15,7 @@ from datetime import datetime
 
 from service.evaluation import surveys
 from service.model import Channel
-from service.reading.relay_replies import reply_about
+from service.reading.relay_replies import reply_about, without_addresses
 from service.referral import deadlines, workflow
 from service.writing import letters
 from service.writing.context import Context
@@ -52,7 +52,7 @@ def _settle(ctx: Context, failed: FailedMail, now: datetime) -> bool:
     address = failed.recipients[0] if failed.recipients else ""
     status = reply_about(failed.error, address)
     if failed.survey_id is not None:
-        return surveys.bounced(ctx, failed.survey_id, status, now)
+        return surveys.bounced(ctx, failed.survey_id, without_addresses(status), now)
     if failed.party_id is not None:
         return workflow.undeliverable(
             ctx, failed.referral_id, failed.party_id, status, Channel.SMTP, now
@@ -72,7 +72,10 @@ def not_introduced(
         party = next((p for p in referral.parties if p.email == address.lower()), None)
         if party is None:
             return False
-        queries.add_event(referral.id, now, "not introduced", party.role, channel, status)
+        # The history keeps no address; the referrer's letter may name the one that failed.
+        queries.add_event(
+            referral.id, now, "not introduced", party.role, channel, without_addresses(status)
+        )
         mail = letters.referrer_not_introduced(ctx, referral, party, status, now)
         queries.enqueue([mail], now)
     return True
