@@ -11,7 +11,8 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse import db_url, migrate
 
-from store.models import ALL_MODELS, database
+from service.model import OutboxState
+from store.models import ALL_MODELS, OutboxMail, database
 
 # How async code runs a blocking store call (a function and its arguments) off its event
 # loop: asyncio.to_thread, or serve's small pool of store threads.
@@ -89,6 +90,16 @@ def _add_missing_columns(models: list[type[peewee.Model]]) -> None:
         missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
         if missing:
             migrate.migrate(*[migrator.add_column(table, f.column_name, f) for f in missing])
+        if model is OutboxMail and "settled_at" in {f.name for f in missing}:
+            _settle_earlier_failures()
+
+
+def _settle_earlier_failures() -> None:
+    """Mail that failed before a release settled failures stays as it was: settling it now
+    would tell referrers, out of the blue, about mail that failed long ago."""
+    OutboxMail.update(settled_at=OutboxMail.due_at).where(
+        OutboxMail.state == OutboxState.FAILED
+    ).execute()
 
 
 def close() -> None:

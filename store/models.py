@@ -158,6 +158,9 @@ class OutboxMail(BaseModel):
     last_error = peewee.TextField(default="")
     # The follow-up survey this mail carries, so a reply that lost its tag still finds it.
     survey = peewee.ForeignKeyField(Survey, null=True, on_delete="SET NULL")
+    # When what depends on a failed mail (its referral, its survey) was told of the failure;
+    # a failure is settled once, so it never tells anyone twice.
+    settled_at = UTCDateTimeField(null=True)
 
 
 class Referrer(BaseModel):
@@ -194,6 +197,11 @@ OutboxMail.add_index(
     OutboxMail.index(OutboxMail.due_at).where(OutboxMail.state == OutboxState.PENDING)
 )
 OutboxMail.add_index(OutboxMail.index(OutboxMail.recipients, OutboxMail.created_at))
+OutboxMail.add_index(
+    OutboxMail.index(OutboxMail.id).where(
+        (OutboxMail.state == OutboxState.FAILED) & OutboxMail.settled_at.is_null()
+    )
+)
 Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == State.ASKING))
 Referral.add_index(
     Referral.index(Referral.remind_at).where(

@@ -24,6 +24,7 @@ from store.models import (
 )
 from store.records import (
     EventRecord,
+    FailedMail,
     InboundRecord,
     NewInbound,
     NewReferral,
@@ -518,6 +519,31 @@ def mark_failed(outbox_id: int, now: datetime, error: str) -> None:
         ).where(OutboxMail.id == outbox_id).execute()
 
 
+def settle_failure(outbox_id: int, now: datetime) -> FailedMail | None:
+    """Take one failure to settle; None if it is not failed or another instance settled it."""
+    changed = (
+        OutboxMail.update(settled_at=now)
+        .where(
+            (OutboxMail.id == outbox_id)
+            & (OutboxMail.state == OutboxState.FAILED)
+            & OutboxMail.settled_at.is_null()
+        )
+        .execute()
+    )
+    if not changed:
+        return None
+    row = OutboxMail.get_by_id(outbox_id)
+    return FailedMail(
+        id=row.id,
+        purpose=row.purpose,
+        referral_id=row.referral_id,
+        party_id=row.party_id,
+        survey_id=row.survey_id,
+        recipients=tuple(x for x in row.recipients.split("\n") if x),
+        error=row.last_error,
+    )
+
+
 def outbox_counts() -> dict[str, int]:
     rows = OutboxMail.select(OutboxMail.state, peewee.fn.COUNT(OutboxMail.id)).group_by(
         OutboxMail.state
@@ -577,12 +603,23 @@ def _surveys_closing(now: datetime) -> peewee.ModelSelect:
     )
 
 
+def _failures_unsettled(now: datetime) -> peewee.ModelSelect:
+    # A failure is due the moment it happens, so `now` does not narrow it.
+    return (
+        OutboxMail.select(OutboxMail.id)
+        .where((OutboxMail.state == OutboxState.FAILED) & OutboxMail.settled_at.is_null())
+        .order_by(OutboxMail.id)
+        .limit(1)
+    )
+
+
 # The "what is due" questions by kind; tests ask the database for their plans.
 DUE = {
     "reminders": _reminders_due,
     "expiries": _expiries_due,
     "surveys": _surveys_due,
     "survey expiries": _surveys_closing,
+    "failures": _failures_unsettled,
 }
 
 
@@ -612,6 +649,11 @@ def next_survey_due(now: datetime) -> int | None:
 def next_survey_closing(now: datetime) -> int | None:
     """A sent survey whose time to answer is over, locked until the transaction ends."""
     return _claim_due("survey expiries", now)
+
+
+def next_failure_unsettled(now: datetime) -> int | None:
+    """A failed mail nobody has settled yet, locked until the caller's transaction ends."""
+    return _claim_due("failures", now)
 
 
 def reminders_done(referral_id: int) -> None:

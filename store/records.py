@@ -183,6 +183,19 @@ class SentMail:
 
 
 @dataclass(frozen=True)
+class FailedMail:
+    """A mail the outbox gave up on, with what the relay last said, for whoever waited on it."""
+
+    id: int
+    purpose: str
+    referral_id: int | None
+    party_id: int | None
+    survey_id: int | None
+    recipients: tuple[str, ...]
+    error: str
+
+
+@dataclass(frozen=True)
 class SurveyRecord:
     """One follow-up to one party, and what they answered."""
 

@@ -70,3 +70,16 @@ def test_a_bounce_after_the_introduction_changes_nothing(running, sink):
     referral = queries.recent_referrals()[0]
     eventually(lambda: "bounced" in [e.kind for e in queries.events_for(referral.id)], "the bounce")
     assert state() == "introduced"
+
+
+def test_a_bounced_introduction_tells_the_referrer_whom_it_missed(running, sink):
+    links = request_referral(running.service.smtp_port, sink)
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    web.post(links[PROSPECT], data={"answer": "yes"})
+    sink.wait_for(6)
+    introduction = sink.to(PROSPECT)[-1]
+    bounce(running, "dsn_postfix_user_unknown.eml", introduction.mail_from)
+    eventually(lambda: len(sink.to(REFERRER)) == 3, "the referrer to be told")
+    told = " ".join(text_of(sink.to(REFERRER)[-1]).split())
+    assert "could not be delivered to Bob Smith at <bob@bakery.example>" in told
+    assert state() == "introduced"

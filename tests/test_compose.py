@@ -132,6 +132,15 @@ CONTEXTS = {
         "failed": OTHER,
         "status": "5.1.1",
     },
+    "referrer_not_introduced": {
+        "ref": "R-AAAA-BBBB",
+        "referrer_name": "Ada",
+        "provider": CARD,
+        "prospect": OTHER,
+        "need": "books",
+        "failed": OTHER,
+        "status": "550 5.1.1 <bob@bakery.example>: Recipient address rejected: User unknown",
+    },
     "request_refused": {
         "referrer_name": "Ada",
         "request_subject": "Intro",

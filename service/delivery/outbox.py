@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from service.errors import DeliveryError
+from service.reading.relay_replies import without_addresses
 from store import queries
 from store.db import RunDb
 from store.records import OutboxItem
@@ -73,11 +74,22 @@ async def _deliver_one(
     except DeliveryError as exc:
         give_up = exc.permanent or now - item.created_at >= RETRY_FOR
         if give_up:
-            log.warning("mail %s (%s) failed for good: %s", item.message_id, item.purpose, exc)
+            log.warning(
+                "mail %s (%s) failed for good: %s",
+                item.message_id,
+                item.purpose,
+                without_addresses(str(exc)),
+            )
             await run_db(queries.mark_failed, item.id, now, str(exc))
             return Report(failed=1)
         due = now + backoff(item.attempts)
-        log.info("mail %s (%s) will be retried at %s: %s", item.message_id, item.purpose, due, exc)
+        log.info(
+            "mail %s (%s) will be retried at %s: %s",
+            item.message_id,
+            item.purpose,
+            due,
+            without_addresses(str(exc)),
+        )
         await run_db(queries.reschedule, item.id, due, str(exc))
         return Report(retrying=1)
     # A crash right here (handed on, not yet recorded) makes the lease run out and the

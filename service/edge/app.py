@@ -92,6 +92,7 @@ class Service:
         self.intake = Kicker("intake", self._intake)
         self.outbox = Kicker("outbox", self._outbox)
         self.deadlines = Kicker("deadlines", self._deadlines)
+        self.failures = Kicker("failures", self._failures)
         self.smtp_port = 0
         self.web_port = 0
 
@@ -120,11 +121,14 @@ class Service:
         self.scheduler.every(INTAKE_EVERY_SECONDS).seconds.do(self.intake.kick)
         self.scheduler.every(OUTBOX_EVERY_SECONDS).seconds.do(self.outbox.kick)
         self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.deadlines.kick)
+        # Failures are kicked by the outbox run that met them; this finds those a crash left.
+        self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.failures.kick)
         self._scheduler_task = loop.create_task(self._run_scheduler(), name="scheduler")
         # Whatever a previous run stored but did not finish is due now.
         self.intake.kick()
         self.outbox.kick()
         self.deadlines.kick()
+        self.failures.kick()
         log.info(
             "care-intro serving: SMTP %s:%d for %s, pages %s:%d, outbound %s",
             inbound.host,
@@ -150,6 +154,7 @@ class Service:
                 await self.intake.close()
                 await self.deadlines.close()
                 await self.outbox.close()
+                await self.failures.close()
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
@@ -175,7 +180,14 @@ class Service:
             self.outbox.kick()
 
     async def _outbox(self) -> None:
-        await deliver_due(self.transport, self.clock.now(), self.run_db)
+        report = await deliver_due(self.transport, self.clock.now(), self.run_db)
+        if report.failed:
+            self.failures.kick()
+
+    async def _failures(self) -> None:
+        assert self.ctx is not None
+        if await jobs.settle_failures(self.ctx, self.clock.now(), self.run_db):
+            self.outbox.kick()
 
 
 async def serve_until(settings: Settings, stop: asyncio.Event) -> None:

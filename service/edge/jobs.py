@@ -8,7 +8,7 @@ from datetime import datetime
 
 from service.delivery.outbox import Report, Transport, deliver_due
 from service.evaluation import digest, surveys
-from service.intake import pipeline
+from service.intake import pipeline, refusals
 from service.referral import deadlines
 from service.writing.context import Context
 from store.db import RunDb
@@ -43,20 +43,29 @@ async def run_deadlines(
     return Deadlines(expired, reminded, closed, surveyed, digests)
 
 
+async def settle_failures(ctx: Context, now: datetime, run_db: RunDb = asyncio.to_thread) -> int:
+    """Tell whoever waited on a mail that failed for good (see `intake.refusals`); how many
+    referrals and surveys that changed, each of which queued mail."""
+    return await run_db(refusals.settle_failures, ctx, now)
+
+
 @dataclass(frozen=True)
 class TickReport:
     inbound: int
     outbox: Report
     due: Deadlines
+    settled: int = 0  # failed mails that ended a referral, closed a survey or told the referrer
 
     def __str__(self) -> str:
         o, d = self.outbox, self.due
+        # Only when there were any, so the line cron mails stays as it was on a quiet day.
+        settled = f"; settled {self.settled} failure(s)" if self.settled else ""
         return (
             f"processed {self.inbound} inbound message(s); "
             f"reminded {d.reminded}, expired {d.expired}; "
             f"surveyed {d.surveyed}, surveys closed {d.surveys_closed}; "
             f"digests {d.digests}; "
-            f"sent {o.sent}, retrying {o.retrying}, failed {o.failed}"
+            f"sent {o.sent}, retrying {o.retrying}, failed {o.failed}{settled}"
         )
 
 
@@ -68,4 +77,10 @@ async def run_due(
     due = await run_deadlines(ctx, now, run_db)
     # The outbox last, so one tick sends what the steps before it queued.
     outbox = await deliver_due(transport, now, run_db)
-    return TickReport(inbound, outbox, due)
+    settled = await settle_failures(ctx, now, run_db)
+    if settled:
+        # The notices settling queued go in this tick too; should they fail in turn, settling
+        # them queues nothing more, so one more round ends it.
+        outbox += await deliver_due(transport, now, run_db)
+        await settle_failures(ctx, now, run_db)
+    return TickReport(inbound, outbox, due, settled)

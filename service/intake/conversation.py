@@ -6,6 +6,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from service.evaluation import surveys
+from service.intake import refusals
 from service.intake.disposition import Disposition
 from service.model import Answer, Channel, InboundState
 from service.reading import bounces, quotes, replies
@@ -125,6 +126,14 @@ def process_bounce(
         return Disposition(
             InboundState.PROCESSED,
             f"permanent failure of a survey: {permanent[0].status}; closed {closed}",
+        )
+    if sent is not None and sent.referral_id is not None and sent.purpose == refusals.INTRODUCTION:
+        told = refusals.not_introduced(
+            ctx, sent.referral_id, sent.recipients[0], permanent[0].status, Channel.SMTP, now
+        )
+        return Disposition(
+            InboundState.PROCESSED,
+            f"permanent failure of an introduction: {permanent[0].status}; referrer told {told}",
         )
     if sent is not None:  # the mail is known: whatever it reports, this question failed
         asked = sent.referral_id is not None and sent.party_id is not None

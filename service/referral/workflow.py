@@ -18,6 +18,7 @@ from service.errors import NotFound, WrongState
 from service.model import ROLES, Answer, Channel, DeclineReason, Finding, State
 from service.reading import languages
 from service.reading.addresses import Mailbox
+from service.reading.relay_replies import without_addresses
 from service.reading.request import PartyDraft, RequestDraft
 from service.referral import gate, quota
 from service.writing import letters
@@ -265,7 +266,10 @@ def undeliverable(
         party = next((p for p in referral.parties if p.id == party_id), None)
         if party is None:
             return False
-        queries.add_event(referral.id, now, "bounced", party.role, channel, status)
+        # The history keeps no address; the referrer's letter may name the one that failed.
+        queries.add_event(
+            referral.id, now, "bounced", party.role, channel, without_addresses(status)
+        )
         if referral.state != State.ASKING:
             return False
         move(referral, State.UNDELIVERABLE, now, channel)

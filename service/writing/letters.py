@@ -148,6 +148,16 @@ def referrer_undeliverable(
     )
 
 
+def referrer_not_introduced(
+    ctx: Context, referral: ReferralRecord, failed: PartyRecord, status: str, now: datetime
+) -> OutgoingMail:
+    """Both said yes, but the introduction did not reach one of them: the referrer, who knows
+    them, learns whom, and may tell them another way."""
+    return to_referrer(
+        ctx, "referrer_not_introduced", referral, now, failed=card(failed), status=status
+    )
+
+
 def reply_unclear(
     ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
 ) -> OutgoingMail:
