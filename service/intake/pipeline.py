@@ -90,7 +90,9 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     referrer = verdict.referrer
     language = commands.report_language(message)
     if language is not None:
-        sent = commands.send_report(ctx, referrer, language, message_id_of(message), now)
+        sent = commands.send_report(
+            ctx, referrer, language, message_id_of(message), now, f"inbound {record.id}"
+        )
         return Disposition(
             InboundState.PROCESSED, "report sent" if sent else "report not sent: daily limit"
         )
@@ -102,7 +104,7 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
     findings = care_gate(draft, referrer.address, frozenset(suppressions.suppressed(named)))
     if findings:
-        refuse_request(ctx, referrer, draft, findings, now)
+        refuse_request(ctx, referrer, draft, findings, now, f"inbound {record.id}")
         return Disposition(
             InboundState.REJECTED, ", ".join(sorted({f.problem.value for f in findings}))
         )
@@ -120,7 +122,9 @@ def tell_unreadable(
     """
     subject = header_text(message, "Subject")
     with transaction():
-        if not quota.may_write(ctx.settings, referrer.address, now):
+        if not quota.may_write(
+            ctx.settings, referrer.address, now, "request_unreadable", f"inbound {inbound_id}"
+        ):
             return
         if queries.mark_referrer_told(inbound_id):
             note = letters.request_unreadable(ctx, referrer, subject, message_id_of(message), now)
