@@ -14,6 +14,7 @@ from service.model import Channel, InboundState
 from service.reading.addresses import Mailbox
 from service.reading.authorization import judge
 from service.reading.bodies import header_text
+from service.reading.limits import limits_of, message_excess
 from service.reading.request import parse_message, parse_request
 from service.reading.robots import automatic_reason
 from service.reading.routing import Route, route
@@ -62,6 +63,11 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     a bounce, a question's address (or a reply naming our question) an answer, and the
     referral address a request.
     """
+    excess = message_excess(record.raw, limits_of(ctx.settings))
+    if excess is not None:
+        # Known only now, past the SMTP answer (or stored before the cap): keep it, say why.
+        _tell_referrer_safely(ctx, record, now)
+        return Disposition(InboundState.QUARANTINED, excess.text)
     destinations = [d for d in (route(r, ctx.settings) for r in record.recipients) if d]
     message = parse_message(record.raw)
     bounce = next((d for d in destinations if d.route is Route.BOUNCE), None)
