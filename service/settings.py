@@ -37,6 +37,7 @@ class InboundSettings:
     host: str = "127.0.0.1"
     port: int = 8025
     max_message_bytes: int = 10485760
+    max_header_bytes: int = 65536
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,10 @@ def validate(settings: Settings) -> None:
             raise ConfigError(f"timing.{name} must be more than 0")
     if not 0 <= settings.timing.follow_up_again_times <= 10:
         raise ConfigError("timing.follow_up_again_times must be between 0 and 10")
+    if not 1024 <= settings.inbound.max_header_bytes <= settings.inbound.max_message_bytes:
+        raise ConfigError(
+            "inbound.max_header_bytes must be at least 1024 and at most inbound.max_message_bytes"
+        )
     if zone(settings.service.timezone) is None:
         raise ConfigError(
             f"service.timezone must be a time zone name such as Europe/Berlin, "

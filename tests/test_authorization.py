@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.intake.receiving import headers_of
-from service.reading.authorization import aligned, judge
+from service.reading.authorization import Verdict, aligned, judge
 from service.settings import SecuritySettings
 from tests.conftest import REFERRER, fixture_bytes
 
@@ -24,20 +24,41 @@ def test_an_allowed_author_is_the_referrer():
     assert (result.referrer.name, result.referrer.address) == ("Ada Lovelace", REFERRER)
 
 
+NOT_ALLOWED = "the From address is not allowed to send requests here"
+NOT_ONE_ADDRESS = "the From header must name exactly one address, and nothing else"
+
+
 @pytest.mark.parametrize(
-    "name",
+    ("name", "refusal"),
     [
-        "request_sent_on_behalf_by_assistant.eml",
-        "request_from_a_group.eml",
-        "request_with_two_authors.eml",
-        "request_from_stranger.eml",
+        ("request_sent_on_behalf_by_assistant.eml", NOT_ALLOWED),
+        ("request_from_stranger.eml", NOT_ALLOWED),
+        ("request_from_a_group.eml", NOT_ONE_ADDRESS),
+        ("request_with_two_authors.eml", NOT_ONE_ADDRESS),
+        ("request_from_address_as_display_name.eml", NOT_ONE_ADDRESS),
+        ("request_from_with_unclosed_angle.eml", NOT_ONE_ADDRESS),
+        ("request_with_two_from_headers.eml", "a request needs exactly one From header, not 2"),
     ],
-    ids=["sender-differs", "group", "two-authors", "stranger"],
+    ids=[
+        "sender-differs",
+        "stranger",
+        "group",
+        "two-authors",
+        "address-as-display-name",
+        "unclosed-angle",
+        "two-from-headers",
+    ],
 )
-def test_messages_that_could_speak_for_someone_else_never_count(name):
+def test_messages_that_could_speak_for_someone_else_never_count(name, refusal):
     result = verdict(name)
     assert result.referrer is None
-    assert result.refusal == "the From address is not allowed to send requests here"
+    assert result.refusal == refusal
+
+
+def test_a_bounce_is_judged_without_reading_its_from():
+    """Bounces skip the sender check, so their From is never parsed here: any shape passes."""
+    headers = headers_of(b"From: " + b"=?utf-8?q?a?= " * 5000 + b"<x@y.test>\n\nx\n")
+    assert judge("", headers, OPEN) == Verdict(None, None)
 
 
 def test_a_stranger_envelope_is_refused_before_looking_at_headers():

@@ -331,6 +331,27 @@ def test_non_ascii_subjects_and_bodies_are_encoded_for_any_relay():
     assert re.search(r"Grüße", message.get_body(("plain",)).get_content())
 
 
+@pytest.mark.parametrize("subject", ["Intro Jane\x00 / Bob", "Intro Jäne\x00 / Bob"])
+def test_no_nul_or_line_break_from_a_request_reaches_a_header(subject):
+    rendered = Rendered(subject=subject, text="x\n", html="<p>x</p>")
+    raw = build_message(
+        sender=Mailbox("Introductions", "refer@intro.example.org"),
+        to=[Mailbox("Jane\x00\r\nBcc: mallory@elsewhere.example", "jane@acme.example")],
+        rendered=rendered,
+        message_id="<x@y>",
+        date=NOW,
+        language="en",
+        in_reply_to="<request\x00.1@referrer.example>",
+    )
+    head = raw.split(b"\n\n", 1)[0]
+    assert b"\x00" not in raw and b"\r" not in head
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert "Bcc" not in message and "\x00" not in message["Subject"]
+    assert message["Subject"] == subject.replace("\x00", "")
+    assert message["To"].addresses[0].addr_spec == "jane@acme.example"
+    assert message["In-Reply-To"] == "<request .1@referrer.example>"
+
+
 def event_kinds() -> set[str]:
     """Every kind of event the service writes: literals, states, and answers."""
     source = " ".join(p.read_text() for p in Path("service").rglob("*.py"))

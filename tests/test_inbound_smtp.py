@@ -85,6 +85,48 @@ def test_only_our_recipients_are_taken_from_a_mixed_list(running):
     assert sum(inbound_counts().values()) == 1
 
 
+@pytest.mark.parametrize(
+    ("fixture", "text"),
+    [
+        (
+            "request_with_two_from_headers.eml",
+            b"5.7.1 A request needs exactly one From header, not 2",
+        ),
+        (
+            "request_from_address_as_display_name.eml",
+            b"5.7.1 The From header must name exactly one address, and nothing else",
+        ),
+    ],
+    ids=["two-from-headers", "address-as-display-name"],
+)
+def test_a_from_that_could_name_someone_else_is_refused_in_the_dialogue(running, fixture, text):
+    with client(running) as smtp, pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail(REFERRER, [RCPT], wire_fixture(fixture))
+    assert (refused.value.smtp_code, refused.value.smtp_error) == (550, text)
+    assert inbound_counts() == {}
+
+
+def test_past_100_recipients_the_rest_are_told_to_come_again(running):
+    """RFC 5321 4.5.3.1.8: 100 must be taken; a 4xx makes the client send the rest again."""
+    recipients = [RCPT] * 101
+    with client(running) as smtp:
+        smtp.ehlo()
+        smtp.mail("")
+        replies = [smtp.rcpt(r) for r in recipients]
+        assert [code for code, _ in replies] == [250] * 100 + [452]
+        assert replies[-1][1] == b"4.5.3 Too many recipients"
+        assert smtp.data(wire_fixture("dsn_postfix_user_unknown.eml"))[0] == 250
+        assert smtp.mail("")[0] == 250  # the session goes on
+    assert sum(inbound_counts().values()) == 1
+
+
+def test_a_session_that_only_idles_is_hung_up_on(running):
+    with client(running) as smtp:
+        assert [smtp.noop()[0] for _ in range(100)] == [250] * 100
+        code, text = smtp.noop()
+    assert (code, text) == (421, b"4.7.0 NOOP sent too many times")
+
+
 def test_a_store_failure_answers_451_and_tells_the_peer_nothing_more(running):
     db.database.execute_sql(
         "DROP TABLE inbound_message CASCADE" if db.is_postgresql() else "DROP TABLE inbound_message"

@@ -147,8 +147,10 @@ def test_a_message_with_nothing_to_read_is_quarantined_and_the_referrer_told_onc
     assert [r.id for r in queries.quarantined()] == [inbound_id]
 
 
-def test_unprompted_mail_to_one_address_is_capped_per_day(ctx):
-    """Seven broken requests in a day get five replies; the next day's gets one again."""
+def test_unprompted_mail_to_one_address_is_capped_per_day(ctx, caplog):
+    """Seven broken requests in a day get five replies; the next day's gets one again.
+
+    The warning for each one held back says what and why, without the address."""
     raw = fixture_bytes("request_outlook_windows1252_without_need.eml")
     limit = ctx.settings.outbound.daily_limit_per_address
     for n in range(limit + 2):
@@ -157,6 +159,9 @@ def test_unprompted_mail_to_one_address_is_capped_per_day(ctx):
     assert pipeline.process_pending(ctx, NOW) == limit + 2
     assert len(outbox_mails()) == limit
     assert inbound_counts() == {"rejected": limit + 2}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("@" not in w for w in warnings)
+    assert warnings[0].startswith("not sending request_refused about inbound ")
     tomorrow = NOW + timedelta(days=1, seconds=1)
     late = raw.replace(b"Message-ID: <", b"Message-ID: <tomorrow.", 1)
     receiving.receive(late, REFERRER, ["refer@intro.example.org"], Channel.SMTP, tomorrow)

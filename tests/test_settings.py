@@ -51,6 +51,7 @@ def test_environment_overrides_every_kind_of_key():
         ({"digest": {"weekday": "funday"}}, {}, "digest.weekday must be one of monday"),
         ({}, {"CARE_INTRO_DIGEST_HOUR": "24"}, "digest.hour must be between 0 and 23"),
         ({"timing": {"follow_up_again_times": 11}}, {}, "follow_up_again_times must be between"),
+        ({"inbound": {"max_header_bytes": 100}}, {}, "inbound.max_header_bytes must be at least"),
     ],
     ids=[
         "typo",
@@ -65,6 +66,7 @@ def test_environment_overrides_every_kind_of_key():
         "weekday",
         "hour",
         "asked-again",
+        "header-cap",
     ],
 )
 def test_mistakes_are_named_clearly(data, env, message):

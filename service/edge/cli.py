@@ -19,6 +19,7 @@ from service.evaluation import report
 from service.intake import receiving
 from service.model import Channel
 from service.reading.addresses import parse_mailbox
+from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
 from service.settings import LANGUAGES, Settings, load
 from service.writing.compose import Templates
@@ -174,6 +175,9 @@ def _tick(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     settings = _settings(args)
     raw = _read_message(args.file)
+    excess = header_excess(raw, limits_of(settings))
+    if excess is not None:
+        raise Failure(excess.text, EX_DATAERR)
     headers = receiving.headers_of(raw)
     recipient = args.recipient or settings.referral_mailbox
     if route(recipient, settings) is None:
@@ -238,7 +242,7 @@ def _quarantine(args: argparse.Namespace) -> int:
         print(console.quarantine_list(), end="")
         return 0
     if args.action == "show":
-        shown = console.quarantine_show(args.id)
+        shown = console.quarantine_show(args.id, limits_of(settings))
         if shown is None:
             raise Failure(f"no message {args.id}", EX_NOINPUT)
         print(shown, end="")

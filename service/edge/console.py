@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.parser import BytesHeaderParser, BytesParser
-from email.policy import default
+from email.policy import compat32, default
 
 from service.model import Role, State
-from service.reading.bodies import body_text, header_text
+from service.reading.bodies import body_text, header_text, raw_header_text
+from service.reading.limits import Limits, message_excess
 from store import queries
 from store.records import InboundRecord, PartyRecord
 
 STATE_ORDER = tuple(state.value for state in State)
+_HEADERS = BytesHeaderParser(policy=compat32)
+_SHOWN = (
+    "from",
+    "sender",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "content-type",
+    "authentication-results",
+)
 
 
 def _when(moment: datetime | None) -> str:
@@ -93,21 +105,28 @@ def quarantine_list() -> str:
         return "quarantine is empty\n"
     lines = [f"{len(found)} message(s) in quarantine (newest first)"]
     for record in found:
-        headers = BytesHeaderParser(policy=default).parsebytes(record.raw)
+        headers = _HEADERS.parsebytes(record.raw)
         lines.append(
-            f"  {record.id:>6}  {_when(record.received_at)}  {headers.get('From', '?')}"
+            f"  {record.id:>6}  {_when(record.received_at)}  {header_text(headers, 'From') or '?'}"
             f'  "{header_text(headers, "Subject")}"  {record.note}'
         )
     return "\n".join(lines) + "\n"
 
 
-def quarantine_show(inbound_id: int) -> str | None:
+def quarantine_show(inbound_id: int, limits: Limits) -> str | None:
+    """One quarantined message for a person; one too large or deep to parse shows its headers."""
     record = queries.inbound_by_id(inbound_id)
     if record is None:
         return None
-    message = BytesParser(policy=default).parsebytes(record.raw)
-    text = body_text(message)
-    preview = "\n".join((text or "(no readable text)").strip().split("\n")[:40])
+    excess = message_excess(record.raw, limits)
+    if excess is None:
+        text = body_text(BytesParser(policy=default).parsebytes(record.raw))
+        preview = "\n".join((text or "(no readable text)").strip().split("\n")[:40])
+    else:
+        preview = f"(the body is not shown: {excess.text[0].lower()}{excess.text[1:]})"
+    # Headers the way they arrived, decoded without the stdlib's header parser, which a
+    # hostile header can make take gigabytes.
+    headers = _HEADERS.parsebytes(record.raw)
     return (
         "\n".join(
             [
@@ -117,19 +136,9 @@ def quarantine_show(inbound_id: int) -> str | None:
                 f"  reason    {record.note or '-'}",
                 "",
                 *[
-                    f"{name}: {value}"
-                    for name, value in message.items()
-                    if name.lower()
-                    in (
-                        "from",
-                        "sender",
-                        "to",
-                        "subject",
-                        "date",
-                        "message-id",
-                        "content-type",
-                        "authentication-results",
-                    )
+                    f"{name}: {raw_header_text(str(value))}"
+                    for name, value in headers.raw_items()
+                    if name.lower() in _SHOWN
                 ],
                 "",
                 preview,

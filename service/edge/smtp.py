@@ -10,6 +10,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from service.clock import Clock
 from service.intake import receiving
+from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
 from service.settings import Settings
 from store.db import RunDb
@@ -17,6 +18,11 @@ from store.db import RunDb
 log = logging.getLogger(__name__)
 
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
+# RFC 5321 4.5.3.1.8: at least 100 must be taken; the rest are told to come again later.
+MAX_RECIPIENTS = 100
+# Commands one session may send (aiosmtpd answers 421 and hangs up past them): room for an
+# MTA that reuses its connection for many messages, none for a client that idles forever.
+COMMAND_LIMITS = {"MAIL": 1000, "RCPT": 20000, "DATA": 1000, "RSET": 1000, "*": 100}
 
 
 class InboundHandler:
@@ -29,6 +35,7 @@ class InboundHandler:
         self.clock = clock
         self.run_db = run_db
         self.on_stored = on_stored
+        self.limits = limits_of(settings)
 
     async def handle_RCPT(
         self,
@@ -38,6 +45,8 @@ class InboundHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
         if route(address, self.settings) is None:
             return f"550 5.1.1 <{address}>: no such mailbox here"
         # Who may send is decided at DATA, in the dialogue still (a reply mail would be
@@ -48,6 +57,11 @@ class InboundHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        # Before any parser: what is plain from the header block is refused in the dialogue.
+        excess = header_excess(raw, self.limits)
+        if excess is not None:
+            log.info("refused a message from %s: %s", session.peer, excess.text)
+            return excess.reply
         message_id = None
         try:
             headers = receiving.headers_of(raw)
@@ -94,6 +108,7 @@ def smtp_factory(handler: InboundHandler, settings: Settings) -> Callable[[], An
             enable_SMTPUTF8=True,
             hostname=settings.service.domain,
             ident="care-intro",
+            command_call_limit=COMMAND_LIMITS,
         )
 
     return make

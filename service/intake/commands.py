@@ -48,11 +48,12 @@ def send_report(
     language: str,
     in_reply_to: str | None,
     now: datetime,
+    about: str = "a report request",
 ) -> bool:
     """Queue the referrer's own report; False when today's limit of such mail is reached."""
     figures = report.figures_for(referrer.address, None, now)
     with transaction():
-        if not quota.may_write(ctx.settings, referrer.address, now):
+        if not quota.may_write(ctx.settings, referrer.address, now, "report", about):
             return False
         record = queries.referrer(referrer.address, ids.ask_key, now)
         mail = letters.report(ctx, record, referrer.name, language, figures, in_reply_to, now)

@@ -10,7 +10,8 @@ from service.intake import refusals
 from service.intake.disposition import Disposition
 from service.model import Answer, Channel, InboundState
 from service.reading import bounces, quotes, replies
-from service.reading.authorization import single_mailbox
+from service.reading.addresses import single_mailbox
+from service.reading.authorization import raw_values
 from service.reading.robots import automatic_reason
 from service.reading.survey_replies import SurveyAnswers, read_survey
 from service.referral import workflow
@@ -95,7 +96,8 @@ def _robot(record: InboundRecord, message: EmailMessage) -> Disposition | None:
 
 def _not_from(message: EmailMessage, ref: str, party: PartyRecord, what: str) -> Disposition | None:
     """Someone the mail was forwarded to is not the person we asked."""
-    author = single_mailbox(message.get("From"))
+    authors = raw_values(message, "From")
+    author = single_mailbox(authors[0]) if len(authors) == 1 else None
     if author is not None and author.address == party.email:
         return None
     return Disposition(InboundState.IGNORED, f"{ref}: {what} not from the {party.role}")

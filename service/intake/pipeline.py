@@ -14,6 +14,7 @@ from service.model import Channel, InboundState
 from service.reading.addresses import Mailbox
 from service.reading.authorization import judge
 from service.reading.bodies import header_text
+from service.reading.limits import limits_of, message_excess
 from service.reading.request import parse_message, parse_request
 from service.reading.robots import automatic_reason
 from service.reading.routing import Route, route
@@ -62,6 +63,11 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     a bounce, a question's address (or a reply naming our question) an answer, and the
     referral address a request.
     """
+    excess = message_excess(record.raw, limits_of(ctx.settings))
+    if excess is not None:
+        # Known only now, past the SMTP answer (or stored before the cap): keep it, say why.
+        _tell_referrer_safely(ctx, record, now)
+        return Disposition(InboundState.QUARANTINED, excess.text)
     destinations = [d for d in (route(r, ctx.settings) for r in record.recipients) if d]
     message = parse_message(record.raw)
     bounce = next((d for d in destinations if d.route is Route.BOUNCE), None)
@@ -90,7 +96,9 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     referrer = verdict.referrer
     language = commands.report_language(message)
     if language is not None:
-        sent = commands.send_report(ctx, referrer, language, message_id_of(message), now)
+        sent = commands.send_report(
+            ctx, referrer, language, message_id_of(message), now, f"inbound {record.id}"
+        )
         return Disposition(
             InboundState.PROCESSED, "report sent" if sent else "report not sent: daily limit"
         )
@@ -102,7 +110,7 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
     findings = care_gate(draft, referrer.address, frozenset(suppressions.suppressed(named)))
     if findings:
-        refuse_request(ctx, referrer, draft, findings, now)
+        refuse_request(ctx, referrer, draft, findings, now, f"inbound {record.id}")
         return Disposition(
             InboundState.REJECTED, ", ".join(sorted({f.problem.value for f in findings}))
         )
@@ -120,7 +128,9 @@ def tell_unreadable(
     """
     subject = header_text(message, "Subject")
     with transaction():
-        if not quota.may_write(ctx.settings, referrer.address, now):
+        if not quota.may_write(
+            ctx.settings, referrer.address, now, "request_unreadable", f"inbound {inbound_id}"
+        ):
             return
         if queries.mark_referrer_told(inbound_id):
             note = letters.request_unreadable(ctx, referrer, subject, message_id_of(message), now)

@@ -87,13 +87,18 @@ def header_text(message: Message, name: str) -> str:
     raw = next((v for k, v in message.raw_items() if k.lower() == name.lower()), None)
     if raw is None:
         return ""
-    value = re.sub(r"\r?\n(?=[ \t])", "", str(raw)).strip()
+    return raw_header_text(str(raw))
+
+
+def raw_header_text(raw: str) -> str:
+    """header_text for a value as it arrived (folded, encoded words and all)."""
+    value = re.sub(r"\r?\n(?=[ \t])", "", raw).strip()
     if "=?" not in value:  # 8-bit bytes straight in the header arrive as surrogate escapes
         return decode(value.encode("utf-8", "surrogateescape"), None)
     try:
         chunks = decode_header(value)
     except (HeaderParseError, ValueError):
-        return " ".join(str(message.get(name, "")).split())
+        return " ".join(value.split())
     text = "".join(
         decode(chunk, charset) if isinstance(chunk, bytes) and charset else _plain(chunk)
         for chunk, charset in chunks

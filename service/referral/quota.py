@@ -19,10 +19,19 @@ log = logging.getLogger(__name__)
 UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear", "report")
 
 
-def may_write(settings: Settings, address: str, now: datetime) -> bool:
-    """Whether one more unprompted mail to `address` stays within the day's limit."""
+def may_write(settings: Settings, address: str, now: datetime, purpose: str, about: str) -> bool:
+    """Whether one more unprompted mail to `address` stays within the day's limit.
+
+    `purpose` is the mail's kind (one of UNPROMPTED) and `about` what prompted it (an
+    inbound message's or a referral's id): the warning names those, never the address.
+    """
     sent = queries.count_mails_to(address, UNPROMPTED, now - timedelta(days=1))
     if sent < settings.outbound.daily_limit_per_address:
         return True
-    log.warning("not writing to %s again today: %d unprompted mail(s) already", address, sent)
+    log.warning(
+        "not sending %s about %s: its recipient already had %d unprompted mail(s) today",
+        purpose,
+        about,
+        sent,
+    )
     return False

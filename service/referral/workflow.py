@@ -202,11 +202,12 @@ def refuse_request(
     draft: RequestDraft,
     findings: list[Finding],
     now: datetime,
+    about: str = "a request",
 ) -> None:
     """No referral is created; the referrer learns every reason at once."""
     language = request_language(draft, ctx.settings.service.default_language)
     with transaction():
-        if not quota.may_write(ctx.settings, referrer.address, now):
+        if not quota.may_write(ctx.settings, referrer.address, now, "request_refused", about):
             return
         refusal = letters.request_refused(ctx, referrer, draft, findings, language, now)
         queries.enqueue([refusal], now)
@@ -288,7 +289,7 @@ def explain_unclear(ctx: Context, ask_key: str, now: datetime) -> bool:
         queries.add_event(referral.id, now, "reply unclear", party.role, Channel.REPLY)
         if referral.state != State.ASKING or party.answer is not None:
             return False
-        if not quota.may_write(ctx.settings, party.email, now):
+        if not quota.may_write(ctx.settings, party.email, now, "reply_unclear", referral.ref):
             return False
         if not queries.mark_unclear_told(party.id):
             return False

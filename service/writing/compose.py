@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import importlib.util
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ FALLBACK_LANGUAGE = "en"
 # LF line ends (the SMTP client converts), 78-column headers, and 7bit: bodies that are not
 # ASCII go as quoted-printable or base64, because 8BITMIME is not a given on every relay.
 _POLICY = email.policy.default.clone(max_line_length=78, cte_type="7bit")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -131,13 +133,14 @@ def build_message(
 ) -> bytes:
     """The final bytes of a mail: every header set here, nothing added later."""
     message = EmailMessage(policy=_POLICY)
-    message["From"] = str(sender)
-    message["To"] = ", ".join(str(m) for m in to)
+    message["From"] = _mailbox(sender)
+    message["To"] = ", ".join(_mailbox(m) for m in to)
     if reply_to:
-        message["Reply-To"] = ", ".join(str(m) for m in reply_to)
-    _set_text(message, "Subject", rendered.subject)
+        message["Reply-To"] = ", ".join(_mailbox(m) for m in reply_to)
+    _set_text(message, "Subject", header_safe(rendered.subject))
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
+    in_reply_to = header_safe(in_reply_to or "")
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
         message["References"] = in_reply_to
@@ -153,6 +156,19 @@ def build_message(
     # After the body: set_content() drops every Content-* header it finds.
     message["Content-Language"] = language
     return message.as_bytes(policy=_POLICY)
+
+
+def header_safe(text: str) -> str:
+    """Text for a header: control characters (NUL, CR, LF…) become spaces, runs collapse.
+
+    Names, subjects and Message-IDs come from mail people sent us; a NUL or line break
+    there must not end up in a header (or start a new one) of mail we send.
+    """
+    return " ".join(_CONTROLS.sub(" ", text).split())
+
+
+def _mailbox(mailbox: Mailbox) -> str:
+    return str(Mailbox(header_safe(mailbox.name), header_safe(mailbox.address)))
 
 
 def _set_text(message: EmailMessage, name: str, value: str) -> None:
