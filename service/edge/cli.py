@@ -13,7 +13,7 @@ from pathlib import Path
 from service import __version__
 from service.clock import Clock, FixedClock, SystemClock, parse_day_or_moment, parse_moment
 from service.delivery import transports
-from service.edge import console, jobs
+from service.edge import console, jobs, logs
 from service.errors import CareIntroError, ConfigError
 from service.evaluation import report
 from service.intake import receiving
@@ -46,11 +46,7 @@ class Failure(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.command == "serve" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    args.log_formatter = logs.install(logging.INFO if args.command == "serve" else logging.WARNING)
     # aiosmtpd logs every SMTP command at INFO; our handler logs what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
@@ -122,7 +118,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load(args.config)
+    settings = load(args.config)
+    formatter = getattr(args, "log_formatter", None)
+    if formatter is not None:
+        formatter.keep_domain(settings.service.domain)
+    return settings
 
 
 def _open_store(settings: Settings) -> None:
