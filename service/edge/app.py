@@ -136,6 +136,9 @@ class Service:
         )
 
     async def stop(self) -> None:
+        # A start that failed before listening has said why already; "stopped" would only
+        # add a second line to the one an operator has to read.
+        started = self.smtp_server is not None
         if self.smtp_server is not None:
             self.smtp_server.close()
             await self.smtp_server.wait_closed()
@@ -155,7 +158,8 @@ class Service:
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
         await asyncio.to_thread(self.executor.shutdown, True)
         db.close()
-        log.info("care-intro stopped")
+        if started:
+            log.info("care-intro stopped")
 
     async def _run_scheduler(self) -> None:
         while True:
