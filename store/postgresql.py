@@ -67,9 +67,6 @@ class ReconnectingPostgresqlDatabase(peewee.PostgresqlDatabase):
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error (peewee keeps the driver's error as its first arg)."""
-    for candidate in (exc, *exc.args):
-        code = getattr(candidate, "pgcode", None)
-        if code:
-            return str(code)
-    return None
+    """The SQLSTATE of a database error (peewee keeps the driver's error as `orig`)."""
+    code = getattr(getattr(exc, "orig", exc), "pgcode", None)
+    return str(code) if code else None

@@ -47,26 +47,49 @@ def ensure() -> None:
 
 def _missing_steps() -> list[Step]:
     models = peewee.sort_models(ALL_MODELS)
-    tables = set(database.get_tables())
+    columns, indexes = _catalog()
     steps: list[Step] = []
     for model in models:
-        if model._meta.table_name not in tables:
+        if model._meta.table_name not in columns:
             steps.append(_creating_table(model))
     # Columns before indexes: an index of a newer release may be on a new column.
     for model in models:
-        table = model._meta.table_name
-        if table in tables:
-            present = {c.name for c in database.get_columns(table)}
+        present = columns.get(model._meta.table_name)
+        if present is not None:
             missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
             if missing:
-                steps.append(_adding_columns(table, missing))
+                steps.append(_adding_columns(model._meta.table_name, missing))
     for model in models:
-        table = model._meta.table_name
-        present = {i.name for i in database.get_indexes(table)} if table in tables else set()
         for index in model._meta.fields_to_index():
-            if index._name not in present:
+            if index._name not in indexes:
                 steps.append(_creating_index(model, index))
     return steps
+
+
+def _catalog() -> tuple[dict[str, set[str]], set[str]]:
+    """The columns of every table there is, and the names of every index."""
+    if not _is_postgresql():
+        tables = database.get_tables()
+        columns = {t: {c.name for c in database.get_columns(t)} for t in tables}
+        return columns, {i.name for t in tables for i in database.get_indexes(t)}
+    # pg_catalog only: information_schema.columns and pg_get_indexdef, which peewee's
+    # get_columns and get_indexes use, take a lock on the table and wait behind any DDL.
+    columns = {}
+    rows = database.execute_sql(
+        "SELECT c.relname, a.attname FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_catalog.pg_attribute a"
+        "   ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"
+    )
+    for table, column in rows.fetchall():
+        columns.setdefault(table, set()).add(column)
+    rows = database.execute_sql(
+        "SELECT c.relname FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relkind IN ('i', 'I')"
+    )
+    return columns, {name for (name,) in rows.fetchall()}
 
 
 def _creating_table(model: type[peewee.Model]) -> Step:
