@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,25 +11,18 @@ import psycopg2
 import pytest
 
 from store import db, queries
-from store.models import ALL_MODELS
 from store.records import NewInbound
-from tests.conftest import PG_ENV, eventually
+from tests.conftest import eventually
+from tests.postgres import fresh_database, needs_postgresql, terminate_others
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get(PG_ENV), reason=f"set {PG_ENV} to a PostgreSQL URL to run these"
-)
+pytestmark = needs_postgresql
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    url = os.environ[PG_ENV]
-    db.bind(url)
-    db.database.drop_tables(ALL_MODELS, safe=True)
-    db.bind(url)
-    yield url
-    db.close()
+    yield from fresh_database()
 
 
 @pytest.fixture
@@ -52,28 +44,6 @@ def inbound(key: str) -> NewInbound:
         b"Subject: x\n\nbody\n",
         NOW,
     )
-
-
-def terminate_others(conn: psycopg2.extensions.connection) -> int:
-    """End every backend of this database but `conn`'s own; wait until they are gone."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT pid FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        pids = [pid for (pid,) in cur.fetchall()]
-        cur.execute("SELECT count(*) FROM (SELECT pg_terminate_backend(unnest(%s))) t", (pids,))
-    conn.commit()
-
-    def gone() -> bool:
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,))
-            remaining = cur.fetchone()[0]
-        conn.commit()
-        return remaining == 0
-
-    eventually(gone, "the terminated backends to exit")
-    return len(pids)
 
 
 def test_after_the_backend_is_terminated_the_next_transaction_succeeds(pg_url, other):
