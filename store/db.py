@@ -14,7 +14,7 @@ from playhouse import db_url
 
 from store import schema
 from store.models import database
-from store.postgresql import ReconnectingPostgresqlDatabase
+from store.postgresql import DatabaseUnavailable, ReconnectingPostgresqlDatabase, first_line
 
 # How async code runs a blocking store call (a function and its arguments) off its event
 # loop: asyncio.to_thread, or serve's small pool of store threads.
@@ -36,10 +36,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached (or its schema not updated) now; later may work."""
 
 
 def connect(url: str) -> peewee.Database:
@@ -71,9 +67,7 @@ def bind(url: str) -> peewee.Database:
     try:
         database.connect()
     except peewee.OperationalError as exc:
-        # The driver's text spans lines ("Is the server running…"); its first says it all.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"cannot open the database: {first}") from exc
+        raise DatabaseUnavailable(f"cannot open the database: {first_line(exc)}") from exc
     try:
         schema.ensure()
     except schema.SchemaBusy as exc:

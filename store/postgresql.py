@@ -23,7 +23,30 @@ LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK_DETECTED = "40P01"
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached now (or its schema not updated); later may work.
+
+    Not a peewee error on purpose: peewee would wrap it again as its OperationalError.
+    """
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's text spans lines ("Is the server running…"); its first says it all."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ReconnectingPostgresqlDatabase(peewee.PostgresqlDatabase):
+    def _connect(self) -> Any:
+        try:
+            return super()._connect()
+        except Exception as exc:
+            # Still the driver's own error here (peewee translates it on the way out, and
+            # matches it by name as we do): the server refused, timed out or is unknown.
+            if type(exc).__name__ != "OperationalError":
+                raise
+            raise DatabaseUnavailable(f"cannot reach the database: {first_line(exc)}") from exc
+
     def begin(self, isolation_level: Any = None) -> None:
         self._replace_if_lost()
         try:

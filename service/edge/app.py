@@ -59,6 +59,9 @@ class Kicker:
             self._again = False
             try:
                 await self.job()
+            except db.DatabaseUnavailable as exc:
+                # An outage, not a fault of ours: one line, and the next kick tries again.
+                log.warning("%s waits for the database: %s", self.name, exc)
             except Exception:
                 log.exception("%s failed; it runs again on the next kick", self.name)
             if not self._again:
