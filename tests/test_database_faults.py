@@ -1,5 +1,6 @@
 """`care-intro serve` on PostgreSQL while the database misbehaves: backends terminated under
-SMTP load, instances starting together beside a busy one, the server down at start.
+SMTP load, the server out of reach for a while, instances starting together beside a busy
+one, the server down at start.
 
 Each fault ends with the same account: every message answered 250 is stored and handled,
 its mails reach the relay, and none reaches it twice (counted by Message-ID).
@@ -34,7 +35,7 @@ from tests.conftest import (
     write_config,
 )
 from tests.helpers import RCPT, parse
-from tests.postgres import fresh_database, needs_postgresql, terminate_others
+from tests.postgres import Outage, fresh_database, needs_postgresql, terminate_others
 
 # Each request is answered by a receipt to the referrer and one question to each party.
 MAILS_PER_REQUEST = 3
@@ -187,6 +188,36 @@ def test_backends_terminated_while_mail_flows_lose_nothing_and_need_no_restart(
 
 
 @needs_postgresql
+def test_a_database_out_of_reach_for_a_while_gets_451_then_mail_flows_again(tmp_path, pg_url, sink):
+    outage = Outage(pg_url)
+    serve = serve_on(tmp_path, outage.url, sink).start()
+    port = serve.settings.inbound.port
+    before_id, before = request("outage", 0)
+    assert send(port, before) == 250
+    sink.wait_for(MAILS_PER_REQUEST)
+    outage.down()
+    during_id, during = request("outage", 1)
+    answered_during = send(port, during)
+    outage.up()
+    # The MTA tries again; the same process, never restarted, takes it.
+    answered_again = send(port, during)
+    after_id, after = request("outage", 2)
+    answered_after = send(port, after)
+    assert (answered_during, answered_again, answered_after) == (451, 250, 250)
+    assert serve.proc.poll() is None, "serve exited"
+
+    figures = account({before_id, during_id, after_id}, sink)
+    print(
+        f"\ndatabase out of reach: answered 250 3 (one after a 451), stored "
+        f"{figures['stored']}, sent {figures['sent']}, duplicates {figures['duplicates']}"
+    )
+    assert figures["stored"] == 3
+    assert figures["duplicates"] == 0
+    assert serve.stop() == 0, serve.log.read_text()
+    outage.down()
+
+
+@needs_postgresql
 def test_instances_starting_together_beside_a_busy_one_all_come_up(tmp_path, pg_url, sink):
     busy = serve_on(tmp_path / "busy", pg_url, sink).start()
     newcomers = [serve_on(tmp_path / f"new{i}", pg_url, sink) for i in range(3)]
@@ -240,5 +271,5 @@ def test_a_database_that_is_down_at_start_gives_one_line_and_exit_75(tmp_path, c
     assert done.returncode == 75, done.stderr
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
-    assert line.startswith("care-intro: cannot open the database: connection to server at")
+    assert line.startswith("care-intro: cannot reach the database: connection to server at")
     assert "Connection refused" in line
