@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlparse
 
 import peewee
-from playhouse import db_url, migrate
+from playhouse import db_url
 
-from service.model import OutboxState
-from store.models import ALL_MODELS, OutboxMail, database
+from store import schema
+from store.models import database
+from store.postgresql import DatabaseUnavailable, ReconnectingPostgresqlDatabase, first_line
 
 # How async code runs a blocking store call (a function and its arguments) off its event
 # loop: asyncio.to_thread, or serve's small pool of store threads.
@@ -29,8 +31,11 @@ SQLITE_PRAGMAS = {
     "cache_size": -16_000,
 }
 
-# Serializes schema creation between instances that start together on one PostgreSQL.
-_SCHEMA_LOCK_KEY = 0x0CA2E1
+# Without it a server that drops packets instead of refusing them holds a start forever.
+CONNECT_TIMEOUT_SECONDS = 10
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def connect(url: str) -> peewee.Database:
@@ -46,60 +51,47 @@ def connect(url: str) -> peewee.Database:
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
     if parsed.scheme in ("postgresql", "postgres"):
         kwargs = db_url.parse(url, unquote_password=True, unquote_user=True)
-        return peewee.PostgresqlDatabase(**kwargs)
+        kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        return ReconnectingPostgresqlDatabase(**kwargs)
     raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")
 
 
 def bind(url: str) -> peewee.Database:
-    """Point the deferred database at URL and make sure every table exists."""
+    """Point the deferred database at URL and make sure every table exists.
+
+    Raises DatabaseUnavailable, with one line saying why, when that cannot be done now.
+    """
     close()
     real = connect(url)
     database.initialize(real)
-    ensure_schema()
+    try:
+        database.connect()
+    except peewee.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot open the database: {first_line(exc)}") from exc
+    try:
+        schema.ensure()
+    except schema.SchemaBusy as exc:
+        raise DatabaseUnavailable(str(exc)) from exc
     return real
 
 
-def ensure_schema() -> None:
-    """Create what is missing: tables, and columns a newer release added to a table."""
-    with database.atomic():
-        if is_postgresql():
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        models = peewee.sort_models(ALL_MODELS)
-        for model in models:
-            model._schema.create_table(safe=True)
-        # Columns before indexes: an index of a newer release may be on a new column.
-        _add_missing_columns(models)
-        for model in models:
-            model._schema.create_indexes(safe=True)
+def once_more_if_connection_lost(fn: Callable[P, T]) -> Callable[P, T]:
+    """For a write that may safely run twice: when the connection was lost under it, run it
+    again on a new one, rather than leave its work to a lease or a retry minutes later."""
 
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            lost = isinstance(database.obj, ReconnectingPostgresqlDatabase) and (
+                database.obj.connection_lost()
+            )
+            if not lost or database.in_transaction():
+                raise
+            return fn(*args, **kwargs)
 
-def _add_missing_columns(models: list[type[peewee.Model]]) -> None:
-    """Upgrade a store written by an earlier release in place; nothing stored is touched.
-
-    Every column we add has a default or allows NULL, so adding one is always safe; anything
-    else (a rename, a new constraint) would need a migration of its own.
-    """
-    migrator = (
-        migrate.PostgresqlMigrator(database.obj)
-        if is_postgresql()
-        else migrate.SqliteMigrator(database.obj)
-    )
-    for model in models:
-        table = model._meta.table_name
-        present = {c.name for c in database.get_columns(table)}
-        missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
-        if missing:
-            migrate.migrate(*[migrator.add_column(table, f.column_name, f) for f in missing])
-        if model is OutboxMail and "settled_at" in {f.name for f in missing}:
-            _settle_earlier_failures()
-
-
-def _settle_earlier_failures() -> None:
-    """Mail that failed before a release settled failures stays as it was: settling it now
-    would tell referrers, out of the blue, about mail that failed long ago."""
-    OutboxMail.update(settled_at=OutboxMail.due_at).where(
-        OutboxMail.state == OutboxState.FAILED
-    ).execute()
+    return run
 
 
 def close() -> None:

@@ -11,7 +11,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
-from store.db import database, is_postgresql
+from store.db import database, is_postgresql, once_more_if_connection_lost
 from store.models import (
     Event,
     InboundMessage,
@@ -498,6 +498,8 @@ def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[Outbo
     ]
 
 
+# The mail is with the relay already: recording that must not wait for a lease to run out.
+@once_more_if_connection_lost
 def mark_sent(outbox_id: int, now: datetime, note: str = "") -> None:
     with database.atomic():
         OutboxMail.update(state=OutboxState.SENT, sent_at=now, last_error=note).where(

@@ -59,6 +59,9 @@ class Kicker:
             self._again = False
             try:
                 await self.job()
+            except db.DatabaseUnavailable as exc:
+                # An outage, not a fault of ours: one line, and the next kick tries again.
+                log.warning("%s waits for the database: %s", self.name, exc)
             except Exception:
                 log.exception("%s failed; it runs again on the next kick", self.name)
             if not self._again:
@@ -140,6 +143,9 @@ class Service:
         )
 
     async def stop(self) -> None:
+        # A start that failed before listening has said why already; "stopped" would only
+        # add a second line to the one an operator has to read.
+        started = self.smtp_server is not None
         if self.smtp_server is not None:
             self.smtp_server.close()
             await self.smtp_server.wait_closed()
@@ -160,7 +166,8 @@ class Service:
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
         await asyncio.to_thread(self.executor.shutdown, True)
         db.close()
-        log.info("care-intro stopped")
+        if started:
+            log.info("care-intro stopped")
 
     async def _run_scheduler(self) -> None:
         while True:

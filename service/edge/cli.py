@@ -57,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"care-intro: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except db.DatabaseUnavailable as exc:
+        # PostgreSQL restarting or not up yet: an init system or MTA tries again later.
+        print(f"care-intro: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     except CareIntroError as exc:
         print(f"care-intro: {exc}", file=sys.stderr)
         return 1
@@ -128,6 +132,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _open_store(settings: Settings) -> None:
     try:
         db.bind(settings.database.url)
+    except db.DatabaseUnavailable:
+        raise
     except Exception as exc:
         raise Failure(f"cannot open the database: {exc}", EX_TEMPFAIL) from exc
 

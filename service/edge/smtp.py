@@ -13,7 +13,7 @@ from service.intake import receiving
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
 from service.settings import Settings
-from store.db import RunDb
+from store.db import DatabaseUnavailable, RunDb
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,10 @@ class InboundHandler:
             if refused:
                 return f"550 5.7.1 {refused[0].upper()}{refused[1:]}"
             assert received is not None
+        except DatabaseUnavailable as exc:
+            # The MTA keeps the message and tries again; the log says why, without who.
+            log.warning("could not store a message, answered 451: %s", exc)
+            return TEMPORARY_FAILURE
         except Exception:
             log.exception("could not store message %s from %s", message_id, session.peer)
             return TEMPORARY_FAILURE
