@@ -171,3 +171,19 @@ def test_a_multipart_without_a_boundary_is_text_to_the_parser_and_one_level_here
     )
     assert stdlib_depth(raw) == 0
     assert message_excess(raw, Limits(mime_depth=1)) is None
+
+
+def flat_parts(count: int) -> bytes:
+    part = b"--p\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    opening = b'Content-Type: multipart/mixed; boundary="p"\r\n\r\n'
+    return HEAD + opening + part * count + b"--p--\r\n"
+
+
+def test_the_count_of_parts_is_capped_as_the_parser_counts_them():
+    # Each part's headers cost intake a stdlib parse: the count bounds what a message costs.
+    parsed = email.message_from_bytes(flat_parts(1000), policy=email.policy.default)
+    assert len(parsed.get_payload()) == 1000
+    assert message_excess(flat_parts(1000), LIMITS) is None
+    assert message_excess(flat_parts(1001), LIMITS) == Excess(
+        "554 5.6.0", "The message has more than 1000 parts"
+    )

@@ -25,6 +25,9 @@ FIELD_BYTES = 16384
 ENCODED_WORDS = 200
 # The stdlib parser recurses per level and gives up near 450; real mail nests a handful.
 MIME_DEPTH = 50
+# Intake reads each part's headers with the stdlib parser: bounded per part by the caps
+# above, so the count of parts bounds the whole. Real mail has a few dozen at most.
+MIME_PARTS = 1000
 
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # the stdlib's headerRE
 # Parts are typed with intake's own policy, so both read the same structure.
@@ -37,6 +40,7 @@ class Limits:
     field_bytes: int = FIELD_BYTES
     encoded_words: int = ENCODED_WORDS
     mime_depth: int = MIME_DEPTH
+    mime_parts: int = MIME_PARTS
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -85,10 +89,13 @@ def message_excess(raw: bytes, limits: Limits) -> Excess | None:
         return excess
     frames: list[_Frame] = []  # the open multiparts and messages, outermost first
     block: list[bytes] = []
-    size, in_headers = 0, True
+    size, in_headers, parts = 0, True, 0
     for line in _lines(raw):
         index, closing = _boundary(frames, line)
         if index is not None:
+            parts += not closing
+            if parts > limits.mime_parts:
+                return Excess("554 5.6.0", f"The message has more than {limits.mime_parts} parts")
             if in_headers:
                 excess = _fields_excess(block, limits) or _open(frames, block, limits)
                 if excess is not None:
