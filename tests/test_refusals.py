@@ -118,6 +118,13 @@ def test_an_introduction_refused_tells_the_referrer_whom_it_missed(ctx, relay):
     notice = sink.to(REFERRER)[-1]
     assert "could not be delivered to Bob Smith at <bob@bakery.example>" in told(notice)
     assert f"(status {UNKNOWN_USER})" in told(notice)
+    # Only the party the introduction reached is asked how it went.
+    handler.at_rcpt.clear()
+    due = workflow.follow_up_at(referral, ctx.settings.timing.follow_up_days, NOW)
+    assert surveys.send_due(ctx, due) == 1
+    states = {s.party_id: s.state for s in queries.surveys_of(referral.id)}
+    assert states[referral.party("prospect").id] == SurveyState.SKIPPED
+    assert states[referral.party("provider").id] == SurveyState.SENT
 
 
 def test_a_mail_out_of_retries_is_a_failure_too(ctx, relay):

@@ -91,6 +91,8 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
         why = "not introduced"
     elif suppressions.suppressed([party.email]):
         why = "address said stop"
+    elif _not_reached(referral.id, party.role):
+        why = "the introduction did not reach them"
     else:
         why = ""
     if why:
@@ -113,6 +115,13 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
         referral.id, now, "surveyed", party.role, Channel.TICK, f"round {survey.round}"
     )
     return 1
+
+
+def _not_reached(referral_id: int, role: str) -> bool:
+    """A party the introduction never reached has nothing to tell us about it."""
+    return any(
+        e.kind == "not introduced" and e.actor == role for e in queries.events_for(referral_id)
+    )
 
 
 def _close(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
