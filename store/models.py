@@ -158,6 +158,9 @@ class OutboxMail(BaseModel):
     last_error = peewee.TextField(default="")
     # The follow-up survey this mail carries, so a reply that lost its tag still finds it.
     survey = peewee.ForeignKeyField(Survey, null=True, on_delete="SET NULL")
+    # Which process holds the claim ("host/pid/start"; "" when none), so a restarted instance
+    # can take back at once what its killed predecessor held instead of waiting out a lease.
+    claimed_by = peewee.CharField(max_length=160, default="")
 
 
 class Referrer(BaseModel):
@@ -194,6 +197,12 @@ OutboxMail.add_index(
     OutboxMail.index(OutboxMail.due_at).where(OutboxMail.state == OutboxState.PENDING)
 )
 OutboxMail.add_index(OutboxMail.index(OutboxMail.recipients, OutboxMail.created_at))
+# Who holds claims is asked at every start: only the few mails being sent are in this index.
+OutboxMail.add_index(
+    OutboxMail.index(OutboxMail.claimed_by).where(
+        (OutboxMail.state == OutboxState.PENDING) & (OutboxMail.claimed_by != "")
+    )
+)
 Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == State.ASKING))
 Referral.add_index(
     Referral.index(Referral.remind_at).where(
