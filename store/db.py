@@ -28,12 +28,18 @@ SQLITE_PRAGMAS = {
     "cache_size": -16_000,
 }
 
+PAGE_SIZE = 4096
+
 # Serializes schema creation between instances that start together on one PostgreSQL.
 _SCHEMA_LOCK_KEY = 0x0CA2E1
 
 
-def connect(url: str) -> peewee.Database:
-    """A database object for the URL; nothing is opened until first use."""
+def connect(url: str, quota_mb: int = 0) -> peewee.Database:
+    """A database object for the URL; nothing is opened until first use.
+
+    `quota_mb` caps a SQLite store's size, like a disk quota: SQLite's max_page_count, which
+    holds for one connection only, so it is set on every connection this process opens.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
@@ -42,17 +48,23 @@ def connect(url: str) -> peewee.Database:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # IMMEDIATE: take the write lock at BEGIN, so two writers queue on busy_timeout
         # instead of one failing half-way when it upgrades a read lock.
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+        pragmas = dict(SQLITE_PRAGMAS)
+        if quota_mb:
+            # page_size only takes effect on a new store; it is SQLite's default anyway, and
+            # naming it here makes the page count below mean megabytes.
+            pragmas = {"page_size": PAGE_SIZE, **pragmas}
+            pragmas["max_page_count"] = quota_mb * 1024 * 1024 // PAGE_SIZE
+        return peewee.SqliteDatabase(path, pragmas=pragmas, lock_type="IMMEDIATE")
     if parsed.scheme in ("postgresql", "postgres"):
         kwargs = db_url.parse(url, unquote_password=True, unquote_user=True)
         return peewee.PostgresqlDatabase(**kwargs)
     raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")
 
 
-def bind(url: str) -> peewee.Database:
+def bind(url: str, quota_mb: int = 0) -> peewee.Database:
     """Point the deferred database at URL and make sure every table exists."""
     close()
-    real = connect(url)
+    real = connect(url, quota_mb)
     database.initialize(real)
     ensure_schema()
     return real

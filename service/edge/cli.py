@@ -126,7 +126,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open_store(settings: Settings) -> None:
     try:
-        db.bind(settings.database.url)
+        db.bind(settings.database.url, settings.database.quota_mb)
     except Exception as exc:
         raise Failure(f"cannot open the database: {exc}", EX_TEMPFAIL) from exc
 
