@@ -108,6 +108,12 @@ def close() -> None:
         database.close()
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error is the store's state (full, locked, gone), not the data's: the same
+    work can succeed later, so it must be tried again, not given up on."""
+    return isinstance(exc, peewee.OperationalError | peewee.InterfaceError)
+
+
 def is_postgresql() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
 
