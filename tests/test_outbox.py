@@ -31,7 +31,8 @@ from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
 from store.models import OutboxMail
 from store.records import OutgoingMail
-from tests.conftest import Sink, SinkHandler, eventually, free_port
+from tests.conftest import Sink, eventually, free_port
+from tests.load import PacedHandler
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -138,35 +139,9 @@ def test_maildir_writes_one_file_per_mail_and_a_retry_replaces_it(store_url, tmp
 # ------------------------------------------------------------------ kept connections, in parallel
 
 
-class CountingHandler(SinkHandler):
-    """Keeps every mail, and notes which connection it came on and how many were at DATA at
-    once; `pause` makes each DATA take that long, like a busy relay."""
-
-    def __init__(self, pause: float = 0.0) -> None:
-        super().__init__()
-        self.pause = pause
-        self.peers: list[tuple[str, int]] = []
-        self.at_once = 0
-        self.most_at_once = 0
-        self.data_started = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.data_started.set()
-        with self.lock:
-            self.peers.append(session.peer)
-            self.at_once += 1
-            self.most_at_once = max(self.most_at_once, self.at_once)
-        try:
-            await asyncio.sleep(self.pause)
-            return await super().handle_DATA(server, session, envelope)
-        finally:
-            with self.lock:
-                self.at_once -= 1
-
-
 @pytest.fixture
 def counting_sink() -> Iterator[Sink]:
-    handler = CountingHandler(pause=0.05)
+    handler = PacedHandler(pause=0.05)
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -198,7 +173,7 @@ def test_mails_share_kept_connections_and_go_several_at_once(store_url, counting
 
 def test_a_hanging_relay_is_given_up_on_while_the_mail_is_still_claimed(store_url):
     enqueue(1)
-    handler = CountingHandler(pause=30)
+    handler = PacedHandler(pause=30)
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -230,7 +205,7 @@ class MovingClock:
 
 def test_a_heartbeat_keeps_the_claim_while_a_slow_send_outlasts_the_lease(store_url):
     [message_id] = enqueue(1)
-    handler = CountingHandler(pause=1.5)
+    handler = PacedHandler(pause=1.5)
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
