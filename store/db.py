@@ -12,6 +12,7 @@ import peewee
 from playhouse import db_url, migrate
 
 from store.models import ALL_MODELS, database
+from store.turns import TurnTakingSqliteDatabase
 
 # How async code runs a blocking store call (a function and its arguments) off its event
 # loop: asyncio.to_thread, or serve's small pool of store threads.
@@ -54,7 +55,12 @@ def connect(url: str, quota_mb: int = 0) -> peewee.Database:
             # naming it here makes the page count below mean megabytes.
             pragmas = {"page_size": PAGE_SIZE, **pragmas}
             pragmas["max_page_count"] = quota_mb * 1024 * 1024 // PAGE_SIZE
-        return peewee.SqliteDatabase(path, pragmas=pragmas, lock_type="IMMEDIATE")
+        return TurnTakingSqliteDatabase(
+            path,
+            pragmas=pragmas,
+            lock_type="IMMEDIATE",
+            turn_timeout=SQLITE_PRAGMAS["busy_timeout"] / 1000,
+        )
     if parsed.scheme in ("postgresql", "postgres"):
         kwargs = db_url.parse(url, unquote_password=True, unquote_user=True)
         return peewee.PostgresqlDatabase(**kwargs)
