@@ -56,11 +56,13 @@ class OutboundSettings:
     username: str = ""
     password: str = ""
     daily_limit_per_address: int = 5
+    connections: int = 4
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///data/care-intro.db"
+    quota_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,10 @@ def from_mapping(data: Mapping[str, Any], env: Mapping[str, str], source: str = 
 def validate(settings: Settings) -> None:
     if settings.outbound.transport not in ("maildir", "smtp"):
         raise ConfigError('outbound.transport must be "maildir" or "smtp"')
+    if not 1 <= settings.outbound.connections <= 100:
+        raise ConfigError("outbound.connections must be between 1 and 100")
+    if settings.database.quota_mb < 0:
+        raise ConfigError("database.quota_mb must be 0 (no limit) or more")
     if settings.service.default_language not in LANGUAGES:
         raise ConfigError(f"service.default_language must be one of {', '.join(LANGUAGES)}")
     if not settings.database.url.startswith(("sqlite:", "postgresql:", "postgres:")):

@@ -15,6 +15,7 @@ from playhouse import db_url
 from store import schema
 from store.models import database
 from store.postgresql import DatabaseUnavailable, ReconnectingPostgresqlDatabase, first_line
+from store.turns import TurnTakingSqliteDatabase
 
 # How async code runs a blocking store call (a function and its arguments) off its event
 # loop: asyncio.to_thread, or serve's small pool of store threads.
@@ -37,9 +38,15 @@ CONNECT_TIMEOUT_SECONDS = 10
 P = ParamSpec("P")
 T = TypeVar("T")
 
+PAGE_SIZE = 4096
 
-def connect(url: str) -> peewee.Database:
-    """A database object for the URL; nothing is opened until first use."""
+
+def connect(url: str, quota_mb: int = 0) -> peewee.Database:
+    """A database object for the URL; nothing is opened until first use.
+
+    `quota_mb` caps a SQLite store's size, like a disk quota: SQLite's max_page_count, which
+    holds for one connection only, so it is set on every connection this process opens.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path[1:]) if parsed.path.startswith("/") else parsed.path
@@ -48,7 +55,18 @@ def connect(url: str) -> peewee.Database:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # IMMEDIATE: take the write lock at BEGIN, so two writers queue on busy_timeout
         # instead of one failing half-way when it upgrades a read lock.
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, lock_type="IMMEDIATE")
+        pragmas = dict(SQLITE_PRAGMAS)
+        if quota_mb:
+            # page_size only takes effect on a new store; it is SQLite's default anyway, and
+            # naming it here makes the page count below mean megabytes.
+            pragmas = {"page_size": PAGE_SIZE, **pragmas}
+            pragmas["max_page_count"] = quota_mb * 1024 * 1024 // PAGE_SIZE
+        return TurnTakingSqliteDatabase(
+            path,
+            pragmas=pragmas,
+            lock_type="IMMEDIATE",
+            turn_timeout=SQLITE_PRAGMAS["busy_timeout"] / 1000,
+        )
     if parsed.scheme in ("postgresql", "postgres"):
         kwargs = db_url.parse(url, unquote_password=True, unquote_user=True)
         kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
@@ -56,13 +74,13 @@ def connect(url: str) -> peewee.Database:
     raise ValueError(f"unsupported database URL scheme: {parsed.scheme!r}")
 
 
-def bind(url: str) -> peewee.Database:
+def bind(url: str, quota_mb: int = 0) -> peewee.Database:
     """Point the deferred database at URL and make sure every table exists.
 
     Raises DatabaseUnavailable, with one line saying why, when that cannot be done now.
     """
     close()
-    real = connect(url)
+    real = connect(url, quota_mb)
     database.initialize(real)
     try:
         database.connect()
@@ -97,6 +115,12 @@ def once_more_if_connection_lost(fn: Callable[P, T]) -> Callable[P, T]:
 def close() -> None:
     if database.obj is not None and not database.is_closed():
         database.close()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error is the store's state (full, locked, gone), not the data's: the same
+    work can succeed later, so it must be tried again, not given up on."""
+    return isinstance(exc, peewee.OperationalError | peewee.InterfaceError)
 
 
 def is_postgresql() -> bool:

@@ -161,6 +161,9 @@ class OutboxMail(BaseModel):
     # When what depends on a failed mail (its referral, its survey) was told of the failure;
     # a failure is settled once, so it never tells anyone twice.
     settled_at = UTCDateTimeField(null=True)
+    # Which process holds the claim ("host/pid/start"; "" when none), so a restarted instance
+    # can take back at once what its killed predecessor held instead of waiting out a lease.
+    claimed_by = peewee.CharField(max_length=160, default="")
 
 
 class Referrer(BaseModel):
@@ -200,6 +203,12 @@ OutboxMail.add_index(OutboxMail.index(OutboxMail.recipients, OutboxMail.created_
 OutboxMail.add_index(
     OutboxMail.index(OutboxMail.id).where(
         (OutboxMail.state == OutboxState.FAILED) & OutboxMail.settled_at.is_null()
+    )
+)
+# Who holds claims is asked at every start: only the few mails being sent are in this index.
+OutboxMail.add_index(
+    OutboxMail.index(OutboxMail.claimed_by).where(
+        (OutboxMail.state == OutboxState.PENDING) & (OutboxMail.claimed_by != "")
     )
 )
 Referral.add_index(Referral.index(Referral.expires_at).where(Referral.state == State.ASKING))

@@ -462,11 +462,14 @@ def count_mails_to(address: str, purposes: Sequence[str], since: datetime) -> in
     )
 
 
-def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[OutboxItem]:
+def claim_outbox(
+    now: datetime, lease_until: datetime, limit: int, holder: str = ""
+) -> list[OutboxItem]:
     """Take up to `limit` due mails by pushing their due time to the end of a lease.
 
     The lease is the whole claim: a worker that dies mid-send leaves the mail due again
-    when the lease runs out, and the retry sends the same stored bytes.
+    when the lease runs out (or when its successor on the same host releases it, which is
+    what `holder` is for), and the retry sends the same stored bytes.
     """
     with database.atomic():
         query = (
@@ -480,9 +483,9 @@ def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[Outbo
         rows = list(query)
         if not rows:
             return []
-        OutboxMail.update(due_at=lease_until, attempts=OutboxMail.attempts + 1).where(
-            OutboxMail.id.in_([r.id for r in rows])
-        ).execute()
+        OutboxMail.update(
+            due_at=lease_until, attempts=OutboxMail.attempts + 1, claimed_by=holder
+        ).where(OutboxMail.id.in_([r.id for r in rows])).execute()
     return [
         OutboxItem(
             id=r.id,
@@ -498,18 +501,68 @@ def claim_outbox(now: datetime, lease_until: datetime, limit: int) -> list[Outbo
     ]
 
 
-# The mail is with the relay already: recording that must not wait for a lease to run out.
-@once_more_if_connection_lost
-def mark_sent(outbox_id: int, now: datetime, note: str = "") -> None:
+def renew_claims(outbox_ids: Sequence[int], holder: str, lease_until: datetime) -> set[int]:
+    """Extend `holder`'s lease on these mails; the ids it still holds (a claim that was
+    released or taken over meanwhile is not renewed)."""
+    if not outbox_ids:
+        return set()
+    held = (OutboxMail.state == OutboxState.PENDING) & (OutboxMail.claimed_by == holder)
     with database.atomic():
-        OutboxMail.update(state=OutboxState.SENT, sent_at=now, last_error=note).where(
-            OutboxMail.id == outbox_id
+        OutboxMail.update(due_at=lease_until).where(
+            OutboxMail.id.in_(list(outbox_ids)) & held
         ).execute()
+        rows = OutboxMail.select(OutboxMail.id).where(OutboxMail.id.in_(list(outbox_ids)) & held)
+        return {r.id for r in rows}
+
+
+def claim_holders() -> list[str]:
+    """Every process that holds a claim on a mail waiting to be sent."""
+    rows = (
+        OutboxMail.select(OutboxMail.claimed_by)
+        .where((OutboxMail.state == OutboxState.PENDING) & (OutboxMail.claimed_by != ""))
+        .distinct()
+    )
+    return [r.claimed_by for r in rows]
+
+
+def release_claims(holders: Sequence[str], now: datetime) -> int:
+    """Make the mails these (dead) processes held due at once; how many there were."""
+    if not holders:
+        return 0
+    with database.atomic():
+        return (
+            OutboxMail.update(due_at=now, claimed_by="")
+            .where(
+                (OutboxMail.state == OutboxState.PENDING) & OutboxMail.claimed_by.in_(list(holders))
+            )
+            .execute()
+        )
+
+
+def mark_sent(outbox_id: int, now: datetime, note: str = "") -> None:
+    mark_sent_many([(outbox_id, note)], now)
+
+
+# The mails are with the relay already: recording that must not wait for a lease to run out.
+@once_more_if_connection_lost
+def mark_sent_many(sent: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Record several handed-on mails in one transaction (one commit, one fsync)."""
+    with database.atomic():
+        plain = [i for i, note in sent if not note]
+        for ids in _chunks(plain):
+            OutboxMail.update(
+                state=OutboxState.SENT, sent_at=now, last_error="", claimed_by=""
+            ).where(OutboxMail.id.in_(ids)).execute()
+        for outbox_id, note in sent:
+            if note:
+                OutboxMail.update(
+                    state=OutboxState.SENT, sent_at=now, last_error=note, claimed_by=""
+                ).where(OutboxMail.id == outbox_id).execute()
 
 
 def reschedule(outbox_id: int, due_at: datetime, error: str) -> None:
     with database.atomic():
-        OutboxMail.update(due_at=due_at, last_error=error).where(
+        OutboxMail.update(due_at=due_at, last_error=error, claimed_by="").where(
             (OutboxMail.id == outbox_id) & (OutboxMail.state == OutboxState.PENDING)
         ).execute()
 

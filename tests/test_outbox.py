@@ -5,13 +5,34 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from service.delivery.outbox import LEASE, RETRY_FOR, Report, backoff, deliver_due
+import pytest
+from aiosmtpd.controller import Controller
+
+from service.clock import FixedClock
+from service.delivery import holder
+from service.delivery.holder import Holder, this_process
+from service.delivery.outbox import (
+    LEASE,
+    RETRY_FOR,
+    SEND_LIMIT_SECONDS,
+    Outbox,
+    Report,
+    backoff,
+    deliver_due,
+)
 from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
+from store.models import OutboxMail
 from store.records import OutgoingMail
-from tests.conftest import free_port
+from tests.conftest import Sink, eventually, free_port
+from tests.load import PacedHandler
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -113,3 +134,144 @@ def test_maildir_writes_one_file_per_mail_and_a_retry_replaces_it(store_url, tmp
     assert message["Return-Path"] == "<refer@intro.example.org>"
     assert message.get_all("Delivered-To") == ["jane@acme.example", "bob@bakery.example"]
     assert message["Message-ID"] in ("<m0@intro.example.org>", "<m1@intro.example.org>")
+
+
+# ------------------------------------------------------------------ kept connections, in parallel
+
+
+@pytest.fixture
+def counting_sink() -> Iterator[Sink]:
+    handler = PacedHandler(pause=0.05)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield Sink(handler, port)
+    finally:
+        controller.stop()
+
+
+def test_mails_share_kept_connections_and_go_several_at_once(store_url, counting_sink):
+    enqueue(24)
+    counting_sink.answer_next("550 5.1.1 No such user")  # a refusal keeps its connection
+    transport = SmtpRelay("127.0.0.1", counting_sink.port, timeout=10, connections=3)
+    outbox = Outbox(transport, clock=FixedClock(NOW), connections=3)
+
+    async def run() -> Report:
+        try:
+            return await outbox.deliver_due()
+        finally:
+            await transport.close()
+
+    assert asyncio.run(run()) == Report(sent=23, failed=1)
+    handler = counting_sink.handler
+    assert len(counting_sink.deliveries) == 23
+    assert len(set(handler.peers)) <= 3  # 24 mails, at most one connection each at a time
+    assert handler.most_at_once >= 2
+    assert queries.outbox_counts() == {"sent": 23, "failed": 1}
+
+
+def test_a_hanging_relay_is_given_up_on_while_the_mail_is_still_claimed(store_url):
+    enqueue(1)
+    handler = PacedHandler(pause=30)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert deliver(SmtpRelay("127.0.0.1", port, timeout=1)) == Report(retrying=1)
+    finally:
+        controller.stop()
+    [row] = OutboxMail.select()
+    assert row.claimed_by == ""
+    assert "relay unreachable" in row.last_error
+    assert LEASE.total_seconds() > SEND_LIMIT_SECONDS  # the default holds the same promise
+
+
+class MovingClock:
+    """A clock the test moves, shared by the worker's thread and the test's."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+        self.lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self.lock:
+            return self.at
+
+    def advance(self, by: timedelta) -> None:
+        with self.lock:
+            self.at += by
+
+
+def test_a_heartbeat_keeps_the_claim_while_a_slow_send_outlasts_the_lease(store_url):
+    [message_id] = enqueue(1)
+    handler = PacedHandler(pause=1.5)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    clock = MovingClock(NOW)
+    transport = SmtpRelay("127.0.0.1", port, timeout=10)
+    outbox = Outbox(transport, clock=clock, holder="here/1/1", heartbeat_seconds=0.05)
+    result: list[Report] = []
+    worker = threading.Thread(target=lambda: result.append(deliver_with(outbox)))
+    try:
+        worker.start()
+        assert handler.data_started.wait(10)
+        clock.advance(3 * LEASE)  # the first lease is long over
+        eventually(lambda: due_at(message_id) > clock.now(), "the claim to be renewed")
+        # Another instance asking now finds nothing to take.
+        assert queries.claim_outbox(clock.now(), clock.now() + LEASE, 10, "there/2/2") == []
+        worker.join(20)
+    finally:
+        controller.stop()
+    assert result == [Report(sent=1)]
+    assert len(handler.deliveries) == 1
+
+
+def deliver_with(outbox: Outbox) -> Report:
+    async def run() -> Report:
+        try:
+            return await outbox.deliver_due()
+        finally:
+            await outbox.transport.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        db.close()  # this thread's connection
+
+
+def due_at(message_id: str) -> datetime:
+    return OutboxMail.get(OutboxMail.message_id == message_id).due_at
+
+
+# ------------------------------------------------------------------ claims of ended processes
+
+
+def ended_process() -> Holder:
+    """A holder on this host whose process has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = holder.start_of(child.pid)
+    child.wait(10)
+    return Holder(this_process().host, child.pid, started or "1")
+
+
+def test_claims_of_an_ended_process_on_this_host_go_back_at_once(store_url, sink):
+    enqueue(3)
+    gone, alive = ended_process(), this_process()
+    elsewhere = Holder("another-host.example", os.getpid(), "1")
+    for who in (gone, alive, elsewhere):
+        assert len(queries.claim_outbox(NOW, NOW + LEASE, 1, str(who))) == 1
+    outbox = Outbox(relay(sink), clock=FixedClock(NOW + timedelta(seconds=1)))
+    assert asyncio.run(outbox.release_dead()) == 1
+    # Only the ended process's mail is due now; the others wait for their holders or leases.
+    assert deliver(relay(sink), NOW + timedelta(seconds=1)) == Report(sent=1)
+    assert sorted(queries.claim_holders()) == sorted([str(alive), str(elsewhere)])
+
+
+def test_a_reused_pid_is_not_taken_for_the_process_that_claimed():
+    me = this_process()
+    assert not holder.is_gone(me)
+    assert holder.is_gone(Holder(me.host, me.pid, "started-at-another-time"))
+    assert holder.parse(str(me)) == me
+    assert holder.parse("nonsense") is None

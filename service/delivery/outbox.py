@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from service.clock import Clock, FixedClock, SystemClock
+from service.delivery import holder
+from service.delivery.holder import this_process
+from service.delivery.recording import SentRecorder
 from service.errors import DeliveryError
 from service.reading.relay_replies import without_addresses
 from store import queries
@@ -16,19 +22,30 @@ from store.records import OutboxItem
 
 log = logging.getLogger(__name__)
 
-# Longer than any single send can take (the relay timeout is 60 s), so a lease only runs
-# out when its worker is gone.
-LEASE = timedelta(minutes=10)
+# A claim is short and kept alive by a heartbeat while its mails are being sent, so a
+# worker that died (or froze) gives its mails back within a minute, not the worst case of
+# a send; a restarted instance on the same host takes them back at once (release_dead).
+LEASE = timedelta(seconds=60)
+HEARTBEAT_SECONDS = 15.0
+# The most one send may take, everything included. Shorter than a lease, so a hanging
+# relay times out while its mail is still ours: no second instance can send it meanwhile.
+SEND_LIMIT_SECONDS = 40.0
 # Like an MTA's queue lifetime: past this, a temporary failure is taken as final.
 RETRY_FOR = timedelta(days=2)
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
 BATCH = 50
 
+Record = Callable[[int, datetime, str], Awaitable[None]]
+
 
 class Transport(Protocol):
     async def send(self, item: OutboxItem) -> str:
         """Hand one mail on; return a note for the log, or raise DeliveryError."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of whatever is kept open between mails."""
         ...
 
 
@@ -55,19 +72,102 @@ async def deliver_due(
     run_db: RunDb = asyncio.to_thread,
     batches: int = 20,
 ) -> Report:
-    """Send what is due at `now`, a batch at a time, until nothing is due (or `batches` ran)."""
-    total = Report()
-    for _ in range(batches):
-        items = await run_db(queries.claim_outbox, now, now + LEASE, BATCH)
-        if not items:
-            break
-        for item in items:
-            total += await _deliver_one(transport, item, now, run_db)
-    return total
+    """Send what is due at `now`, a batch at a time, until nothing is due (or `batches` ran);
+    one run (a `tick`) keeps no connection open after it."""
+    try:
+        return await Outbox(transport, run_db, FixedClock(now)).deliver_due(batches)
+    finally:
+        await transport.close()
+
+
+class Outbox:
+    """Sends what is due: claims a batch, sends up to `connections` of it at once while a
+    heartbeat keeps the claims, and records what went in groups."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        run_db: RunDb = asyncio.to_thread,
+        clock: Clock | None = None,
+        *,
+        connections: int = 1,
+        holder: str | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
+        self.transport = transport
+        self.run_db = run_db
+        self.clock = clock or SystemClock()
+        self.connections = max(connections, 1)
+        self.holder = holder if holder is not None else str(this_process())
+        self.heartbeat_seconds = heartbeat_seconds
+        self.recorder = SentRecorder(run_db)
+
+    async def deliver_due(self, batches: int = 20) -> Report:
+        total = Report()
+        for _ in range(batches):
+            now = self.clock.now()
+            # Enough for every connection to stay busy until the next claim.
+            limit = max(BATCH, 25 * self.connections)
+            items = await self.run_db(queries.claim_outbox, now, now + LEASE, limit, self.holder)
+            if not items:
+                break
+            total += await self._send_batch(items)
+        return total
+
+    async def release_dead(self) -> int:
+        """Make the mails dead processes on this host held due now; how many there were."""
+        holders = await self.run_db(queries.claim_holders)
+        gone = [h for h in holders if (p := holder.parse(h)) is not None and holder.is_gone(p)]
+        released = await self.run_db(queries.release_claims, gone, self.clock.now())
+        if released:
+            log.warning(
+                "took back %d mail(s) claimed by %d process(es) that ended", released, len(gone)
+            )
+        return released
+
+    async def _send_batch(self, items: list[OutboxItem]) -> Report:
+        unsettled = {item.id for item in items}
+        gate = asyncio.Semaphore(self.connections)
+
+        async def one(item: OutboxItem) -> Report:
+            async with gate:
+                report = await _deliver_one(
+                    self.transport, item, self.clock.now(), self.run_db, self.recorder.record
+                )
+            unsettled.discard(item.id)
+            return report
+
+        heartbeat = asyncio.create_task(self._keep_claims(unsettled), name="outbox heartbeat")
+        try:
+            reports = await asyncio.gather(*(one(item) for item in items))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        return sum(reports, Report())
+
+    async def _keep_claims(self, unsettled: set[int]) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            asked = sorted(unsettled)
+            try:
+                held = await self.run_db(
+                    queries.renew_claims, asked, self.holder, self.clock.now() + LEASE
+                )
+            except Exception as exc:
+                # The lease is four heartbeats long: the next one may still make it.
+                log.warning("could not renew the outbox's claims: %s", type(exc).__name__)
+                continue
+            lost = (set(asked) & unsettled) - held
+            if lost:
+                log.warning(
+                    "lost the claim on outbox mail(s) %s; another instance may send them too",
+                    ", ".join(map(str, sorted(lost))),
+                )
 
 
 async def _deliver_one(
-    transport: Transport, item: OutboxItem, now: datetime, run_db: RunDb
+    transport: Transport, item: OutboxItem, now: datetime, run_db: RunDb, record: Record
 ) -> Report:
     try:
         note = await transport.send(item)
@@ -92,10 +192,10 @@ async def _deliver_one(
         )
         await run_db(queries.reschedule, item.id, due, str(exc))
         return Report(retrying=1)
-    # A crash right here (handed on, not yet recorded) makes the lease run out and the
+    # A crash right here (handed on, not yet recorded) makes the claim go back and the
     # same bytes, with the same Message-ID, go again: a duplicate a client can recognise,
     # never a second, different mail.
-    await run_db(queries.mark_sent, item.id, now, note)
+    await record(item.id, now, note)
     log.info(
         "mail %s (%s) handed on to %d recipient(s)",
         item.message_id,

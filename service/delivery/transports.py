@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -10,14 +11,22 @@ from pathlib import Path
 
 import aiosmtplib
 
-from service.delivery.outbox import Transport
+from service.delivery.outbox import SEND_LIMIT_SECONDS, Transport
 from service.errors import DeliveryError
 from service.settings import Settings
 from store.records import OutboxItem
 
+# A kept connection used this recently is taken as open; an older one is asked first.
+FRESH_SECONDS = 2.0
+
 
 class SmtpRelay:
-    """Hands each mail to a relay over SMTP, with the service as the envelope sender."""
+    """Hands each mail to a relay over SMTP, with the service as the envelope sender.
+
+    Connections are kept open between mails (up to `connections`, one per concurrent send):
+    a new connection per mail costs a handshake, an EHLO and maybe TLS and a login, which
+    is most of the time a small mail takes. A connection that met an error is closed.
+    """
 
     def __init__(
         self,
@@ -27,26 +36,34 @@ class SmtpRelay:
         starttls: bool = False,
         username: str = "",
         password: str = "",
-        timeout: float = 60,
+        timeout: float = SEND_LIMIT_SECONDS,
+        connections: int = 1,
     ) -> None:
         self.host, self.port = host, port
         self.starttls = starttls
         self.username, self.password = username or None, password or None
+        # The whole send, every step included, ends within `timeout`; one command within
+        # a part of it, so a relay that stalls on one step is given up on early.
         self.timeout = timeout
+        self.connections = max(connections, 1)
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
 
     async def send(self, item: OutboxItem) -> str:
         try:
-            refused, _ = await aiosmtplib.send(
-                item.raw,
-                sender=item.envelope_from,
-                recipients=list(item.recipients),
-                hostname=self.host,
-                port=self.port,
-                start_tls=self.starttls,
-                username=self.username,
-                password=self.password,
-                timeout=self.timeout,
-            )
+            async with asyncio.timeout(self.timeout):
+                client = await self._checkout()
+                try:
+                    refused, _ = await client.sendmail(
+                        item.envelope_from, list(item.recipients), item.raw
+                    )
+                except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+                    # A refusal: sendmail reset the envelope, the connection can go on.
+                    self._checkin(client)
+                    raise
+                except BaseException:
+                    client.close()
+                    raise
+                self._checkin(client)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
@@ -62,6 +79,45 @@ class SmtpRelay:
         # Some recipients taken, some refused: the mail went; sending it again would
         # give the accepted ones a second copy. Note who was refused and move on.
         return "; ".join(f"refused {r}: {resp.code} {resp.message}" for r, resp in refused.items())
+
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        now = asyncio.get_running_loop().time()
+        while self._idle:
+            client, since = self._idle.pop()
+            if not client.is_connected:
+                continue
+            if now - since < FRESH_SECONDS:
+                return client
+            # Idle a while: the relay may have closed it (Postfix does after 5 minutes).
+            # Asking costs a round trip only when the outbox was quiet, never under load.
+            try:
+                await client.noop()
+                return client
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            start_tls=self.starttls,
+            username=self.username,
+            password=self.password,
+            timeout=self.timeout / 2,
+        )
+        await client.connect()
+        return client
+
+    def _checkin(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected and len(self._idle) < self.connections:
+            self._idle.append((client, asyncio.get_running_loop().time()))
+        else:
+            client.close()
+
+    async def close(self) -> None:
+        """Say QUIT on every kept connection."""
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await client.quit(timeout=5)
 
 
 class Maildir:
@@ -79,6 +135,9 @@ class Maildir:
     async def send(self, item: OutboxItem) -> str:
         await asyncio.to_thread(self.write, item)
         return ""
+
+    async def close(self) -> None:
+        """Nothing is kept open between mails."""
 
     def write(self, item: OutboxItem) -> Path:
         for sub in ("tmp", "new", "cur"):
@@ -113,6 +172,11 @@ def from_settings(settings: Settings) -> Transport:
     out = settings.outbound
     if out.transport == "smtp":
         return SmtpRelay(
-            out.host, out.port, starttls=out.starttls, username=out.username, password=out.password
+            out.host,
+            out.port,
+            starttls=out.starttls,
+            username=out.username,
+            password=out.password,
+            connections=out.connections,
         )
     return Maildir(Path(out.maildir))

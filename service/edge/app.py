@@ -14,7 +14,7 @@ from aiohttp import web
 
 from service.clock import Clock, SystemClock
 from service.delivery import transports
-from service.delivery.outbox import Transport, deliver_due
+from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
 from service.edge.pages import make_app
 from service.edge.smtp import InboundHandler, smtp_factory
@@ -33,6 +33,9 @@ INTAKE_EVERY_SECONDS = 10
 OUTBOX_EVERY_SECONDS = 5
 # Reminders, expiry, surveys and the digest are due in days or hours; a minute late is on time.
 DEADLINES_EVERY_SECONDS = 60
+# Claims of processes on this host that ended (a `tick` killed by cron's timeout) go back
+# this soon, rather than after their lease.
+RELEASE_EVERY_SECONDS = 60
 STOP_GRACE_SECONDS = 30
 
 
@@ -84,9 +87,18 @@ class Service:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.transport = transport or transports.from_settings(settings)
-        # Peewee keeps one connection per thread: a small fixed pool bounds them, and keeps
+        # Peewee keeps one connection per thread: small fixed pools bound them, and keep
         # blocking store calls off the event loop that serves every SMTP and HTTP client.
+        # The SMTP edge has a pool of its own, so a message is stored while batch work
+        # (intake, deadlines, the outbox) keeps the other busy: no SMTP reply waits on it.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
+        self.smtp_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-store")
+        self.sender = Outbox(
+            self.transport,
+            self.run_db,
+            self.clock,
+            connections=settings.outbound.connections,
+        )
         self.ctx: Context | None = None
         self.smtp_server: asyncio.base_events.Server | None = None
         self.web_runner: web.AppRunner | None = None
@@ -96,18 +108,25 @@ class Service:
         self.outbox = Kicker("outbox", self._outbox)
         self.deadlines = Kicker("deadlines", self._deadlines)
         self.failures = Kicker("failures", self._failures)
+        self.claims = Kicker("claims", self.sender.release_dead)
         self.smtp_port = 0
         self.web_port = 0
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
+    async def run_smtp_db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.smtp_executor, fn, *args)
+
     async def start(self) -> None:
-        await self.run_db(db.bind, self.settings.database.url)
+        database = self.settings.database
+        await self.run_db(db.bind, database.url, database.quota_mb)
+        # What a killed predecessor on this host held goes out now, not when its lease ends.
+        await self.sender.release_dead()
         self.ctx = make_context(self.settings, self.clock)
         loop = asyncio.get_running_loop()
 
-        handler = InboundHandler(self.settings, self.clock, self.run_db, self.intake.kick)
+        handler = InboundHandler(self.settings, self.clock, self.run_smtp_db, self.intake.kick)
         inbound = self.settings.inbound
         self.smtp_server = await loop.create_server(
             smtp_factory(handler, self.settings), host=inbound.host, port=inbound.port
@@ -126,6 +145,7 @@ class Service:
         self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.deadlines.kick)
         # Failures are kicked by the outbox run that met them; this finds those a crash left.
         self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.failures.kick)
+        self.scheduler.every(RELEASE_EVERY_SECONDS).seconds.do(self.claims.kick)
         self._scheduler_task = loop.create_task(self._run_scheduler(), name="scheduler")
         # Whatever a previous run stored but did not finish is due now.
         self.intake.kick()
@@ -159,12 +179,15 @@ class Service:
             async with asyncio.timeout(STOP_GRACE_SECONDS):
                 await self.intake.close()
                 await self.deadlines.close()
+                await self.claims.close()
                 await self.outbox.close()
                 await self.failures.close()
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
+        await self.transport.close()
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
         await asyncio.to_thread(self.executor.shutdown, True)
+        await asyncio.to_thread(self.smtp_executor.shutdown, True)
         db.close()
         if started:
             log.info("care-intro stopped")
@@ -187,7 +210,7 @@ class Service:
             self.outbox.kick()
 
     async def _outbox(self) -> None:
-        report = await deliver_due(self.transport, self.clock.now(), self.run_db)
+        report = await self.sender.deliver_due()
         if report.failed:
             self.failures.kick()
 

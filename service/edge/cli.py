@@ -131,7 +131,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open_store(settings: Settings) -> None:
     try:
-        db.bind(settings.database.url)
+        db.bind(settings.database.url, settings.database.quota_mb)
     except db.DatabaseUnavailable:
         raise
     except Exception as exc:

@@ -24,7 +24,7 @@ from service.referral.workflow import open_referral, refuse_request
 from service.writing import letters
 from service.writing.context import Context
 from store import queries, suppressions
-from store.db import transaction
+from store.db import is_unavailable, transaction
 from store.records import InboundRecord
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Dispo
         with transaction():  # a savepoint: a failure undoes this message's work, not the claim
             return process(ctx, record, now)
     except Exception as exc:
+        if is_unavailable(exc):
+            raise  # the store's trouble, not the message's: it stays new for the next run
         log.exception("inbound %s %s could not be processed", record.id, record.message_id)
         _tell_referrer_safely(ctx, record, now)
         return Disposition(
