@@ -14,7 +14,12 @@ from playhouse import db_url
 
 from store import schema
 from store.models import database
-from store.postgresql import DatabaseUnavailable, ReconnectingPostgresqlDatabase, first_line
+from store.postgresql import (
+    DatabaseUnavailable,
+    ReconnectingPostgresqlDatabase,
+    first_line,
+    sqlstate,
+)
 from store.turns import TurnTakingSqliteDatabase
 
 # How async code runs a blocking store call (a function and its arguments) off its event
@@ -110,6 +115,24 @@ def once_more_if_connection_lost(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
 
     return run
+
+
+# SQLite's SQLITE_FULL (a full disk, or the quota's max_page_count) and PostgreSQL's
+# disk_full: the message is not lost, it waits in the sender's queue until there is room.
+_FULL_TEXT = "database or disk is full"
+_DISK_FULL = "53100"
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether a store call failed because the store has no room left."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain a driver, peewee and a rollback make is a few links long
+        if seen is None:
+            return False
+        if _FULL_TEXT in str(seen) or sqlstate(seen) == _DISK_FULL:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def close() -> None:

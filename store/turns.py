@@ -75,7 +75,10 @@ class TurnTakingSqliteDatabase(peewee.SqliteDatabase):
 
     def rollback(self) -> None:
         try:
-            super().rollback()
+            # SQLite ends a transaction by itself on some errors (a full disk among them);
+            # a ROLLBACK then fails and would hide the error that mattered.
+            if self.is_closed() or self.connection().in_transaction:
+                super().rollback()
         finally:
             self._let_go()
 

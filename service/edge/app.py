@@ -65,8 +65,11 @@ class Kicker:
             except db.DatabaseUnavailable as exc:
                 # An outage, not a fault of ours: one line, and the next kick tries again.
                 log.warning("%s waits for the database: %s", self.name, exc)
-            except Exception:
-                log.exception("%s failed; it runs again on the next kick", self.name)
+            except Exception as exc:
+                if not db.is_full(exc):
+                    log.exception("%s failed; it runs again on the next kick", self.name)
+                else:  # the operator's to fix; a traceback per kick would only bury it
+                    log.warning("%s waits for room: the store is full", self.name)
             if not self._again:
                 return
 

@@ -13,10 +13,12 @@ from service.intake import receiving
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
 from service.settings import Settings
-from store.db import DatabaseUnavailable, RunDb
+from store.db import DatabaseUnavailable, RunDb, is_full
 
 log = logging.getLogger(__name__)
 
+# RFC 3463's 4.3.1: the sender's MTA keeps the message and retries, as for any 4xx.
+STORE_FULL = "452 4.3.1 Insufficient system storage, please try again later"
 TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
 # RFC 5321 4.5.3.1.8: at least 100 must be taken; the rest are told to come again later.
 MAX_RECIPIENTS = 100
@@ -83,7 +85,10 @@ class InboundHandler:
             # The MTA keeps the message and tries again; the log says why, without who.
             log.warning("could not store a message, answered 451: %s", exc)
             return TEMPORARY_FAILURE
-        except Exception:
+        except Exception as exc:
+            if is_full(exc):
+                log.warning("the store is full; answered 452 until there is room")
+                return STORE_FULL
             log.exception("could not store message %s from %s", message_id, session.peer)
             return TEMPORARY_FAILURE
         if received.duplicate:
