@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -152,9 +153,9 @@ class Sink:
         return self.deliveries
 
 
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    handler = SinkHandler()
+@contextlib.contextmanager
+def relay_sink(handler: SinkHandler) -> Iterator[Sink]:
+    """A real SMTP server on a free loopback port, answering as `handler` says."""
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -162,6 +163,12 @@ def sink() -> Iterator[Sink]:
         yield Sink(handler, port)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with relay_sink(SinkHandler()) as running:
+        yield running
 
 
 # ------------------------------------------------------------------ settings

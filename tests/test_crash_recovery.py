@@ -8,21 +8,23 @@ from aiosmtpd.controller import Controller
 
 from service.model import InboundState
 from store.models import InboundMessage, OutboxMail
-from tests.conftest import ServeProcess, Sink, eventually, free_port, make_settings, write_config
+from tests.conftest import (
+    ServeProcess,
+    Sink,
+    eventually,
+    free_port,
+    make_settings,
+    relay_sink,
+    write_config,
+)
 from tests.load import Load, PacedHandler, copies_by_message_id, request
 
 
 @pytest.fixture
 def paced_sink() -> object:
     """A relay that takes 20 ms over each mail, so a kill finds mails being sent."""
-    handler = PacedHandler(pause=0.02)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield Sink(handler, port)
-    finally:
-        controller.stop()
+    with relay_sink(PacedHandler(pause=0.02)) as running:
+        yield running
 
 
 def serve_for(tmp_path, store_url, sink) -> ServeProcess:

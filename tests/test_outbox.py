@@ -31,7 +31,7 @@ from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
 from store.models import OutboxMail
 from store.records import OutgoingMail
-from tests.conftest import Sink, eventually, free_port
+from tests.conftest import Sink, eventually, free_port, relay_sink
 from tests.load import PacedHandler
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -141,14 +141,8 @@ def test_maildir_writes_one_file_per_mail_and_a_retry_replaces_it(store_url, tmp
 
 @pytest.fixture
 def counting_sink() -> Iterator[Sink]:
-    handler = PacedHandler(pause=0.05)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield Sink(handler, port)
-    finally:
-        controller.stop()
+    with relay_sink(PacedHandler(pause=0.05)) as running:
+        yield running
 
 
 def test_mails_share_kept_connections_and_go_several_at_once(store_url, counting_sink):
@@ -173,14 +167,8 @@ def test_mails_share_kept_connections_and_go_several_at_once(store_url, counting
 
 def test_a_hanging_relay_is_given_up_on_while_the_mail_is_still_claimed(store_url):
     enqueue(1)
-    handler = PacedHandler(pause=30)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        assert deliver(SmtpRelay("127.0.0.1", port, timeout=1)) == Report(retrying=1)
-    finally:
-        controller.stop()
+    with relay_sink(PacedHandler(pause=30)) as hanging:
+        assert deliver(SmtpRelay("127.0.0.1", hanging.port, timeout=1)) == Report(retrying=1)
     [row] = OutboxMail.select()
     assert row.claimed_by == ""
     assert "relay unreachable" in row.last_error

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from service.delivery.outbox import RETRY_FOR, Report, deliver_due
 from service.delivery.transports import SmtpRelay
@@ -19,7 +18,7 @@ from service.intake import refusals
 from service.model import Answer, State, SurveyState
 from service.referral import deadlines, workflow
 from store import db, queries
-from tests.conftest import REFERRER, Sink, free_port
+from tests.conftest import REFERRER, Sink, relay_sink
 from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, text_of
 from tests.test_deadlines import BOB_TRACES, open_one, purposes, remind_at, say
 from tests.test_relay_faults import POLICY, TRY_LATER, UNKNOWN_USER, FaultyRelay
@@ -28,13 +27,8 @@ from tests.test_relay_faults import POLICY, TRY_LATER, UNKNOWN_USER, FaultyRelay
 @pytest.fixture
 def relay() -> Iterator[tuple[FaultyRelay, Sink]]:
     handler = FaultyRelay()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, Sink(handler, port)
-    finally:
-        controller.stop()
+    with relay_sink(handler) as running:
+        yield handler, running
 
 
 def deliver(sink: Sink, at: datetime = NOW) -> Report:

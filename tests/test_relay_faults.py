@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from store import queries
 from tests.conftest import (
@@ -22,8 +21,8 @@ from tests.conftest import (
     Sink,
     SinkHandler,
     eventually,
-    free_port,
     make_settings,
+    relay_sink,
     wire_fixture,
     write_config,
 )
@@ -88,13 +87,8 @@ class FaultyRelay(SinkHandler):
 @pytest.fixture
 def relay() -> Iterator[tuple[FaultyRelay, Sink]]:
     handler = FaultyRelay()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, Sink(handler, port)
-    finally:
-        controller.stop()
+    with relay_sink(handler) as running:
+        yield handler, running
 
 
 @pytest.fixture
