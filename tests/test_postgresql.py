@@ -73,22 +73,28 @@ def test_a_transaction_cut_off_midway_fails_and_the_next_one_succeeds(pg_url, ot
     assert kept == ["<next@x.example>"]
 
 
-def test_an_up_to_date_store_starts_while_its_tables_are_locked(pg_url, other):
-    """A second instance reads the catalog only: it takes no lock on a busy table."""
-    with other.cursor() as cur:
-        cur.execute("LOCK TABLE inbound_message, outbox_mail, referral IN ACCESS EXCLUSIVE MODE")
-    errors: list[BaseException] = []
+def binding(url: str, errors: list[BaseException]) -> threading.Thread:
+    """Another instance starting: `bind` in a thread of its own, its errors kept."""
 
     def start() -> None:
         try:
-            db.bind(pg_url)
-        except BaseException as exc:  # pragma: no cover - reported below
+            db.bind(url)
+        except BaseException as exc:  # pragma: no cover - reported by the test
             errors.append(exc)
         finally:
             db.close()
 
     thread = threading.Thread(target=start)
     thread.start()
+    return thread
+
+
+def test_an_up_to_date_store_starts_while_its_tables_are_locked(pg_url, other):
+    """A second instance reads the catalog only: it takes no lock on a busy table."""
+    with other.cursor() as cur:
+        cur.execute("LOCK TABLE inbound_message, outbox_mail, referral IN ACCESS EXCLUSIVE MODE")
+    errors: list[BaseException] = []
+    thread = binding(pg_url, errors)
     thread.join(30)
     alive = thread.is_alive()
     other.rollback()
@@ -105,17 +111,7 @@ def test_a_missing_index_is_made_beside_a_writer_without_a_deadlock(pg_url, othe
     with other.cursor() as cur:
         cur.execute("UPDATE outbox_mail SET attempts = attempts WHERE false")
     errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            db.bind(pg_url)
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            db.close()
-
-    thread = threading.Thread(target=start)
-    thread.start()
+    thread = binding(pg_url, errors)
 
     def waiting_for_outbox() -> bool:
         with other.cursor() as cur:
