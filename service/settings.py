@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ DEFAULT_PATH = Path("config/care-intro.toml")
 ENV_PATH = "CARE_INTRO_CONFIG"
 ENV_PREFIX = "CARE_INTRO_"
 LANGUAGES = ("en", "de", "fr", "ro", "id", "ar")
+TLS_MODES = ("none", "starttls", "implicit")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -52,11 +55,23 @@ class OutboundSettings:
     maildir: str = "data/outbox"
     host: str = "127.0.0.1"
     port: int = 25
+    tls: str = "none"
+    # Deprecated: `true` reads as tls = "starttls" (files written before `tls` existed).
     starttls: bool = False
+    tls_verify: bool = True
+    tls_ca_file: str = ""
     username: str = ""
     password: str = ""
     daily_limit_per_address: int = 5
     connections: int = 4
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key_file: str = ""
+
+    @property
+    def tls_mode(self) -> str:
+        """How to reach the relay: "none", "starttls" or "implicit" (TLS from the first byte)."""
+        return "starttls" if self.tls == "none" and self.starttls else self.tls
 
 
 @dataclass(frozen=True)
@@ -170,6 +185,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError('outbound.transport must be "maildir" or "smtp"')
     if not 1 <= settings.outbound.connections <= 100:
         raise ConfigError("outbound.connections must be between 1 and 100")
+    _validate_outbound_security(settings.outbound)
     if settings.database.quota_mb < 0:
         raise ConfigError("database.quota_mb must be 0 (no limit) or more")
     if settings.service.default_language not in LANGUAGES:
@@ -202,6 +218,28 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"digest.weekday must be one of {', '.join(WEEKDAYS)}")
     if not 0 <= settings.digest.hour <= 23:
         raise ConfigError("digest.hour must be between 0 and 23")
+
+
+def _validate_outbound_security(out: OutboundSettings) -> None:
+    if out.tls not in TLS_MODES:
+        raise ConfigError(f"outbound.tls must be one of {', '.join(TLS_MODES)}, not {out.tls!r}")
+    if out.starttls and out.tls == "implicit":
+        raise ConfigError(
+            f'outbound.starttls = true contradicts outbound.tls = "{out.tls}"; '
+            "drop starttls (deprecated), tls says it all"
+        )
+    dkim = {
+        "dkim_domain": out.dkim_domain,
+        "dkim_selector": out.dkim_selector,
+        "dkim_key_file": out.dkim_key_file,
+    }
+    if any(dkim.values()) and not all(dkim.values()):
+        missing = ", ".join(f"outbound.{k}" for k, v in dkim.items() if not v)
+        raise ConfigError(f"DKIM signing needs {missing} as well")
+    if out.dkim_selector and not _DNS_LABEL.fullmatch(out.dkim_selector):
+        raise ConfigError("outbound.dkim_selector must be a DNS label such as mail2027")
+    if out.dkim_domain and not all(_DNS_LABEL.fullmatch(p) for p in out.dkim_domain.split(".")):
+        raise ConfigError("outbound.dkim_domain must be a domain name such as intro.example.org")
 
 
 def _section_class(name: str) -> type:

@@ -7,12 +7,13 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl
 from pathlib import Path
 
 import aiosmtplib
 
 from service.delivery.outbox import SEND_LIMIT_SECONDS, Transport
-from service.errors import DeliveryError
+from service.errors import ConfigError, DeliveryError
 from service.settings import Settings
 from store.records import OutboxItem
 
@@ -33,14 +34,17 @@ class SmtpRelay:
         host: str,
         port: int,
         *,
-        starttls: bool = False,
+        tls: str = "none",
+        tls_context: ssl.SSLContext | None = None,
         username: str = "",
         password: str = "",
         timeout: float = SEND_LIMIT_SECONDS,
         connections: int = 1,
     ) -> None:
         self.host, self.port = host, port
-        self.starttls = starttls
+        # "implicit": TLS from the first byte (port 465); "starttls": upgraded after EHLO.
+        self.tls = tls
+        self.tls_context = tls_context
         self.username, self.password = username or None, password or None
         # The whole send, every step included, ends within `timeout`; one command within
         # a part of it, so a relay that stalls on one step is given up on early.
@@ -98,7 +102,10 @@ class SmtpRelay:
         client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
-            start_tls=self.starttls,
+            use_tls=self.tls == "implicit",
+            # False, not None: None would let aiosmtplib pick STARTTLS whenever offered.
+            start_tls=self.tls == "starttls",
+            tls_context=self.tls_context,
             username=self.username,
             password=self.password,
             timeout=self.timeout / 2,
@@ -168,13 +175,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def relay_tls_context(verify: bool, ca_file: str = "") -> ssl.SSLContext:
+    """How the relay's certificate is checked: the system's CAs, or the given file's."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"outbound.tls_ca_file {ca_file} cannot be used: {exc}") from None
+    if not verify:
+        # A relay on the same host or a private network, with a certificate nobody signed.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def from_settings(settings: Settings) -> Transport:
     out = settings.outbound
     if out.transport == "smtp":
         return SmtpRelay(
             out.host,
             out.port,
-            starttls=out.starttls,
+            tls=out.tls_mode,
+            tls_context=relay_tls_context(out.tls_verify, out.tls_ca_file),
             username=out.username,
             password=out.password,
             connections=out.connections,

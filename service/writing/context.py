@@ -11,6 +11,7 @@ from service.reading.addresses import Mailbox
 from service.settings import Settings
 from service.tokens import Purpose, Tokens
 from service.writing.compose import Templates
+from service.writing.signing import Signer, load_signer
 
 OPTOUT_VALID_FOR = timedelta(days=3 * 365)
 # A report link shows a referrer's figures: long enough to use from last month's digest.
@@ -22,6 +23,11 @@ class Context:
     settings: Settings
     tokens: Tokens
     templates: Templates
+    signer: Signer | None = None
+
+    def seal(self, raw: bytes) -> bytes:
+        """A finished mail as it is stored and sent: DKIM-signed when the settings ask."""
+        return self.signer.sign(raw) if self.signer else raw
 
     @property
     def sender(self) -> Mailbox:
@@ -47,4 +53,10 @@ def make_context(settings: Settings, clock: Clock, templates: Templates | None =
             Purpose.DIGEST: OPTOUT_VALID_FOR,
         },
     )
-    return Context(settings=settings, tokens=tokens, templates=templates or Templates())
+    return Context(
+        settings=settings,
+        tokens=tokens,
+        templates=templates or Templates(),
+        # Read once at start: a missing or broken key stops the service before it listens.
+        signer=load_signer(settings.outbound),
+    )

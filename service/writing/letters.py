@@ -321,16 +321,19 @@ def post(
     rendered = ctx.templates.render_mail(template, language, {**context, **shared})
     footer = ctx.templates.render_fragment("mail/_optout.txt", language, shared)
     rendered = replace(rendered, text=rendered.text.rstrip("\n") + "\n\n" + footer)
-    raw = build_message(
-        sender=ctx.sender,
-        to=to,
-        rendered=rendered,
-        message_id=message_id,
-        date=now,
-        language=language,
-        reply_to=reply_to,
-        in_reply_to=in_reply_to,
-        unsubscribe_url=unsubscribe_url or optout_url,
+    # Signed here, once: the outbox stores these bytes, so a retry sends the same signature.
+    raw = ctx.seal(
+        build_message(
+            sender=ctx.sender,
+            to=to,
+            rendered=rendered,
+            message_id=message_id,
+            date=now,
+            language=language,
+            reply_to=reply_to,
+            in_reply_to=in_reply_to,
+            unsubscribe_url=unsubscribe_url or optout_url,
+        )
     )
     return OutgoingMail(
         message_id=message_id,
