@@ -24,7 +24,7 @@ from service.reading.routing import route
 from service.settings import LANGUAGES, Settings, load
 from service.writing.compose import Templates
 from service.writing.context import make_context
-from store import db, queries
+from store import backup, db, queries
 
 log = logging.getLogger("care-intro")
 
@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=LANGUAGES,
         help="the language of the text report (default: service.default_language)",
     )
+    backup_cmd = command(
+        "backup", "copy the SQLite store to PATH while serve runs (SQLite's online backup)", _backup
+    )
+    backup_cmd.add_argument("path", metavar="PATH", help="the copy; written whole, then renamed")
+    backup_cmd.add_argument("--force", action="store_true", help="replace PATH if it exists")
     return parser
 
 
@@ -224,6 +229,19 @@ def _read_message(name: str) -> bytes:
     if not raw.strip():
         raise Failure(f"{name} is empty", EX_DATAERR)
     return raw
+
+
+def _backup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    target = Path(args.path)
+    try:
+        pages = backup.backup(settings.database.url, target, args.force)
+    except backup.BackupRefused as exc:
+        raise Failure(str(exc)) from exc
+    except OSError as exc:
+        raise Failure(f"could not back up to {target}: {exc}") from exc
+    print(f"backed up {pages} pages to {target}")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
