@@ -18,9 +18,7 @@ def stored_message_ids(path) -> set[str]:
         copy.close()
 
 
-def test_a_backup_under_a_trickle_of_requests_is_whole_and_holds_what_was_accepted(
-    tmp_path, sink
-):
+def test_a_backup_under_a_trickle_of_requests_is_whole_and_holds_what_was_accepted(tmp_path, sink):
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'care-intro.db'}", sink.port)
     config = write_config(tmp_path / "care-intro.toml", settings)
     serve = ServeProcess(config, settings, tmp_path / "serve.log").start()
