@@ -52,10 +52,15 @@ def parse_moment(text: str) -> datetime:
 def parse_day_or_moment(text: str, timezone: str) -> datetime:
     """An ISO-8601 moment with its offset, or a day (2026-01-01), which starts at midnight in
     `timezone`: `report --since` takes either."""
-    if "T" in text:
-        return parse_moment(text)
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(f"not a date (2026-01-01) nor an ISO-8601 moment: {text!r}") from None
+        try:
+            return parse_moment(text)
+        except ValueError:
+            # Name both accepted forms: a word like "yesterday" must not look half-understood.
+            raise ValueError(
+                f"{text!r} is neither a day (2026-01-01) nor an ISO-8601 moment with its "
+                "offset (2026-01-01T09:00+01:00)"
+            ) from None
     return as_utc(datetime(day.year, day.month, day.day, tzinfo=zone(timezone) or UTC))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from service.reading.routing import route
 from service.settings import LANGUAGES, Settings, load
 from service.writing.compose import Templates
 from service.writing.context import make_context
-from store import db, queries
+from store import backup, db, queries
 
 log = logging.getLogger("care-intro")
 
@@ -45,12 +46,17 @@ class Failure(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(config_first(sys.argv[1:] if argv is None else list(argv)))
     args.log_formatter = logs.install(logging.INFO if args.command == "serve" else logging.WARNING)
     # aiosmtpd logs every SMTP command at INFO; our handler logs what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        # Flushed here, not at exit, so that a reader gone away (`| head`) is handled below.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except Failure as exc:
         print(f"care-intro: {exc}", file=sys.stderr)
         return exc.code
@@ -70,6 +76,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("unexpected failure", exc_info=True)
         print(f"care-intro: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
         return EX_SOFTWARE
+
+
+def config_first(argv: list[str]) -> list[str]:
+    """The arguments with `--config PATH` moved right after the command, so that it may
+    stand anywhere, even between a command's positional arguments (`quarantine show
+    --config FILE 24`), which argparse alone refuses."""
+    commands = [i for i, arg in enumerate(argv) if not arg.startswith("-")]
+    if not commands:
+        return argv
+    command = commands[0]
+    rest, moved = [], []
+    tail = argv[command + 1 :]
+    i = 0
+    while i < len(tail):
+        if tail[i] == "--config" and i + 1 < len(tail):
+            moved += tail[i : i + 2]
+            i += 2
+            continue
+        if tail[i].startswith("--config="):
+            moved.append(tail[i])
+        else:
+            rest.append(tail[i])
+        i += 1
+    return [*argv[: command + 1], *moved, *rest]
+
+
+def _reader_gone() -> int:
+    """Quiet, like a Unix tool whose reader left: SIGPIPE's status, no traceback."""
+    # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=LANGUAGES,
         help="the language of the text report (default: service.default_language)",
     )
+    backup_cmd = command(
+        "backup", "copy the SQLite store to PATH while serve runs (SQLite's online backup)", _backup
+    )
+    backup_cmd.add_argument("path", metavar="PATH", help="the copy; written whole, then renamed")
+    backup_cmd.add_argument("--force", action="store_true", help="replace PATH if it exists")
     return parser
 
 
@@ -226,13 +270,26 @@ def _read_message(name: str) -> bytes:
     return raw
 
 
+def _backup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    target = Path(args.path)
+    try:
+        pages = backup.backup(settings.database.url, target, args.force)
+    except backup.BackupRefused as exc:
+        raise Failure(str(exc)) from exc
+    except OSError as exc:
+        raise Failure(f"could not back up to {target}: {exc}") from exc
+    print(f"backed up {pages} pages to {target}")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _open_store(settings)
     if args.ref is None:
-        print(console.summary(), end="")
+        print(console.summary(timezone=settings.service.timezone), end="")
         return 0
-    text = console.status(args.ref)
+    text = console.status(args.ref, settings.service.timezone)
     if text is None:
         raise Failure(f"no referral {args.ref}", EX_NOINPUT)
     print(text, end="")
@@ -245,10 +302,10 @@ def _quarantine(args: argparse.Namespace) -> int:
         raise Failure(f"quarantine {args.action} needs the message's ID", 64)
     _open_store(settings)
     if args.action == "list":
-        print(console.quarantine_list(), end="")
+        print(console.quarantine_list(settings.service.timezone), end="")
         return 0
     if args.action == "show":
-        shown = console.quarantine_show(args.id, limits_of(settings))
+        shown = console.quarantine_show(args.id, limits_of(settings), settings.service.timezone)
         if shown is None:
             raise Failure(f"no message {args.id}", EX_NOINPUT)
         print(shown, end="")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser, BytesParser
 from email.policy import compat32, default
 
+from service.clock import zone
 from service.model import Role, State
 from service.reading.bodies import body_text, header_text, raw_header_text
 from service.reading.limits import Limits, message_excess
@@ -26,21 +27,26 @@ _SHOWN = (
 )
 
 
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+def _when(moment: datetime | None, timezone: str) -> str:
+    """A stored moment (UTC) as the operator reads a clock: in service.timezone."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone(timezone) or UTC).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _who(name: str, email: str) -> str:
     return f"{name} <{email}>" if name else email
 
 
-def _answer(party: PartyRecord) -> str:
+def _answer(party: PartyRecord, timezone: str) -> str:
     if party.answer is None:
         return "no answer yet"
-    return f"said {party.answer} by {party.answer_channel}, {_when(party.answered_at)}"
+    return f"said {party.answer} by {party.answer_channel}, {_when(party.answered_at, timezone)}"
 
 
-def status(ref: str) -> str | None:
+def status(ref: str, timezone: str = "UTC") -> str | None:
     referral = queries.referral_by_ref(ref)
     if referral is None:
         return None
@@ -49,19 +55,22 @@ def status(ref: str) -> str | None:
         f"  referrer  {_who(referral.referrer_name, referral.referrer_email)}",
     ]
     for party in referral.parties:
-        lines.append(f"  {party.role:<9} {_who(party.name, party.email)}  ({_answer(party)})")
+        lines.append(
+            f"  {party.role:<9} {_who(party.name, party.email)}  ({_answer(party, timezone)})"
+        )
     lines += [
         f"  need      {referral.need}",
-        f"  created   {_when(referral.created_at)}",
-        f"  open till {_when(referral.expires_at)}",
+        f"  created   {_when(referral.created_at, timezone)}",
+        f"  open till {_when(referral.expires_at, timezone)}",
     ]
     if referral.introduced_at:
-        lines.append(f"  introduced {_when(referral.introduced_at)}")
+        lines.append(f"  introduced {_when(referral.introduced_at, timezone)}")
     lines.append("history")
     for event in queries.events_for(referral.id):
         detail = f"  {event.detail}" if event.detail else ""
         lines.append(
-            f"  {_when(event.at)}  {event.kind:<16} {event.actor:<9} via {event.channel}{detail}"
+            f"  {_when(event.at, timezone)}  {event.kind:<16} {event.actor:<9}"
+            f" via {event.channel}{detail}"
         )
     lines.append("mail")
     for purpose, state, recipients in queries.outbox_for_referral(referral.id):
@@ -69,7 +78,7 @@ def status(ref: str) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-def summary(referrer: str | None = None) -> str:
+def summary(referrer: str | None = None, timezone: str = "UTC") -> str:
     counts = queries.referral_counts(referrer)
     total = sum(counts.values())
     heading = f"referrals of {referrer}" if referrer else "referrals"
@@ -83,7 +92,7 @@ def summary(referrer: str | None = None) -> str:
         for r in recent:
             people = sorted(r.parties, key=lambda p: p.role != Role.PROVIDER)
             names = " -> ".join(p.display for p in people)
-            lines.append(f"  {r.ref}  {r.state:<12} {_when(r.created_at)}  {names}")
+            lines.append(f"  {r.ref}  {r.state:<12} {_when(r.created_at, timezone)}  {names}")
     if not referrer:
         mail = queries.outbox_counts()
         if mail:
@@ -99,7 +108,7 @@ def inbound_line(inbound_id: int) -> str:
     return _describe(record)
 
 
-def quarantine_list() -> str:
+def quarantine_list(timezone: str = "UTC") -> str:
     found = queries.quarantined()
     if not found:
         return "quarantine is empty\n"
@@ -107,13 +116,14 @@ def quarantine_list() -> str:
     for record in found:
         headers = _HEADERS.parsebytes(record.raw)
         lines.append(
-            f"  {record.id:>6}  {_when(record.received_at)}  {header_text(headers, 'From') or '?'}"
+            f"  {record.id:>6}  {_when(record.received_at, timezone)}"
+            f"  {header_text(headers, 'From') or '?'}"
             f'  "{header_text(headers, "Subject")}"  {record.note}'
         )
     return "\n".join(lines) + "\n"
 
 
-def quarantine_show(inbound_id: int, limits: Limits) -> str | None:
+def quarantine_show(inbound_id: int, limits: Limits, timezone: str = "UTC") -> str | None:
     """One quarantined message for a person; one too large or deep to parse shows its headers."""
     record = queries.inbound_by_id(inbound_id)
     if record is None:
@@ -131,7 +141,7 @@ def quarantine_show(inbound_id: int, limits: Limits) -> str | None:
         "\n".join(
             [
                 f"message {record.id}  {record.state}",
-                f"  received  {_when(record.received_at)} via {record.via}",
+                f"  received  {_when(record.received_at, timezone)} via {record.via}",
                 f"  envelope  from <{record.envelope_from}> to {', '.join(record.recipients)}",
                 f"  reason    {record.note or '-'}",
                 "",

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import re
+import shutil
 import smtplib
 import socket
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from service.edge.app import Service
+from service.errors import CareIntroError
 from service.settings import Settings
 
 REFERRER = ("Ada Lovelace", "ada@referrer.example")
@@ -39,16 +41,42 @@ Budget: 400 EUR/month
 Thanks!
 Ada
 """
+# What the demo writes in its folder; a kept folder holding only these is the demo's own.
+DEMO_FILES = frozenset(
+    {"care-intro.db", "care-intro.db-wal", "care-intro.db-shm", "secret-key", "outbox"}
+)
 WAIT_STEPS = 200  # × 0.05 s: ten seconds at most for each step of the demo
+
+
+class DemoRefused(CareIntroError):
+    """The folder given to keep the demo's data is not the demo's to clear."""
 
 
 def run_demo(keep: Path | None = None, out: object = None) -> int:
     stream = out or sys.stdout
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
+        _start_over(keep)
         return asyncio.run(_demo(keep, stream))
     with tempfile.TemporaryDirectory(prefix="care-intro-demo-") as scratch:
         return asyncio.run(_demo(Path(scratch), stream))
+
+
+def _start_over(keep: Path) -> None:
+    """Clear an earlier demo's store and mail from `keep` (its consent links name ports
+    that are gone), but touch nothing in a folder the demo did not make."""
+    foreign = sorted(p.name for p in keep.iterdir() if p.name not in DEMO_FILES)
+    if foreign:
+        raise DemoRefused(
+            f"{keep} holds files the demo did not write ({', '.join(foreign[:3])}); "
+            "give an empty or new folder"
+        )
+    for name in DEMO_FILES:
+        path = keep / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def demo_settings(root: Path) -> Settings:
