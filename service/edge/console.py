@@ -9,7 +9,7 @@ from email.policy import compat32, default
 from service.model import Role, State
 from service.reading.bodies import body_text, header_text, raw_header_text
 from service.reading.limits import Limits, message_excess
-from store import queries
+from store import queries, referrers
 from store.records import InboundRecord, PartyRecord
 
 STATE_ORDER = tuple(state.value for state in State)
@@ -89,6 +89,13 @@ def summary(referrer: str | None = None) -> str:
         if mail:
             lines.append("outbox  " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items())))
     return "\n".join(lines) + "\n"
+
+
+def referrers_list(configured: tuple[str, ...]) -> str:
+    """Everyone who may refer: the store's, then the configuration's, each saying where from."""
+    lines = [f"{_who(r.name, r.email)}\tadded {_when(r.added_at)}" for r in referrers.listed()]
+    lines += [f"{pattern}\tfrom the configuration" for pattern in configured]
+    return "".join(f"{line}\n" for line in lines) or "nobody may refer yet\n"
 
 
 def inbound_line(inbound_id: int) -> str:
