@@ -110,6 +110,7 @@ def test_an_override_that_names_no_key_is_refused(tmp_path, good):
 
 def test_every_problem_is_reported_at_once(tmp_path, good):
     bad = good.replace("inbound", port=99999).replace("service", public_url="ftp://x")
+    bad = bad.replace("database", url="postgresql://postgres@127.0.0.1:1/nowhere")
     done = check(tmp_path, bad, "[bogus]", env={"CARE_INTRO_DATABSE_URL": "sqlite:///x.db"})
     assert done.returncode == EX_CONFIG
     lines = done.stderr.splitlines()
@@ -118,7 +119,8 @@ def test_every_problem_is_reported_at_once(tmp_path, good):
     assert [line for line in lines if "CARE_INTRO_DATABSE_URL names no" in line]
     assert [line for line in lines if "inbound.port" in line]
     assert [line for line in lines if "service.public_url" in line]
-    assert len(lines) == 4, done.stderr
+    assert [line for line in lines if "database.url: cannot reach the database" in line]
+    assert len(lines) == 5, done.stderr
 
 
 def test_serve_refuses_port_99999_before_opening_any_port(tmp_path, good):

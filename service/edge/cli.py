@@ -139,7 +139,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _check_config(args: argparse.Namespace) -> int:
     settings, problems = read(args.config)
-    if settings is not None and not problems:
+    if settings is not None and not any(p.startswith("database.url") for p in problems):
         # Only a usable URL is worth trying; a bad one is already among the problems.
         unreachable = db.probe(settings.database.url)
         if unreachable:
