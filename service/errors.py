@@ -8,7 +8,12 @@ class CareIntroError(Exception):
 
 
 class ConfigError(CareIntroError):
-    """The configuration cannot be used as written."""
+    """The configuration cannot be used as written: one line per problem, all of them at once,
+    so an operator fixes a file in one go rather than one restart per mistake."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class TokenError(CareIntroError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import re
 import tomllib
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from service.clock import zone
 from service.errors import ConfigError
@@ -18,9 +20,17 @@ from service.errors import ConfigError
 DEFAULT_PATH = Path("config/care-intro.toml")
 ENV_PATH = "CARE_INTRO_CONFIG"
 ENV_PREFIX = "CARE_INTRO_"
+# Left to test suites (CARE_INTRO_TEST_DATABASE_URL): never a configuration key.
+ENV_RESERVED = "CARE_INTRO_TEST_"
 LANGUAGES = ("en", "de", "fr", "ro", "id", "ar")
 TLS_MODES = ("none", "starttls", "implicit")
 _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_REQUIRED_PORTS = ("inbound", "web", "outbound")
+# An address or `*@domain`, plainly: the readers hold the full address rules, and the
+# configuration is checked before any of them is loaded.
+_REFERRER_PATTERN = re.compile(
+    r"^(?:\*|[^@\s\"(),:;<>\[\\\]]+)@(?:[^@\s.]+(?:\.[^@\s.]+)+|localhost)$"
+)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -136,6 +146,20 @@ def config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path, boo
 
 def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings the way every command does: --config, $CARE_INTRO_CONFIG, default."""
+    settings, problems = read(explicit, env)
+    if problems:
+        raise ConfigError(*problems)
+    assert settings is not None
+    return settings
+
+
+def read(
+    explicit: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Settings | None, list[str]]:
+    """The settings and every problem found in them; a key with a problem keeps its default.
+
+    None only when there is no file to read: then nothing else can be said.
+    """
     env = os.environ if env is None else env
     path, named = config_path(explicit, env)
     data: dict[str, Any] = {}
@@ -143,57 +167,99 @@ def load(explicit: str | None = None, env: Mapping[str, str] | None = None) -> S
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+            return None, [f"cannot read configuration {path}: {exc}"]
     elif named:
-        raise ConfigError(f"configuration file not found: {path}")
-    return from_mapping(data, env, source=str(path))
+        return None, [f"configuration file not found: {path}"]
+    return parse(data, env, source=str(path))
 
 
 def from_mapping(data: Mapping[str, Any], env: Mapping[str, str], source: str = "") -> Settings:
+    settings, problems = parse(data, env, source)
+    if problems:
+        raise ConfigError(*problems)
+    return settings
+
+
+def parse(
+    data: Mapping[str, Any], env: Mapping[str, str], source: str = ""
+) -> tuple[Settings, list[str]]:
     where = f" in {source}" if source else ""
+    problems: list[str] = []
     sections: dict[str, Any] = {}
+    known_env: set[str] = set()
     for section in dataclasses.fields(Settings):
         section_cls = _section_class(section.name)
         raw_section = data.get(section.name, {})
         if not isinstance(raw_section, Mapping):
-            raise ConfigError(f"[{section.name}]{where} must be a table of keys")
+            problems.append(f"[{section.name}]{where} must be a table of keys")
+            raw_section = {}
         given = dict(raw_section)
         hints = typing.get_type_hints(section_cls)
         values: dict[str, Any] = {}
         for key in dataclasses.fields(section_cls):
             env_name = f"{ENV_PREFIX}{section.name}_{key.name}".upper()
+            known_env.add(env_name)
             dotted = f"{section.name}.{key.name}"
-            if env_name in env:
-                values[key.name] = _from_env(env[env_name], hints[key.name], env_name)
-            elif key.name in given:
-                values[key.name] = _from_toml(given[key.name], hints[key.name], dotted)
+            try:
+                if env_name in env:
+                    values[key.name] = _from_env(env[env_name], hints[key.name], env_name)
+                elif key.name in given:
+                    values[key.name] = _from_toml(given[key.name], hints[key.name], dotted)
+            except ConfigError as exc:
+                problems.append(str(exc))
             given.pop(key.name, None)
         if given:
             unknown = ", ".join(f"{section.name}.{k}" for k in sorted(given))
-            raise ConfigError(f"unknown configuration key{where}: {unknown}")
+            problems.append(f"unknown configuration key{where}: {unknown}")
         sections[section.name] = section_cls(**values)
     unknown_sections = sorted(set(data) - set(sections))
     if unknown_sections:
-        raise ConfigError(f"unknown configuration section{where}: {', '.join(unknown_sections)}")
+        problems.append(f"unknown configuration section{where}: {', '.join(unknown_sections)}")
+    problems.extend(unknown_variables(env, known_env))
     settings = Settings(**sections)
-    validate(settings)
-    return settings
+    return settings, problems + problems_of(settings)
+
+
+def unknown_variables(env: Mapping[str, str], known: set[str]) -> list[str]:
+    """A typo in an override would otherwise leave the value it meant to change in place."""
+    return [
+        f"environment variable {name} names no configuration key"
+        for name in sorted(env)
+        if name.startswith(ENV_PREFIX)
+        and name not in known
+        and name != ENV_PATH
+        and not name.startswith(ENV_RESERVED)
+    ]
 
 
 def validate(settings: Settings) -> None:
+    problems = problems_of(settings)
+    if problems:
+        raise ConfigError(*problems)
+
+
+def problems_of(settings: Settings) -> list[str]:
+    """Every value that is well typed but cannot work, one line each."""
+    problems: list[str] = []
+    say = problems.append
     if settings.outbound.transport not in ("maildir", "smtp"):
-        raise ConfigError('outbound.transport must be "maildir" or "smtp"')
+        say('outbound.transport must be "maildir" or "smtp"')
     if not 1 <= settings.outbound.connections <= 100:
-        raise ConfigError("outbound.connections must be between 1 and 100")
-    _validate_outbound_security(settings.outbound)
+        say("outbound.connections must be between 1 and 100")
+    if settings.outbound.daily_limit_per_address < 1:
+        say("outbound.daily_limit_per_address must be 1 or more")
+    problems.extend(_outbound_security_problems(settings.outbound))
     if settings.database.quota_mb < 0:
-        raise ConfigError("database.quota_mb must be 0 (no limit) or more")
+        say("database.quota_mb must be 0 (no limit) or more")
     if settings.service.default_language not in LANGUAGES:
-        raise ConfigError(f"service.default_language must be one of {', '.join(LANGUAGES)}")
-    if not settings.database.url.startswith(("sqlite:", "postgresql:", "postgres:")):
-        raise ConfigError("database.url must start with sqlite:// or postgresql://")
-    if not settings.service.public_url.startswith(("http://", "https://")):
-        raise ConfigError("service.public_url must start with http:// or https://")
+        say(f"service.default_language must be one of {', '.join(LANGUAGES)}")
+    problems.extend(_database_url_problems(settings.database.url))
+    if not _is_web_url(settings.service.public_url):
+        say(
+            "service.public_url must be an http:// or https:// URL with a host, "
+            f"not {settings.service.public_url!r}"
+        )
+    problems.extend(_port_problems(settings))
     for name in (
         "reminder_after_days",
         "consent_expiry_days",
@@ -202,29 +268,78 @@ def validate(settings: Settings) -> None:
         "survey_open_days",
     ):
         if getattr(settings.timing, name) <= 0:
-            raise ConfigError(f"timing.{name} must be more than 0")
+            say(f"timing.{name} must be more than 0")
+    if settings.timing.reminder_after_days >= settings.timing.consent_expiry_days:
+        say("timing.reminder_after_days must be less than timing.consent_expiry_days")
     if not 0 <= settings.timing.follow_up_again_times <= 10:
-        raise ConfigError("timing.follow_up_again_times must be between 0 and 10")
-    if not 1024 <= settings.inbound.max_header_bytes <= settings.inbound.max_message_bytes:
-        raise ConfigError(
-            "inbound.max_header_bytes must be at least 1024 and at most inbound.max_message_bytes"
-        )
+        say("timing.follow_up_again_times must be between 0 and 10")
+    if settings.inbound.max_message_bytes < 1:
+        say("inbound.max_message_bytes must be more than 0")
+    elif not 1024 <= settings.inbound.max_header_bytes <= settings.inbound.max_message_bytes:
+        say("inbound.max_header_bytes must be at least 1024 and at most inbound.max_message_bytes")
     if zone(settings.service.timezone) is None:
-        raise ConfigError(
+        say(
             f"service.timezone must be a time zone name such as Europe/Berlin, "
             f"not {settings.service.timezone!r}"
         )
     if settings.digest.weekday.lower() not in WEEKDAYS:
-        raise ConfigError(f"digest.weekday must be one of {', '.join(WEEKDAYS)}")
+        say(f"digest.weekday must be one of {', '.join(WEEKDAYS)}")
     if not 0 <= settings.digest.hour <= 23:
-        raise ConfigError("digest.hour must be between 0 and 23")
+        say("digest.hour must be between 0 and 23")
+    for pattern in settings.security.allowed_referrers:
+        if not _REFERRER_PATTERN.match(pattern.strip()):
+            say(
+                f"security.allowed_referrers: {pattern!r} is neither an address "
+                "nor a *@domain pattern"
+            )
+    return problems
 
 
-def _validate_outbound_security(out: OutboundSettings) -> None:
+def _database_url_problems(url: str) -> list[str]:
+    if not url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        return ["database.url must start with sqlite:// or postgresql://"]
+    # Found, not imported: only the store speaks to the driver.
+    if url.startswith("postgres") and importlib.util.find_spec("psycopg2") is None:
+        return [
+            "database.url names PostgreSQL, but its driver is not installed: "
+            "pip install 'care-intro[postgresql]'"
+        ]
+    return []
+
+
+def _is_web_url(url: str) -> bool:
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname)
+
+
+def _port_problems(settings: Settings) -> list[str]:
+    """Every `port` key: those we listen on or send to need one; others take 0 for off."""
+    problems = []
+    for section in dataclasses.fields(Settings):
+        values = getattr(settings, section.name)
+        port = getattr(values, "port", None)
+        if port is None:
+            continue
+        lowest = 1 if section.name in _REQUIRED_PORTS else 0
+        if not lowest <= port <= 65535:
+            off = "" if lowest else " (0 for off)"
+            problems.append(
+                f"{section.name}.port must be between {lowest} and 65535{off}, not {port}"
+            )
+    return problems
+
+
+def _outbound_security_problems(out: OutboundSettings) -> list[str]:
+    problems: list[str] = []
+    say = problems.append
     if out.tls not in TLS_MODES:
-        raise ConfigError(f"outbound.tls must be one of {', '.join(TLS_MODES)}, not {out.tls!r}")
+        say(f"outbound.tls must be one of {', '.join(TLS_MODES)}, not {out.tls!r}")
     if out.starttls and out.tls == "implicit":
-        raise ConfigError(
+        say(
             f'outbound.starttls = true contradicts outbound.tls = "{out.tls}"; '
             "drop starttls (deprecated), tls says it all"
         )
@@ -235,11 +350,12 @@ def _validate_outbound_security(out: OutboundSettings) -> None:
     }
     if any(dkim.values()) and not all(dkim.values()):
         missing = ", ".join(f"outbound.{k}" for k, v in dkim.items() if not v)
-        raise ConfigError(f"DKIM signing needs {missing} as well")
+        say(f"DKIM signing needs {missing} as well")
     if out.dkim_selector and not _DNS_LABEL.fullmatch(out.dkim_selector):
-        raise ConfigError("outbound.dkim_selector must be a DNS label such as mail2027")
+        say("outbound.dkim_selector must be a DNS label such as mail2027")
     if out.dkim_domain and not all(_DNS_LABEL.fullmatch(p) for p in out.dkim_domain.split(".")):
-        raise ConfigError("outbound.dkim_domain must be a domain name such as intro.example.org")
+        say("outbound.dkim_domain must be a domain name such as intro.example.org")
+    return problems
 
 
 def _section_class(name: str) -> type:

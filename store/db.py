@@ -155,3 +155,20 @@ def transaction() -> Iterator[None]:
     """Every write goes through here; nested use becomes a savepoint."""
     with database.atomic():
         yield
+
+
+def probe(url: str) -> str | None:
+    """Why the database at `url` cannot be used now, or None: one connection, opened and
+    closed, apart from the bound one and without touching the schema."""
+    try:
+        candidate = connect(url)
+        candidate.connect()
+        try:
+            candidate.execute_sql("SELECT 1")
+        finally:
+            candidate.close()
+    except DatabaseUnavailable as exc:
+        return str(exc)
+    except (peewee.PeeweeException, ValueError, OSError) as exc:
+        return f"cannot open the database: {first_line(exc)}"
+    return None

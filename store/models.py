@@ -177,6 +177,15 @@ class Referrer(BaseModel):
     created_at = UTCDateTimeField()
 
 
+class AllowedReferrer(BaseModel):
+    """Who may refer besides those the configuration names: kept here so that adding one
+    takes effect in every running instance at once, without a restart."""
+
+    email = peewee.CharField(max_length=320, unique=True)
+    name = peewee.TextField(default="")
+    added_at = UTCDateTimeField()
+
+
 class Suppression(BaseModel):
     """An address that asked never to hear from us again, kept only as a keyed hash."""
 
@@ -233,4 +242,5 @@ ALL_MODELS = [
     Referrer,
     Suppression,
     StoreKey,
+    AllowedReferrer,
 ]

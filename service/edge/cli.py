@@ -19,13 +19,14 @@ from service.errors import CareIntroError, ConfigError
 from service.evaluation import report
 from service.intake import receiving
 from service.model import Channel
-from service.reading.addresses import parse_mailbox
+from service.reading.addresses import is_allowed, parse_mailbox
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
-from service.settings import LANGUAGES, Settings, load
+from service.settings import LANGUAGES, Settings, load, read
 from service.writing.compose import Templates
 from service.writing.context import make_context
-from store import backup, db, queries
+from service.writing.signing import load_signer
+from store import backup, db, queries, referrers
 
 log = logging.getLogger("care-intro")
 
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"care-intro: {exc}", file=sys.stderr)
         return exc.code
     except ConfigError as exc:
-        print(f"care-intro: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"care-intro: {problem}", file=sys.stderr)
         return EX_CONFIG
     except db.DatabaseUnavailable as exc:
         # PostgreSQL restarting or not up yet: an init system or MTA tries again later.
@@ -129,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     command("serve", "SMTP listener, pages, scheduler and outbox worker in one process", _serve)
+    command("check-config", "every configuration problem, one line each", _check_config)
+    referrers_cmd = command(
+        "referrers", "who may refer, beside the configuration: add, remove, list", _referrers
+    )
+    referrers_cmd.add_argument("action", choices=("add", "remove", "list"))
+    referrers_cmd.add_argument("address", nargs="?", metavar="ADDRESS")
+    referrers_cmd.add_argument("--name", default="", help="their name, for the list")
     demo = command("demo", "run one full introduction locally and show what everyone got", _demo)
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's data in DIR")
     submit = command("submit", "process one message as if it had arrived by SMTP", _submit)
@@ -171,6 +180,64 @@ def _settings(args: argparse.Namespace) -> Settings:
     if formatter is not None:
         formatter.keep_domain(settings.service.domain)
     return settings
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings, problems = read(args.config)
+    if settings is not None and not any(p.startswith("database.url") for p in problems):
+        # Only a usable URL is worth trying; a bad one is already among the problems.
+        unreachable = db.probe(settings.database.url)
+        if unreachable:
+            problems.append(f"database.url: {unreachable}")
+    if settings is not None:
+        problems.extend(_files_problems(settings))
+    if problems:
+        raise ConfigError(*problems)
+    print("configuration OK")
+    return 0
+
+
+def _files_problems(settings: Settings) -> list[str]:
+    """What `serve` would refuse at start in the files the settings name: the DKIM key and
+    the relay's CA file, read as serve reads them."""
+    problems = []
+    out = settings.outbound
+    checks = [lambda: load_signer(out)]
+    if out.tls_ca_file:
+        checks.append(lambda: transports.relay_tls_context(out.tls_verify, out.tls_ca_file))
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems.extend(str(exc).splitlines())
+    return problems
+
+
+def _referrers(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.action != "list" and not args.address:
+        raise Failure(f"referrers {args.action} needs an ADDRESS", 64)
+    mailbox = parse_mailbox(args.address) if args.address else None
+    if args.address and (mailbox is None or mailbox.name):
+        raise Failure(f"not an address: {args.address}", 64)
+    _open_store(settings)
+    if args.action == "list":
+        print(
+            console.referrers_list(settings.security.allowed_referrers, settings.service.timezone),
+            end="",
+        )
+        return 0
+    assert mailbox is not None
+    if args.action == "add":
+        added = referrers.add(mailbox.address, args.name.strip(), SystemClock().now())
+        print(f"{mailbox.address}: {'added' if added else 'already allowed'}")
+        return 0
+    if not referrers.remove(mailbox.address):
+        configured = is_allowed(mailbox.address, settings.security.allowed_referrers)
+        why = "; the configuration allows it" if configured else ""
+        raise Failure(f"{mailbox.address} is not among the referrers in the store{why}", 1)
+    print(f"{mailbox.address}: removed")
+    return 0
 
 
 def _open_store(settings: Settings) -> None:

@@ -10,7 +10,7 @@ from service.clock import zone
 from service.model import Role, State
 from service.reading.bodies import body_text, header_text, raw_header_text
 from service.reading.limits import Limits, message_excess
-from store import queries
+from store import queries, referrers
 from store.records import InboundRecord, PartyRecord
 
 STATE_ORDER = tuple(state.value for state in State)
@@ -98,6 +98,15 @@ def summary(referrer: str | None = None, timezone: str = "UTC") -> str:
         if mail:
             lines.append("outbox  " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items())))
     return "\n".join(lines) + "\n"
+
+
+def referrers_list(configured: tuple[str, ...], timezone: str = "UTC") -> str:
+    """Everyone who may refer: the store's, then the configuration's, each saying where from."""
+    lines = [
+        f"{_who(r.name, r.email)}\tadded {_when(r.added_at, timezone)}" for r in referrers.listed()
+    ]
+    lines += [f"{pattern}\tfrom the configuration" for pattern in configured]
+    return "".join(f"{line}\n" for line in lines) or "nobody may refer yet\n"
 
 
 def inbound_line(inbound_id: int) -> str:

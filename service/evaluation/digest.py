@@ -15,7 +15,7 @@ from service.evaluation import letters
 from service.reading.addresses import is_allowed
 from service.settings import WEEKDAYS, Settings
 from service.writing.context import Context
-from store import queries
+from store import queries, referrers
 from store.db import transaction
 
 WEEK = timedelta(days=7)
@@ -47,11 +47,13 @@ def send_due(ctx: Context, now: datetime, limit: int = 500) -> int:
     since = slot - WEEK
     sent = 0
     finished = True
-    for email in queries.active_referrers(since, slot):
+    active = queries.active_referrers(since, slot)
+    stored = referrers.allowed_among(active)
+    for email in active:
         if sent >= limit:
             finished = False  # the rest on the next run; those done are skipped by the claim
             break
-        if not is_allowed(email, settings.security.allowed_referrers):
+        if email not in stored and not is_allowed(email, settings.security.allowed_referrers):
             continue  # no longer one of ours: no news either
         with transaction():
             referrer = queries.referrer(email, ids.ask_key, now)

@@ -9,10 +9,9 @@ from email.message import Message
 from service.errors import Unreadable
 from service.intake import commands, conversation
 from service.intake.disposition import Disposition
-from service.intake.receiving import headers_of, message_id_of, referenced_ids
+from service.intake.receiving import headers_of, message_id_of, referenced_ids, verdict
 from service.model import Channel, InboundState
 from service.reading.addresses import Mailbox
-from service.reading.authorization import judge
 from service.reading.bodies import header_text
 from service.reading.limits import limits_of, message_excess
 from service.reading.request import parse_message, parse_request
@@ -92,10 +91,10 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     robot = automatic_reason(message, record.envelope_from)
     if robot:
         return Disposition(InboundState.IGNORED, f"automatic message: {robot}")
-    verdict = judge(record.envelope_from, message, ctx.settings.security)
-    if verdict.referrer is None:
-        return Disposition(InboundState.IGNORED, verdict.refusal or "not a request")
-    referrer = verdict.referrer
+    judged = verdict(record.envelope_from, message, ctx.settings)
+    if judged.referrer is None:
+        return Disposition(InboundState.IGNORED, judged.refusal or "not a request")
+    referrer = judged.referrer
     language = commands.report_language(message)
     if language is not None:
         sent = commands.send_report(
@@ -143,7 +142,7 @@ def _tell_referrer_safely(ctx: Context, record: InboundRecord, now: datetime) ->
     """After a failure, still tell an allowed referrer; if even that fails, the log has it."""
     try:
         headers = headers_of(record.raw)
-        referrer = judge(record.envelope_from, headers, ctx.settings.security).referrer
+        referrer = verdict(record.envelope_from, headers, ctx.settings).referrer
         if referrer is not None and not automatic_reason(headers, record.envelope_from):
             tell_unreadable(ctx, record.id, referrer, headers, now)
     except Exception:

@@ -12,10 +12,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from service.model import Channel
-from service.reading.authorization import judge
+from service.reading.addresses import normalize
+from service.reading.authorization import Verdict, candidates, judge, may_send
 from service.reading.routing import Route, route
 from service.settings import Settings
-from store import queries
+from store import queries, referrers
 from store.records import NewInbound
 
 _HEADERS = BytesHeaderParser(policy=compat32)
@@ -61,10 +62,26 @@ def admission(
     destinations = [route(r, settings) for r in recipients]
     if any(d is not None and d.route is not Route.REQUEST for d in destinations):
         return None
-    refusal = judge(envelope_from, headers, settings.security).refusal
+    refusal = verdict(envelope_from, headers, settings).refusal
     if refusal and envelope_from and queries.answers_our_mail(referenced_ids(headers)):
         return None
     return refusal
+
+
+def verdict(envelope_from: str, headers: Message, settings: Settings) -> Verdict:
+    """Who may refer, by the configuration and the store together: the one judgement that
+    SMTP, `submit` and intake all make, so a referrer added in the store counts everywhere
+    at once. Asks the store only about addresses the configuration does not allow."""
+    asked = candidates(envelope_from, headers, settings.security)
+    stored = referrers.allowed_among(asked) if asked else set()
+    return judge(envelope_from, headers, settings.security, stored)
+
+
+def may_refer(envelope_from: str, settings: Settings) -> bool:
+    """Before any header is known (at RCPT): may this envelope sender send requests?"""
+    if may_send(envelope_from, settings.security.allowed_referrers):
+        return True
+    return bool(referrers.allowed_among([normalize(envelope_from)]))
 
 
 def admit_and_receive(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from functools import cache
@@ -10,7 +10,7 @@ from functools import cache
 import authres
 from publicsuffixlist import PublicSuffixList
 
-from service.reading.addresses import Mailbox, is_allowed, single_mailbox
+from service.reading.addresses import Mailbox, is_allowed, normalize, single_mailbox
 from service.settings import SecuritySettings
 
 
@@ -25,13 +25,19 @@ def may_send(envelope_from: str, allowed: Sequence[str]) -> bool:
     return envelope_from == "" or is_allowed(envelope_from, allowed)
 
 
-def judge(envelope_from: str, headers: Message, security: SecuritySettings) -> Verdict:
+def judge(
+    envelope_from: str,
+    headers: Message,
+    security: SecuritySettings,
+    also_allowed: Collection[str] = (),
+) -> Verdict:
     """May this message be a request? The referrer it names, or why it must be refused.
 
-    A bounce (null envelope sender) is never a request but is kept, so it has no refusal,
-    and its headers are not read here at all.
+    `also_allowed` are addresses allowed beside the configuration (the store's, which this
+    pure reader cannot ask itself; see `candidates`). A bounce (null envelope sender) is
+    never a request but is kept, so it has no refusal, and its headers are not read here.
     """
-    allowed = security.allowed_referrers
+    allowed = (*security.allowed_referrers, *also_allowed)
     if not may_send(envelope_from, allowed):
         return Verdict(None, f"<{envelope_from}> is not allowed to send requests here")
     if envelope_from == "":
@@ -49,6 +55,17 @@ def judge(envelope_from: str, headers: Message, security: SecuritySettings) -> V
     if trusted and not authenticated(headers, referrer.address, trusted):
         return Verdict(None, "the From domain did not pass DKIM or SPF")
     return Verdict(referrer, None)
+
+
+def candidates(envelope_from: str, headers: Message, security: SecuritySettings) -> list[str]:
+    """The addresses `judge` would need allowed that the configuration does not allow: the
+    only ones worth asking the store about."""
+    asked = [normalize(envelope_from)] if envelope_from else []
+    authors = raw_values(headers, "From")
+    author = single_mailbox(authors[0]) if len(authors) == 1 else None
+    if author is not None:
+        asked.append(author.address)
+    return [a for a in dict.fromkeys(asked) if not is_allowed(a, security.allowed_referrers)]
 
 
 def referrer_of(headers: Message, allowed: Sequence[str]) -> Mailbox | None:
