@@ -38,6 +38,7 @@ class InboundSettings:
     port: int = 8025
     max_message_bytes: int = 10485760
     max_header_bytes: int = 65536
+    protocol: str = "smtp"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class OutboundSettings:
     password: str = ""
     daily_limit_per_address: int = 5
     connections: int = 4
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    host: str = "127.0.0.1"
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     timing: TimingSettings = field(default_factory=TimingSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -168,6 +176,10 @@ def from_mapping(data: Mapping[str, Any], env: Mapping[str, str], source: str = 
 def validate(settings: Settings) -> None:
     if settings.outbound.transport not in ("maildir", "smtp"):
         raise ConfigError('outbound.transport must be "maildir" or "smtp"')
+    if settings.inbound.protocol not in ("smtp", "lmtp"):
+        raise ConfigError('inbound.protocol must be "smtp" or "lmtp"')
+    if not 0 <= settings.policy.port <= 65535:
+        raise ConfigError("policy.port must be between 1 and 65535, or 0 (off)")
     if not 1 <= settings.outbound.connections <= 100:
         raise ConfigError("outbound.connections must be between 1 and 100")
     if settings.database.quota_mb < 0:

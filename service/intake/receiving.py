@@ -12,7 +12,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from service.model import Channel
-from service.reading.authorization import judge
+from service.reading.authorization import judge, sender_refusal
 from service.reading.routing import Route, route
 from service.settings import Settings
 from store import queries
@@ -80,6 +80,35 @@ def admit_and_receive(
     if refusal:
         return refusal, None
     return None, receive(raw, envelope_from, recipients, Channel.SMTP, now, headers)
+
+
+def admit_and_receive_each(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    settings: Settings,
+    now: datetime,
+    headers: Message,
+) -> tuple[list[str | None], Received | None]:
+    """LMTP's one trip to the store: each recipient's refusal, or None for those stored.
+
+    The accepted recipients share one stored row, written before any of their replies: one
+    commit makes every 250 true at once, and intake processes the message once, not once per
+    recipient. None as the second value: no recipient was accepted, nothing was stored.
+    """
+    refusals = [admission(envelope_from, [r], headers, settings) for r in recipients]
+    accepted = [r for r, refusal in zip(recipients, refusals, strict=True) if refusal is None]
+    if not accepted:
+        return refusals, None
+    return refusals, receive(raw, envelope_from, accepted, Channel.SMTP, now, headers)
+
+
+def may_refer(envelope_from: str, settings: Settings) -> bool:
+    """Whether the envelope sender alone may send requests: what an MTA can ask at RCPT.
+
+    The same rules as admission's, without the headers (they are judged at DATA).
+    """
+    return sender_refusal(envelope_from, settings.security) is None
 
 
 def referenced_ids(headers: Message) -> list[str]:

@@ -25,6 +25,13 @@ def may_send(envelope_from: str, allowed: Sequence[str]) -> bool:
     return envelope_from == "" or is_allowed(envelope_from, allowed)
 
 
+def sender_refusal(envelope_from: str, security: SecuritySettings) -> str | None:
+    """Why the envelope sender alone may not send a request, or None: judge's first step."""
+    if may_send(envelope_from, security.allowed_referrers):
+        return None
+    return f"<{envelope_from}> is not allowed to send requests here"
+
+
 def judge(envelope_from: str, headers: Message, security: SecuritySettings) -> Verdict:
     """May this message be a request? The referrer it names, or why it must be refused.
 
@@ -32,8 +39,9 @@ def judge(envelope_from: str, headers: Message, security: SecuritySettings) -> V
     and its headers are not read here at all.
     """
     allowed = security.allowed_referrers
-    if not may_send(envelope_from, allowed):
-        return Verdict(None, f"<{envelope_from}> is not allowed to send requests here")
+    refusal = sender_refusal(envelope_from, security)
+    if refusal:
+        return Verdict(None, refusal)
     if envelope_from == "":
         return Verdict(None, None)
     authors = raw_values(headers, "From")
