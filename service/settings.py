@@ -51,6 +51,7 @@ class InboundSettings:
     port: int = 8025
     max_message_bytes: int = 10485760
     max_header_bytes: int = 65536
+    protocol: str = "smtp"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ class OutboundSettings:
     def tls_mode(self) -> str:
         """How to reach the relay: "none", "starttls" or "implicit" (TLS from the first byte)."""
         return "starttls" if self.tls == "none" and self.starttls else self.tls
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    host: str = "127.0.0.1"
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     timing: TimingSettings = field(default_factory=TimingSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -244,6 +252,8 @@ def problems_of(settings: Settings) -> list[str]:
     say = problems.append
     if settings.outbound.transport not in ("maildir", "smtp"):
         say('outbound.transport must be "maildir" or "smtp"')
+    if settings.inbound.protocol not in ("smtp", "lmtp"):
+        say('inbound.protocol must be "smtp" or "lmtp"')
     if not 1 <= settings.outbound.connections <= 100:
         say("outbound.connections must be between 1 and 100")
     if settings.outbound.daily_limit_per_address < 1:

@@ -205,6 +205,7 @@ def write_config(path: Path, settings: Settings) -> Path:
         "security",
         "timing",
         "digest",
+        "policy",
     ):
         lines.append(f"[{section}]")
         for key, value in vars(getattr(settings, section)).items():

@@ -137,6 +137,7 @@ def test_ruff_finds_nothing():
         ["bench/outbox_throughput.py", "--mails", "40", "--connections", "2"],
         ["bench/dkim_signing.py", "--rounds", "2", "--bits", "1024"],
         ["bench/admission_lookup.py", "--referrers", "20", "--rounds", "3"],
+        ["bench/policy_answers.py", "--requests", "5"],
     ],
     ids=lambda args: Path(args[0]).stem,
 )

@@ -17,6 +17,7 @@ from service.delivery import transports
 from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
 from service.edge.pages import make_app
+from service.edge.policy import PolicyServer, decider
 from service.edge.smtp import InboundHandler, smtp_factory
 from service.intake import pipeline
 from service.settings import Settings
@@ -104,6 +105,7 @@ class Service:
         )
         self.ctx: Context | None = None
         self.smtp_server: asyncio.base_events.Server | None = None
+        self.policy: PolicyServer | None = None
         self.web_runner: web.AppRunner | None = None
         self.scheduler = schedule.Scheduler()
         self._scheduler_task: asyncio.Task[None] | None = None
@@ -143,6 +145,12 @@ class Service:
         await site.start()
         self.web_port = self.web_runner.addresses[0][1]
 
+        policy = self.settings.policy
+        if policy.port:
+            # Postfix waits on these in its dialogue: the SMTP edge's pool, not batch work's.
+            self.policy = PolicyServer(decider(self.settings, self.run_smtp_db))
+            await self.policy.start(policy.host, policy.port)
+
         self.scheduler.every(INTAKE_EVERY_SECONDS).seconds.do(self.intake.kick)
         self.scheduler.every(OUTBOX_EVERY_SECONDS).seconds.do(self.outbox.kick)
         self.scheduler.every(DEADLINES_EVERY_SECONDS).seconds.do(self.deadlines.kick)
@@ -156,13 +164,15 @@ class Service:
         self.deadlines.kick()
         self.failures.kick()
         log.info(
-            "care-intro serving: SMTP %s:%d for %s, pages %s:%d, outbound %s",
+            "care-intro serving: %s %s:%d for %s, pages %s:%d, outbound %s%s",
+            inbound.protocol.upper(),
             inbound.host,
             self.smtp_port,
             self.settings.referral_mailbox,
             self.settings.web.host,
             self.web_port,
             self.settings.outbound.transport,
+            f", policy {policy.host}:{self.policy.port}" if self.policy else "",
         )
 
     async def stop(self) -> None:
@@ -172,6 +182,8 @@ class Service:
         if self.smtp_server is not None:
             self.smtp_server.close()
             await self.smtp_server.wait_closed()
+        if self.policy is not None:
+            await self.policy.stop()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
         if self._scheduler_task is not None:

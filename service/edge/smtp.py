@@ -1,14 +1,16 @@
-"""The SMTP edge: route each recipient, refuse what we must, store the raw bytes, answer."""
+"""The SMTP or LMTP edge: route each recipient, refuse what we must, store, answer."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from email.message import Message
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from service.clock import Clock
+from service.edge.lmtp import PerRecipientLMTP
 from service.intake import receiving
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
@@ -38,6 +40,7 @@ class InboundHandler:
         self.run_db = run_db
         self.on_stored = on_stored
         self.limits = limits_of(settings)
+        self.per_recipient = settings.inbound.protocol == "lmtp"
 
     async def handle_RCPT(
         self,
@@ -68,6 +71,8 @@ class InboundHandler:
         try:
             headers = receiving.headers_of(raw)
             message_id = receiving.message_id_of(headers)
+            if self.per_recipient:
+                return await self._store_each(raw, envelope, headers)
             sender = envelope_sender(envelope)
             refused, received = await self.run_db(
                 receiving.admit_and_receive,
@@ -79,7 +84,7 @@ class InboundHandler:
                 headers,
             )
             if refused:
-                return f"550 5.7.1 {refused[0].upper()}{refused[1:]}"
+                return refusal_reply(refused)
             assert received is not None
         except DatabaseUnavailable as exc:
             # The MTA keeps the message and tries again; the log says why, without who.
@@ -91,6 +96,23 @@ class InboundHandler:
                 return STORE_FULL
             log.exception("could not store message %s from %s", message_id, session.peer)
             return TEMPORARY_FAILURE
+        return self._accepted(received, message_id)
+
+    async def _store_each(self, raw: bytes, envelope: Envelope, headers: Message) -> str:
+        """LMTP: one reply line per recipient, in the order of their RCPT commands."""
+        refusals, received = await self.run_db(
+            receiving.admit_and_receive_each,
+            raw,
+            envelope_sender(envelope),
+            list(envelope.rcpt_tos),
+            self.settings,
+            self.clock.now(),
+            headers,
+        )
+        accepted = "" if received is None else self._accepted(received, received.message_id)
+        return "\r\n".join(accepted if r is None else refusal_reply(r) for r in refusals)
+
+    def _accepted(self, received: receiving.Received, message_id: str | None) -> str:
         if received.duplicate:
             log.info("message %s was already stored; accepted again, kept once", message_id)
             return "250 2.0.0 OK: already received"
@@ -109,9 +131,16 @@ def envelope_sender(envelope: Envelope) -> str:
     return "" if sender == "<>" else sender
 
 
+def refusal_reply(refusal: str) -> str:
+    return f"550 5.7.1 {refusal[0].upper()}{refusal[1:]}"
+
+
 def smtp_factory(handler: InboundHandler, settings: Settings) -> Callable[[], Any]:
+    """The protocol the MTA speaks to us: SMTP, or LMTP with a reply per recipient."""
+    protocol = PerRecipientLMTP if settings.inbound.protocol == "lmtp" else SMTP
+
     def make() -> SMTP:
-        return SMTP(
+        return protocol(
             handler,
             data_size_limit=settings.inbound.max_message_bytes,
             enable_SMTPUTF8=True,

@@ -99,6 +99,27 @@ def admit_and_receive(
     return None, receive(raw, envelope_from, recipients, Channel.SMTP, now, headers)
 
 
+def admit_and_receive_each(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    settings: Settings,
+    now: datetime,
+    headers: Message,
+) -> tuple[list[str | None], Received | None]:
+    """LMTP's one trip to the store: each recipient's refusal, or None for those stored.
+
+    The accepted recipients share one stored row, written before any of their replies: one
+    commit makes every 250 true at once, and intake processes the message once, not once per
+    recipient. None as the second value: no recipient was accepted, nothing was stored.
+    """
+    refusals = [admission(envelope_from, [r], headers, settings) for r in recipients]
+    accepted = [r for r, refusal in zip(recipients, refusals, strict=True) if refusal is None]
+    if not accepted:
+        return refusals, None
+    return refusals, receive(raw, envelope_from, accepted, Channel.SMTP, now, headers)
+
+
 def referenced_ids(headers: Message) -> list[str]:
     """The Message-IDs a reply names, nearest first: In-Reply-To, then References backwards."""
     found: list[str] = []

@@ -25,6 +25,16 @@ def may_send(envelope_from: str, allowed: Sequence[str]) -> bool:
     return envelope_from == "" or is_allowed(envelope_from, allowed)
 
 
+def sender_refusal(
+    envelope_from: str, security: SecuritySettings, also_allowed: Collection[str] = ()
+) -> str | None:
+    """Why the envelope sender alone may not send a request, or None: judge's first step,
+    and all the Postfix policy service can ask at RCPT."""
+    if may_send(envelope_from, (*security.allowed_referrers, *also_allowed)):
+        return None
+    return f"<{envelope_from}> is not allowed to send requests here"
+
+
 def judge(
     envelope_from: str,
     headers: Message,
@@ -38,8 +48,9 @@ def judge(
     never a request but is kept, so it has no refusal, and its headers are not read here.
     """
     allowed = (*security.allowed_referrers, *also_allowed)
-    if not may_send(envelope_from, allowed):
-        return Verdict(None, f"<{envelope_from}> is not allowed to send requests here")
+    refusal = sender_refusal(envelope_from, security, also_allowed)
+    if refusal:
+        return Verdict(None, refusal)
     if envelope_from == "":
         return Verdict(None, None)
     authors = raw_values(headers, "From")
