@@ -90,6 +90,27 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    max_outbox_wait_minutes: float = 30
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: /metrics is served on the web port
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
@@ -99,6 +120,9 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     timing: TimingSettings = field(default_factory=TimingSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -202,6 +226,14 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"digest.weekday must be one of {', '.join(WEEKDAYS)}")
     if not 0 <= settings.digest.hour <= 23:
         raise ConfigError("digest.hour must be between 0 and 23")
+    if settings.health.max_outbox_wait_minutes <= 0:
+        raise ConfigError("health.max_outbox_wait_minutes must be more than 0")
+    if not 0 <= settings.metrics.port <= 65535:
+        raise ConfigError("metrics.port must be 0 (the web port) or between 1 and 65535")
+    if settings.logging.level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"logging.level must be one of {', '.join(LOG_LEVELS)}")
+    if settings.logging.format not in LOG_FORMATS:
+        raise ConfigError('logging.format must be "text" or "json"')
 
 
 def _section_class(name: str) -> type:

@@ -205,6 +205,9 @@ def write_config(path: Path, settings: Settings) -> Path:
         "security",
         "timing",
         "digest",
+        "health",
+        "metrics",
+        "logging",
     ):
         lines.append(f"[{section}]")
         for key, value in vars(getattr(settings, section)).items():
