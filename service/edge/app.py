@@ -16,6 +16,7 @@ from service.clock import Clock, SystemClock
 from service.delivery import transports
 from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
+from service.edge.health import Health, Runs
 from service.edge.pages import make_app
 from service.edge.smtp import InboundHandler, smtp_factory
 from service.intake import pipeline
@@ -96,6 +97,7 @@ class Service:
         # (intake, deadlines, the outbox) keeps the other busy: no SMTP reply waits on it.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self.smtp_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-store")
+        self.runs = Runs()
         self.sender = Outbox(
             self.transport,
             self.run_db,
@@ -137,6 +139,8 @@ class Service:
         self.smtp_port = self.smtp_server.sockets[0].getsockname()[1]
 
         app = make_app(self.ctx, self.clock, self.run_db, self.outbox.kick)
+        health = Health(self.clock, self.run_db, self.runs, self.settings.health)
+        app.router.add_get("/healthz", health.handle)
         self.web_runner = web.AppRunner(app, access_log=None)
         await self.web_runner.setup()
         site = web.TCPSite(self.web_runner, self.settings.web.host, self.settings.web.port)
@@ -209,11 +213,14 @@ class Service:
 
     async def _deadlines(self) -> None:
         assert self.ctx is not None
-        if await jobs.run_deadlines(self.ctx, self.clock.now(), self.run_db):
+        due = await jobs.run_deadlines(self.ctx, self.clock.now(), self.run_db)
+        self.runs.succeeded("deadlines", self.clock.now())
+        if due:
             self.outbox.kick()
 
     async def _outbox(self) -> None:
         report = await self.sender.deliver_due()
+        self.runs.succeeded("outbox", self.clock.now())
         if report.failed:
             self.failures.kick()
 
