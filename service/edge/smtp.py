@@ -38,6 +38,8 @@ class InboundHandler:
         self.run_db = run_db
         self.on_stored = on_stored
         self.limits = limits_of(settings)
+        # Told each DATA reply, for the metrics; serve sets it.
+        self.on_answer: Callable[[str], None] = lambda reply: None
 
     async def handle_RCPT(
         self,
@@ -58,6 +60,11 @@ class InboundHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await self._answer_data(session, envelope)
+        self.on_answer(reply)
+        return reply
+
+    async def _answer_data(self, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         # Before any parser: what is plain from the header block is refused in the dialogue.
         excess = header_excess(raw, self.limits)
