@@ -135,6 +135,7 @@ def test_ruff_finds_nothing():
         ["bench/survey_tick.py", "--small", "20", "--factor", "2", "--due", "2", "--rounds", "1"],
         ["bench/from_parsing.py", "--words", "50,100", "--rounds", "1"],
         ["bench/outbox_throughput.py", "--mails", "40", "--connections", "2"],
+        ["bench/health_check.py", "--small", "20", "--factor", "2", "--rounds", "1"],
     ],
     ids=lambda args: Path(args[0]).stem,
 )
