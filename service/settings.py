@@ -122,6 +122,27 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    max_outbox_wait_minutes: float = 30
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: /metrics is served on the web port
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "text"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
 class Settings:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
@@ -132,6 +153,9 @@ class Settings:
     timing: TimingSettings = field(default_factory=TimingSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -302,6 +326,12 @@ def problems_of(settings: Settings) -> list[str]:
                 f"security.allowed_referrers: {pattern!r} is neither an address "
                 "nor a *@domain pattern"
             )
+    if settings.health.max_outbox_wait_minutes <= 0:
+        say("health.max_outbox_wait_minutes must be more than 0")
+    if settings.logging.level.upper() not in LOG_LEVELS:
+        say(f"logging.level must be one of {', '.join(LOG_LEVELS)}")
+    if settings.logging.format not in LOG_FORMATS:
+        say('logging.format must be "text" or "json"')
     return problems
 
 

@@ -606,6 +606,58 @@ def outbox_counts() -> dict[str, int]:
     return {state: count for state, count in rows.tuples()}
 
 
+@once_more_if_connection_lost  # a read: safe to run again on a new connection
+def oldest_pending_mail() -> datetime | None:
+    """When the longest-waiting mail still to go was queued; None when none waits. Asked by
+    every health check: only the pending rows are read, through their partial index."""
+    row = (
+        OutboxMail.select(OutboxMail.created_at)
+        .where(OutboxMail.state == OutboxState.PENDING)
+        .order_by(OutboxMail.created_at)
+        .limit(1)
+        .first()
+    )
+    return None if row is None else row.created_at
+
+
+@once_more_if_connection_lost
+def intake_backlog() -> int:
+    """Stored messages intake has not handled yet, counted in their partial index."""
+    return InboundMessage.select().where(InboundMessage.state == InboundState.NEW).count()
+
+
+def consent_answer_counts() -> dict[tuple[str, str], int]:
+    """Consent answers given, by (channel, answer)."""
+    rows = (
+        Party.select(Party.answer_channel, Party.answer, peewee.fn.COUNT(Party.id))
+        .where(Party.answer.is_null(False))
+        .group_by(Party.answer_channel, Party.answer)
+    )
+    return {(channel or "", answer): count for channel, answer, count in rows.tuples()}
+
+
+def survey_answer_counts() -> dict[str, int]:
+    """Surveys answered, by channel."""
+    rows = (
+        Survey.select(Survey.channel, peewee.fn.COUNT(Survey.id))
+        .where(Survey.state == SurveyState.ANSWERED)
+        .group_by(Survey.channel)
+    )
+    return {channel or "": count for channel, count in rows.tuples()}
+
+
+def request_received_at(outbox_id: int) -> datetime | None:
+    """When the request a mail is about was accepted; None for mails no request began."""
+    row = (
+        InboundMessage.select(InboundMessage.received_at)
+        .join(Referral, on=Referral.inbound == InboundMessage.id)
+        .join(OutboxMail, on=OutboxMail.referral == Referral.id)
+        .where(OutboxMail.id == outbox_id)
+        .first()
+    )
+    return None if row is None else row.received_at
+
+
 def outbox_for_referral(referral_id: int) -> list[tuple[str, str, tuple[str, ...]]]:
     """(purpose, state, recipients) of every mail about one referral, oldest first."""
     rows = (

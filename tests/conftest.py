@@ -206,6 +206,9 @@ def write_config(path: Path, settings: Settings) -> Path:
         "timing",
         "digest",
         "policy",
+        "health",
+        "metrics",
+        "logging",
     ):
         lines.append(f"[{section}]")
         for key, value in vars(getattr(settings, section)).items():

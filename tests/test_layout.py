@@ -138,6 +138,7 @@ def test_ruff_finds_nothing():
         ["bench/dkim_signing.py", "--rounds", "2", "--bits", "1024"],
         ["bench/admission_lookup.py", "--referrers", "20", "--rounds", "3"],
         ["bench/policy_answers.py", "--requests", "5"],
+        ["bench/health_check.py", "--small", "20", "--factor", "2", "--rounds", "1"],
     ],
     ids=lambda args: Path(args[0]).stem,
 )

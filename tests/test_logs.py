@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
+from datetime import datetime
 
-from service.edge.logs import MaskingFormatter
+from service.edge.logs import JsonFormatter, MaskingFormatter
+from tests.conftest import ServeProcess, eventually, make_settings, write_config
+from tests.helpers import PROVIDER, request_referral, web
 
 
 def _line(formatter: MaskingFormatter, level: int, message: str, *args: object) -> str:
@@ -78,3 +82,56 @@ def status(args):
 cli._status = status
 sys.exit(cli.main(["status", "--config", sys.argv[1]]))
 """
+
+
+def test_json_lines_parse_and_mask_as_the_text_ones_do():
+    formatter = JsonFormatter()
+    formatter.keep_domain("intro.example.org")
+    warning = json.loads(
+        _line(
+            formatter,
+            logging.WARNING,
+            "to %s about %s",
+            "Eve@Example.com",
+            "<q.2@intro.example.org>",
+        )
+    )
+    assert warning["level"] == "WARNING" and warning["logger"] == "service.test"
+    assert warning["message"] == "to [address] about <q.2@intro.example.org>"
+    assert datetime.fromisoformat(warning["time"]).tzinfo is not None
+    info = json.loads(_line(formatter, logging.INFO, 'asked "%s"', "dan@example.com"))
+    assert info["message"] == 'asked "dan@example.com"'
+    try:
+        raise ValueError("no mailbox for carol@example.com")
+    except ValueError:
+        record = logging.LogRecord(
+            "service.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    error = json.loads(formatter.format(record))
+    assert "Traceback" in error["exception"] and "carol@" not in error["exception"]
+
+
+def test_serve_logs_json_at_the_configured_level_and_each_page_without_its_token(
+    tmp_path, sqlite_url, sink
+):
+    settings = make_settings(tmp_path, sqlite_url, sink.port).replace(
+        "logging", level="DEBUG", format="json"
+    )
+    config = write_config(tmp_path / "care-intro.toml", settings)
+    serve = ServeProcess(config, settings, tmp_path / "serve.log").start()
+    try:
+        links = request_referral(settings.inbound.port, sink)
+        link = links[PROVIDER]
+        token = link.rsplit("/", 1)[1]
+        assert web.get(link).status_code == 200
+        assert web.get(f"{settings.service.public_url}/c/{token}x/more").status_code == 404
+        eventually(lambda: "/c/{token} 200" in serve.log.read_text(), "the page's line")
+    finally:
+        assert serve.stop() == 0
+    lines = [json.loads(line) for line in serve.log.read_text().splitlines() if line]
+    pages = [line["message"] for line in lines if line["logger"] == "care-intro.pages"]
+    assert any(p.startswith("GET /c/{token} 200 ") and p.endswith(" ms") for p in pages)
+    assert any(p.startswith("GET (no route) 404 ") for p in pages)
+    assert token not in serve.log.read_text()
+    # DEBUG took effect: the service's own debug lines are there, not just INFO and up.
+    assert any(line["level"] == "DEBUG" for line in lines)

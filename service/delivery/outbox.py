@@ -37,6 +37,8 @@ LONGEST_WAIT = timedelta(hours=1)
 BATCH = 50
 
 Record = Callable[[int, datetime, str], Awaitable[None]]
+# Told of each attempt and how it went (the edge counts them); the outbox needs no answer.
+Observe = Callable[[OutboxItem, "Report", datetime], None]
 
 
 class Transport(Protocol):
@@ -93,6 +95,7 @@ class Outbox:
         connections: int = 1,
         holder: str | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        observe: Observe | None = None,
     ) -> None:
         self.transport = transport
         self.run_db = run_db
@@ -101,6 +104,7 @@ class Outbox:
         self.holder = holder if holder is not None else str(this_process())
         self.heartbeat_seconds = heartbeat_seconds
         self.recorder = SentRecorder(run_db)
+        self.observe = observe
 
     async def deliver_due(self, batches: int = 20) -> Report:
         total = Report()
@@ -131,9 +135,12 @@ class Outbox:
 
         async def one(item: OutboxItem) -> Report:
             async with gate:
+                now = self.clock.now()
                 report = await _deliver_one(
-                    self.transport, item, self.clock.now(), self.run_db, self.recorder.record
+                    self.transport, item, now, self.run_db, self.recorder.record
                 )
+            if self.observe is not None:
+                self.observe(item, report, now)
             unsettled.discard(item.id)
             return report
 

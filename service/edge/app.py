@@ -16,6 +16,8 @@ from service.clock import Clock, SystemClock
 from service.delivery import transports
 from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
+from service.edge.health import Health, Runs
+from service.edge.metrics import Metrics, metrics_app
 from service.edge.pages import make_app
 from service.edge.policy import PolicyServer, decider
 from service.edge.smtp import InboundHandler, smtp_factory
@@ -97,16 +99,20 @@ class Service:
         # (intake, deadlines, the outbox) keeps the other busy: no SMTP reply waits on it.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self.smtp_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-store")
+        self.runs = Runs()
+        self.metrics = Metrics(self.run_db)
         self.sender = Outbox(
             self.transport,
             self.run_db,
             self.clock,
             connections=settings.outbound.connections,
+            observe=self.metrics.attempted,
         )
         self.ctx: Context | None = None
         self.smtp_server: asyncio.base_events.Server | None = None
         self.policy: PolicyServer | None = None
         self.web_runner: web.AppRunner | None = None
+        self.metrics_runner: web.AppRunner | None = None
         self.scheduler = schedule.Scheduler()
         self._scheduler_task: asyncio.Task[None] | None = None
         self.intake = Kicker("intake", self._intake)
@@ -116,6 +122,7 @@ class Service:
         self.claims = Kicker("claims", self.sender.release_dead)
         self.smtp_port = 0
         self.web_port = 0
+        self.metrics_port = 0
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -132,6 +139,7 @@ class Service:
         loop = asyncio.get_running_loop()
 
         handler = InboundHandler(self.settings, self.clock, self.run_smtp_db, self.intake.kick)
+        handler.on_answer = self.metrics.answered
         inbound = self.settings.inbound
         self.smtp_server = await loop.create_server(
             smtp_factory(handler, self.settings), host=inbound.host, port=inbound.port
@@ -139,11 +147,23 @@ class Service:
         self.smtp_port = self.smtp_server.sockets[0].getsockname()[1]
 
         app = make_app(self.ctx, self.clock, self.run_db, self.outbox.kick)
+        health = Health(self.clock, self.run_db, self.runs, self.settings.health)
+        app.router.add_get("/healthz", health.handle)
+        metrics = self.settings.metrics
+        if not metrics.port:
+            app.router.add_get("/metrics", self.metrics.handle)
         self.web_runner = web.AppRunner(app, access_log=None)
         await self.web_runner.setup()
         site = web.TCPSite(self.web_runner, self.settings.web.host, self.settings.web.port)
         await site.start()
         self.web_port = self.web_runner.addresses[0][1]
+        if metrics.port:
+            self.metrics_runner = web.AppRunner(metrics_app(self.metrics), access_log=None)
+            await self.metrics_runner.setup()
+            await web.TCPSite(self.metrics_runner, metrics.host, metrics.port).start()
+            self.metrics_port = self.metrics_runner.addresses[0][1]
+        else:
+            self.metrics_port = self.web_port
 
         policy = self.settings.policy
         if policy.port:
@@ -186,6 +206,8 @@ class Service:
             await self.policy.stop()
         if self.web_runner is not None:
             await self.web_runner.cleanup()
+        if self.metrics_runner is not None:
+            await self.metrics_runner.cleanup()
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -200,6 +222,7 @@ class Service:
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
         await self.transport.close()
+        await self.metrics.settle()
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
         await asyncio.to_thread(self.executor.shutdown, True)
         await asyncio.to_thread(self.smtp_executor.shutdown, True)
@@ -221,11 +244,14 @@ class Service:
 
     async def _deadlines(self) -> None:
         assert self.ctx is not None
-        if await jobs.run_deadlines(self.ctx, self.clock.now(), self.run_db):
+        due = await jobs.run_deadlines(self.ctx, self.clock.now(), self.run_db)
+        self.runs.succeeded("deadlines", self.clock.now())
+        if due:
             self.outbox.kick()
 
     async def _outbox(self) -> None:
         report = await self.sender.deliver_due()
+        self.runs.succeeded("outbox", self.clock.now())
         if report.failed:
             self.failures.kick()
 

@@ -48,7 +48,8 @@ class Failure(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(config_first(sys.argv[1:] if argv is None else list(argv)))
-    args.log_formatter = logs.install(logging.INFO if args.command == "serve" else logging.WARNING)
+    # Until the settings are read: they may name another level and format (see _settings).
+    args.logging = logs.install(logging.INFO if args.command == "serve" else logging.WARNING)
     # aiosmtpd logs every SMTP command at INFO; our handler logs what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
     try:
@@ -176,9 +177,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load(args.config)
-    formatter = getattr(args, "log_formatter", None)
-    if formatter is not None:
-        formatter.keep_domain(settings.service.domain)
+    installed = getattr(args, "logging", None)
+    if installed is not None:
+        # One-shot commands stay quiet below WARNING: cron mails whatever they print.
+        floor = logging.NOTSET if args.command == "serve" else logging.WARNING
+        installed.apply(settings.logging, settings.service.domain, floor)
     return settings
 
 

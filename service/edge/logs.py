@@ -9,10 +9,14 @@ over the whole formatted line, traceback included. Addresses at the service's ow
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from service.reading.relay_replies import ADDRESS
+from service.settings import LoggingSettings
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -28,10 +32,12 @@ class MaskingFormatter(logging.Formatter):
             self.own_domains.add(domain.lower())
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        return self.masked(record, super().format(record))
+
+    def masked(self, record: logging.LogRecord, text: str) -> str:
         if record.levelno < logging.WARNING:
-            return line
-        return ADDRESS.sub(self._mask, line)
+            return text
+        return ADDRESS.sub(self._mask, text)
 
     def _mask(self, match: re.Match[str]) -> str:
         domain = match[0].rpartition("@")[2].lower()
@@ -40,15 +46,52 @@ class MaskingFormatter(logging.Formatter):
         return "[address]"
 
 
-def install(level: int) -> MaskingFormatter:
-    """Log to stderr at `level` through the masking formatter; the formatter, to be told the
-    service's domain once the settings are read."""
+class JsonFormatter(MaskingFormatter):
+    """One JSON object per line, for a log collector; masked as the text lines are, field by
+    field, so the masking never breaks the JSON's quoting."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": self.masked(record, record.getMessage()),
+        }
+        if record.exc_info:
+            line["exception"] = self.masked(record, self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+@dataclass
+class Installed:
+    """What `install` set up, to be adjusted once the settings are read."""
+
+    formatter: MaskingFormatter
+    handler: logging.Handler | None  # None: the program that embeds us keeps its own
+
+    def apply(self, settings: LoggingSettings, domain: str, floor: int = logging.NOTSET) -> None:
+        """Take the configured level (never below `floor`) and format; keep `domain` readable."""
+        self.formatter.keep_domain(domain)
+        if self.handler is None:
+            return
+        if settings.format == "json" and not isinstance(self.formatter, JsonFormatter):
+            formatter = JsonFormatter()
+            formatter.own_domains = self.formatter.own_domains
+            self.formatter = formatter
+            self.handler.setFormatter(formatter)
+        level = logging.getLevelNamesMapping()[settings.level.upper()]
+        logging.getLogger().setLevel(max(level, floor))
+
+
+def install(level: int) -> Installed:
+    """Log to stderr at `level` through the masking formatter, until the settings say more."""
     formatter = MaskingFormatter()
     root = logging.getLogger()
     # As logging.basicConfig: a program that embeds us (or a test run) keeps its own handlers.
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-        root.setLevel(level)
-    return formatter
+    if root.handlers:
+        return Installed(formatter, None)
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return Installed(formatter, handler)

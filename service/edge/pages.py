@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from service.clock import Clock
+from service.edge.access import log_requests, route_of
 from service.errors import BadToken, NotFound, TokenExpired
 from service.evaluation import report, surveys
 from service.model import Answer, Channel, DeclineReason, State, SurveyState
@@ -50,7 +51,8 @@ def make_app(
     ctx: Context, clock: Clock, run_db: RunDb, on_change: Callable[[], None]
 ) -> web.Application:
     pages = Pages(ctx, clock, run_db, on_change)
-    app = web.Application(middlewares=[pages.guard], client_max_size=64 * 1024)
+    # The request's line last, so it names the status the guard's page was sent with.
+    app = web.Application(middlewares=[log_requests, pages.guard], client_max_size=64 * 1024)
     app.router.add_get("/c/{token}", pages.show_consent)  # HEAD too, and just as harmless
     app.router.add_post("/c/{token}", pages.answer_consent)
     app.router.add_get("/u/{token}", pages.show_optout)
@@ -84,7 +86,7 @@ class Pages:
             else:
                 raise
         except Exception:
-            log.exception("page %s %s failed", request.method, request.path)
+            log.exception("page %s %s failed", request.method, route_of(request))
             response = self.page("problem", {"problem": "internal"}, status=500)
         response.headers.update(SECURITY_HEADERS)
         return response

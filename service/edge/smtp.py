@@ -41,6 +41,8 @@ class InboundHandler:
         self.on_stored = on_stored
         self.limits = limits_of(settings)
         self.per_recipient = settings.inbound.protocol == "lmtp"
+        # Told each DATA reply, for the metrics; serve sets it.
+        self.on_answer: Callable[[str], None] = lambda reply: None
 
     async def handle_RCPT(
         self,
@@ -61,6 +63,12 @@ class InboundHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = await self._answer_data(session, envelope)
+        for line in reply.split("\r\n"):  # LMTP: one line per recipient, each counted
+            self.on_answer(line)
+        return reply
+
+    async def _answer_data(self, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         # Before any parser: what is plain from the header block is refused in the dialogue.
         excess = header_excess(raw, self.limits)
