@@ -122,3 +122,7 @@ def test_compose_wires_postfix_care_intro_and_postgresql_together():
     assert f'"{settings.outbound.port}/inet={settings.outbound.port} inet' in postfix
     subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
     assert f"{settings.outbound.port}/inet/mynetworks={subnet}" in postfix
+    # Postfix refuses at RCPT what care-intro would: it asks the policy service there.
+    main_cf = (DEPLOY / "postfix" / "main.cf").read_text()
+    assert f"check_policy_service inet:care-intro:{settings.policy.port}" in main_cf
+    assert settings.policy.host == "0.0.0.0"
