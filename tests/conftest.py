@@ -279,6 +279,12 @@ class ServeProcess:
         self.config, self.settings, self.log = config, settings, log
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def in_folder(cls, folder: Path, settings: Settings) -> ServeProcess:
+        """`serve` with its configuration and its log in `folder`, not started yet."""
+        config = write_config(folder / "care-intro.toml", settings)
+        return cls(config, settings, folder / "serve.log")
+
     def start(self) -> ServeProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(

@@ -20,8 +20,7 @@ def stored_message_ids(path) -> set[str]:
 
 def test_a_backup_under_a_trickle_of_requests_is_whole_and_holds_what_was_accepted(tmp_path, sink):
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'care-intro.db'}", sink.port)
-    config = write_config(tmp_path / "care-intro.toml", settings)
-    serve = ServeProcess(config, settings, tmp_path / "serve.log").start()
+    serve = ServeProcess.in_folder(tmp_path, settings).start()
     messages = [request(n, "backup") for n in range(400)]
     load = Load(settings.inbound.port, messages, sessions=2, seconds=90).start()
     copy = tmp_path / "copies" / "care-intro-backup.db"
@@ -29,7 +28,7 @@ def test_a_backup_under_a_trickle_of_requests_is_whole_and_holds_what_was_accept
     try:
         eventually(lambda: len(load.accepted()) >= 20, "20 requests answered 250", 30)
         before = load.accepted()
-        done = run("backup", str(copy), "--config", str(config), cwd=tmp_path)
+        done = run("backup", str(copy), "--config", str(serve.config), cwd=tmp_path)
         still_sending = len(load.todo) > 0
         with load.lock:
             load.todo.clear()

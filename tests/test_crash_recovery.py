@@ -15,7 +15,6 @@ from tests.conftest import (
     free_port,
     make_settings,
     relay_sink,
-    write_config,
 )
 from tests.load import Load, PacedHandler, copies_by_message_id, request
 
@@ -29,8 +28,7 @@ def paced_sink() -> object:
 
 def serve_for(tmp_path, store_url, sink) -> ServeProcess:
     settings = make_settings(tmp_path, store_url, sink.port)
-    config = write_config(tmp_path / "care-intro.toml", settings)
-    return ServeProcess(config, settings, tmp_path / "serve.log")
+    return ServeProcess.in_folder(tmp_path, settings)
 
 
 def claimed() -> int:

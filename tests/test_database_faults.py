@@ -118,8 +118,7 @@ class Load:
 def serve_on(tmp_path: Path, url: str, sink: Sink) -> ServeProcess:
     tmp_path.mkdir(parents=True, exist_ok=True)
     settings = make_settings(tmp_path, url, sink.port)
-    config = write_config(tmp_path / "care-intro.toml", settings)
-    return ServeProcess(config, settings, tmp_path / "serve.log")
+    return ServeProcess.in_folder(tmp_path, settings)
 
 
 def stored_states(message_ids: set[str]) -> dict[str, str]:

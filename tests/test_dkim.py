@@ -60,12 +60,11 @@ def signing_serve(tmp_path, store_url, sink):
     settings = make_settings(tmp_path, store_url, sink.port).replace(
         "outbound", dkim_domain=DOMAIN, dkim_selector=SELECTOR, dkim_key_file=str(key)
     )
-    log = tmp_path / "serve.log"
-    process = ServeProcess(write_config(tmp_path / "care-intro.toml", settings), settings, log)
+    process = ServeProcess.in_folder(tmp_path, settings)
     process.start()
     yield process, record
     if process.proc.poll() is None:
-        assert process.stop() == 0, log.read_text()
+        assert process.stop() == 0, process.log.read_text()
 
 
 def test_every_mail_serve_sends_is_signed_and_verifies(signing_serve, sink):

@@ -16,7 +16,6 @@ from tests.conftest import (
     eventually,
     make_settings,
     wire_fixture,
-    write_config,
 )
 from tests.helpers import PROSPECT, PROVIDER, RCPT, parse, request_referral, send, text_of, web
 
@@ -24,9 +23,7 @@ from tests.helpers import PROSPECT, PROVIDER, RCPT, parse, request_referral, sen
 @pytest.fixture
 def serve(tmp_path, store_url, sink):
     settings = make_settings(tmp_path, store_url, sink.port)
-    process = ServeProcess(
-        write_config(tmp_path / "care-intro.toml", settings), settings, tmp_path / "serve.log"
-    )
+    process = ServeProcess.in_folder(tmp_path, settings)
     process.start()
     yield process
     if process.proc.poll() is None:
@@ -166,9 +163,7 @@ def test_a_hard_kill_right_after_250_loses_nothing_and_sends_nothing_twice(serve
 
 def test_the_maildir_transport_writes_each_mail_once(tmp_path, sqlite_url):
     settings = make_settings(tmp_path, sqlite_url)  # no sink: the embedded maildir default
-    process = ServeProcess(
-        write_config(tmp_path / "care-intro.toml", settings), settings, tmp_path / "serve.log"
-    ).start()
+    process = ServeProcess.in_folder(tmp_path, settings).start()
     try:
         send(settings.inbound.port, wire_fixture("request_thunderbird_labelled_lines.eml"))
         new = tmp_path / "outbox" / "new"

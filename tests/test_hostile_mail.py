@@ -23,7 +23,6 @@ from tests.conftest import (
     eventually,
     make_settings,
     wire_fixture,
-    write_config,
 )
 from tests.helpers import RCPT, inbound_counts
 
@@ -63,8 +62,7 @@ def deep_mime(levels: int) -> bytes:
 @pytest.fixture
 def serve(tmp_path: Path, sqlite_url: str) -> Iterator[ServeProcess]:
     settings = make_settings(tmp_path, sqlite_url)
-    config = write_config(tmp_path / "care-intro.toml", settings)
-    process = ServeProcess(config, settings, tmp_path / "serve.log").start()
+    process = ServeProcess.in_folder(tmp_path, settings).start()
     with smtplib.SMTP("127.0.0.1", settings.inbound.port, timeout=30) as smtp:
         smtp.sendmail(REFERRER, [RCPT], wire_fixture("request_thunderbird_labelled_lines.eml"))
     eventually(lambda: inbound_counts() == {"processed": 1}, "the warm-up request", 30)

@@ -54,7 +54,7 @@ def test_information_keeps_its_detail():
 def test_the_command_line_logs_through_it(tmp_path, store_url):
     # A real command's run, with an error that names a person and one that names our own
     # Message-ID, as the operator reads them on stderr.
-    from tests.conftest import make_settings, write_config
+    from tests.conftest import make_settings
 
     config = write_config(tmp_path / "care-intro.toml", make_settings(tmp_path, store_url))
     done = subprocess.run(
@@ -117,8 +117,7 @@ def test_serve_logs_json_at_the_configured_level_and_each_page_without_its_token
     settings = make_settings(tmp_path, sqlite_url, sink.port).replace(
         "logging", level="DEBUG", format="json"
     )
-    config = write_config(tmp_path / "care-intro.toml", settings)
-    serve = ServeProcess(config, settings, tmp_path / "serve.log").start()
+    serve = ServeProcess.in_folder(tmp_path, settings).start()
     try:
         links = request_referral(settings.inbound.port, sink)
         link = links[PROVIDER]

@@ -19,7 +19,6 @@ from tests.conftest import (
     eventually,
     free_port,
     make_settings,
-    write_config,
 )
 from tests.helpers import PROSPECT, PROVIDER, RCPT, request_referral
 from tests.postfix import PostfixInstance, needs_postfix
@@ -60,9 +59,7 @@ def test_behind_postfix_requests_arrive_and_refusals_bounce_nothing(
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'care-intro.db'}", postfix_port)
     settings = settings.replace("inbound", protocol=protocol)
     settings = settings.replace("policy", port=free_port())
-    serve = ServeProcess(
-        write_config(tmp_path / "care-intro.toml", settings), settings, tmp_path / "serve.log"
-    )
+    serve = ServeProcess.in_folder(tmp_path, settings)
     next_hop = NEXT_HOPS[protocol].format(port=settings.inbound.port)
     postfix = PostfixInstance(
         postfix_port,

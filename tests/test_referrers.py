@@ -102,8 +102,7 @@ def test_the_command_adds_lists_and_removes(tmp_path, config):
 
 def test_a_running_serve_follows_the_store_without_a_restart(tmp_path, store_url):
     settings = make_settings(tmp_path, store_url)
-    config = write_config(tmp_path / "care-intro.toml", settings)
-    process = ServeProcess(config, settings, tmp_path / "serve.log").start()
+    process = ServeProcess.in_folder(tmp_path, settings).start()
 
     def send(tag: str) -> tuple[int, bytes]:
         with smtplib.SMTP("127.0.0.1", settings.inbound.port, timeout=30) as smtp:
@@ -113,7 +112,7 @@ def test_a_running_serve_follows_the_store_without_a_restart(tmp_path, store_url
             return smtp.data(request_from(NEWCOMER, tag))
 
     def referrers_cmd(*args: str) -> None:
-        done = run("referrers", *args, "--config", str(config), cwd=tmp_path)
+        done = run("referrers", *args, "--config", str(process.config), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
 
     try:

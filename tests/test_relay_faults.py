@@ -24,7 +24,6 @@ from tests.conftest import (
     make_settings,
     relay_sink,
     wire_fixture,
-    write_config,
 )
 from tests.helpers import PROSPECT, PROVIDER, inbound_counts, parse, send, text_of
 from tests.test_cli import run
@@ -94,9 +93,7 @@ def relay() -> Iterator[tuple[FaultyRelay, Sink]]:
 @pytest.fixture
 def serve(tmp_path, store_url, relay) -> Iterator[ServeProcess]:
     settings = make_settings(tmp_path, store_url, relay[1].port)
-    process = ServeProcess(
-        write_config(tmp_path / "care-intro.toml", settings), settings, tmp_path / "serve.log"
-    )
+    process = ServeProcess.in_folder(tmp_path, settings)
     process.start()
     yield process
     if process.proc is not None and process.proc.poll() is None:
