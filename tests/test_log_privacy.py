@@ -85,3 +85,24 @@ def test_serve_logs_no_address_and_no_name_at_its_default_level(tmp_path, store_
     assert "inbound 3 processed: permanent failure: [address] 5.1.1; 1 referral(s) ended" in log
     found = {who for who in PEOPLE if re.search(rf"(?i)\b{re.escape(who)}\b", log)}
     assert not found, f"the log names {sorted(found)}:\n{log}"
+
+
+def test_an_lmtp_refusal_says_why_and_not_who(tmp_path, sqlite_url):
+    settings = make_settings(tmp_path, sqlite_url).replace("inbound", protocol="lmtp")
+    serve = ServeProcess.in_folder(tmp_path, settings).start()
+    try:
+        client = smtplib.LMTP("127.0.0.1", settings.inbound.port, timeout=10)
+        try:
+            client.ehlo()
+            assert client.mail(STRANGER)[0] == 250
+            assert client.rcpt(RCPT)[0] == 250
+            code, _ = client.data(wire_fixture("request_from_stranger.eml"))
+            assert code == 550
+        finally:
+            client.close()
+        eventually(lambda: "refused a message" in serve.log.read_text(), "the refusal's line")
+    finally:
+        assert serve.stop() == 0
+    log = serve.log.read_text()
+    assert "refused a message in the dialogue: <[address]> is not allowed" in log
+    assert not re.search(r"(?i)mallory|elsewhere\.example", log), log
