@@ -46,9 +46,14 @@ def test_a_traceback_is_masked_too():
     assert "Traceback" in line and "carol@" not in line and "[address]" in line
 
 
-def test_information_keeps_its_detail():
-    line = _line(MaskingFormatter(), logging.INFO, "asked %s", "dan@example.com")
-    assert "dan@example.com" in line
+def test_information_is_masked_and_debugging_keeps_its_detail():
+    formatter = MaskingFormatter()
+    formatter.keep_domain("intro.example.org")
+    info = _line(
+        formatter, logging.INFO, "asked %s for %s", "dan@example.com", "<q.3@intro.example.org>"
+    )
+    assert info.endswith("asked [address] for <q.3@intro.example.org>")
+    assert "dan@example.com" in _line(formatter, logging.DEBUG, "asked %s", "dan@example.com")
 
 
 def test_the_command_line_logs_through_it(tmp_path, store_url):
@@ -100,7 +105,9 @@ def test_json_lines_parse_and_mask_as_the_text_ones_do():
     assert warning["message"] == "to [address] about <q.2@intro.example.org>"
     assert datetime.fromisoformat(warning["time"]).tzinfo is not None
     info = json.loads(_line(formatter, logging.INFO, 'asked "%s"', "dan@example.com"))
-    assert info["message"] == 'asked "dan@example.com"'
+    assert info["message"] == 'asked "[address]"'
+    debug = json.loads(_line(formatter, logging.DEBUG, 'asked "%s"', "dan@example.com"))
+    assert debug["message"] == 'asked "dan@example.com"'
     try:
         raise ValueError("no mailbox for carol@example.com")
     except ValueError:

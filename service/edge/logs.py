@@ -1,9 +1,10 @@
-"""Log lines an operator may forward anywhere: from WARNING up, no person's address.
+"""Log lines an operator may forward anywhere: above DEBUG, no person's address.
 
-Warnings and errors travel (to a chat channel, a ticket, a monitoring service); the people
-a referral names never agreed to that. Each call site logs ids and purposes, but an
-exception's text or a relay's reply may still carry an address, so the last word is here,
-over the whole formatted line, traceback included. Addresses at the service's own domain
+Logs travel (to a collector, a chat channel, a ticket) and are kept longer than the store
+keeps a person; the people a referral names never agreed to that. Each call site logs ids,
+references and purposes, but an exception's text or a relay's reply may still carry an
+address, so the last word is here, over the whole formatted line, traceback included.
+DEBUG, turned on to trace one problem, keeps them. Addresses at the service's own domain
 (its Message-IDs, its mailboxes) name nobody and stay, so a line can still be traced.
 """
 
@@ -35,7 +36,7 @@ class MaskingFormatter(logging.Formatter):
         return self.masked(record, super().format(record))
 
     def masked(self, record: logging.LogRecord, text: str) -> str:
-        if record.levelno < logging.WARNING:
+        if record.levelno <= logging.DEBUG:
             return text
         return ADDRESS.sub(self._mask, text)
 

@@ -13,6 +13,7 @@ from service.clock import Clock
 from service.edge.lmtp import PerRecipientLMTP
 from service.intake import receiving
 from service.reading.limits import header_excess, limits_of
+from service.reading.relay_replies import without_addresses
 from service.reading.routing import route
 from service.settings import Settings
 from store.db import DatabaseUnavailable, RunDb, is_full
@@ -92,6 +93,7 @@ class InboundHandler:
                 headers,
             )
             if refused:
+                _log_refusal(message_id, sender, refused)
                 return refusal_reply(refused)
             assert received is not None
         except DatabaseUnavailable as exc:
@@ -118,6 +120,8 @@ class InboundHandler:
             headers,
         )
         accepted = "" if received is None else self._accepted(received, received.message_id)
+        for refused in filter(None, refusals):
+            _log_refusal(receiving.message_id_of(headers), envelope_sender(envelope), refused)
         return "\r\n".join(accepted if r is None else refusal_reply(r) for r in refusals)
 
     def _accepted(self, received: receiving.Received, message_id: str | None) -> str:
@@ -137,6 +141,13 @@ def envelope_sender(envelope: Envelope) -> str:
     """The envelope sender, with the null sender (bounces: MAIL FROM:<>) as ""."""
     sender = (envelope.mail_from or "").strip()
     return "" if sender == "<>" else sender
+
+
+def _log_refusal(message_id: str | None, sender: str, refusal: str) -> None:
+    # The refusal names the sender it refuses, and a peer's Message-ID often carries its
+    # domain or address: INFO says why, DEBUG which message and who.
+    log.info("refused a message in the dialogue: %s", without_addresses(refusal))
+    log.debug("refused message %s from <%s>: %s", message_id, sender, refusal)
 
 
 def refusal_reply(refusal: str) -> str:

@@ -14,6 +14,7 @@ from service.model import Channel, InboundState
 from service.reading.addresses import Mailbox
 from service.reading.bodies import header_text
 from service.reading.limits import limits_of, message_excess
+from service.reading.relay_replies import without_addresses
 from service.reading.request import parse_message, parse_request
 from service.reading.robots import automatic_reason
 from service.reading.routing import Route, route
@@ -39,8 +40,16 @@ def process_pending(ctx: Context, now: datetime, limit: int = 200) -> int:
                 break
             disposition = _process_safely(ctx, record, now)
             queries.finish_inbound(record.id, disposition.state, disposition.note, now)
+        _log_outcome(record, disposition)
         done += 1
     return done
+
+
+def _log_outcome(record: InboundRecord, disposition: Disposition) -> None:
+    """Once committed: the message's id and what became of it. A note may name the sender or
+    a bounced recipient; only DEBUG, for an operator tracing one message, keeps them."""
+    log.info("inbound %s %s: %s", record.id, disposition.state, without_addresses(disposition.note))
+    log.debug("inbound %s from <%s>: %s", record.id, record.envelope_from, disposition.note)
 
 
 def _process_safely(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
