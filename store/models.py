@@ -98,6 +98,12 @@ class Party(BaseModel):
     unclear_told = peewee.BooleanField(default=False)
     # One reminder per question, never two: set when it is queued.
     reminded_at = UTCDateTimeField(null=True)
+    # Consent evidence (Art. 7(1)): the question answered, the reply that answered it, the
+    # language it was asked in, and the sha256 of the text shown (kept in ConsentText).
+    question_message_id = peewee.TextField(null=True)
+    answer_message_id = peewee.TextField(null=True)
+    answer_language = peewee.CharField(max_length=8, null=True)
+    consent_hash = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         indexes = ((("referral", "role"), True),)
@@ -193,6 +199,14 @@ class Suppression(BaseModel):
     created_at = UTCDateTimeField()
 
 
+class ConsentText(BaseModel):
+    """The exact text a party was shown when they answered, once per distinct text."""
+
+    text_hash = peewee.CharField(max_length=64, unique=True)
+    text = peewee.TextField()
+    created_at = UTCDateTimeField()
+
+
 class StoreKey(BaseModel):
     """Keys that must outlive any rotation of the link keys (the suppression hash's key)."""
 
@@ -243,4 +257,5 @@ ALL_MODELS = [
     Suppression,
     StoreKey,
     AllowedReferrer,
+    ConsentText,
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 from service import __version__
 from service.clock import Clock, FixedClock, SystemClock, parse_day_or_moment, parse_moment
 from service.delivery import transports
-from service.edge import console, jobs, logs
+from service.edge import console, evidence_text, jobs, logs
 from service.errors import CareIntroError, ConfigError
 from service.evaluation import report
 from service.intake import receiving
@@ -22,6 +23,7 @@ from service.model import Channel
 from service.reading.addresses import is_allowed, parse_mailbox
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
+from service.referral import subject_access
 from service.settings import LANGUAGES, Settings, load, read
 from service.writing.compose import Templates
 from service.writing.context import make_context
@@ -167,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=LANGUAGES,
         help="the language of the text report (default: service.default_language)",
     )
+    export = command("export", "everything held about one person, as JSON", _export)
+    export.add_argument("address", metavar="ADDRESS")
+    evidence = command("evidence", "what each party was shown and what they answered", _evidence)
+    evidence.add_argument("ref", metavar="REF")
     backup_cmd = command(
         "backup", "copy the SQLite store to PATH while serve runs (SQLite's online backup)", _backup
     )
@@ -363,6 +369,27 @@ def _status(args: argparse.Namespace) -> int:
     if text is None:
         raise Failure(f"no referral {args.ref}", EX_NOINPUT)
     print(text, end="")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    found = parse_mailbox(args.address)
+    if found is None:
+        raise Failure(f"not an address: {args.address}", 64)
+    _open_store(settings)
+    held = subject_access.export(found.address, SystemClock().now())
+    print(json.dumps(held, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _evidence(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _open_store(settings)
+    found = subject_access.evidence(args.ref)
+    if found is None:
+        raise Failure(f"no referral {args.ref}", EX_NOINPUT)
+    print(evidence_text.render(args.ref, found, settings.service.timezone), end="")
     return 0
 
 

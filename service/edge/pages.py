@@ -13,8 +13,10 @@ from service.edge.access import log_requests, route_of
 from service.errors import BadToken, NotFound, TokenExpired
 from service.evaluation import report, surveys
 from service.model import Answer, Channel, DeclineReason, State, SurveyState
+from service.reading.bodies import html_to_text
 from service.reading.survey_form import CHOICES, survey_form
 from service.referral import workflow
+from service.referral.consent_evidence import Shown
 from service.referral.workflow import Outcome
 from service.tokens import Purpose
 from service.writing import formats
@@ -132,6 +134,14 @@ class Pages:
         reason = str(form.get("reason", ""))
         if given not in ANSWERS or (reason and reason not in REASONS):
             return self.for_party("problem", {"problem": "bad_form"}, party, 400)
+        # The page they answered on, as they read it: what they consented to.
+        shown = {
+            **consent_context(referral, party),
+            "action": request.path,
+            "optout_url": self._optout_link(party.ask_key),
+            "chosen": given,
+        }
+        page_text = html_to_text(self._html("consent", shown, party.language, party.timezone))
         try:
             result = await self.run_db(
                 workflow.answer,
@@ -142,6 +152,7 @@ class Pages:
                 self.clock.now(),
                 DeclineReason(reason) if reason else None,
                 str(form.get("reason_text", ""))[:500],
+                Shown(page_text=page_text),
             )
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
@@ -359,15 +370,18 @@ class Pages:
         language: str = "",
         timezone: str = "",
     ) -> web.Response:
+        html = self._html(name, context, language, timezone)
+        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+    def _html(self, name: str, context: dict[str, Any], language: str, timezone: str) -> str:
         service = self.ctx.settings.service
         shared = {
             "sender_name": service.sender_name,
             "timezone": timezone or service.timezone,
         }
-        html = self.ctx.templates.render_page(
+        return self.ctx.templates.render_page(
             name, language or service.default_language, {**context, **shared}
         )
-        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
 
 def _referrer_and_language(key: str) -> tuple[ReferrerRecord, str] | None:

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from service.evaluation import surveys
 from service.intake import refusals
 from service.intake.disposition import Disposition
+from service.intake.receiving import referenced_ids
 from service.model import Answer, Channel, InboundState
 from service.reading import bounces, quotes, replies
 from service.reading.addresses import single_mailbox
@@ -15,6 +16,7 @@ from service.reading.authorization import raw_values
 from service.reading.robots import automatic_reason
 from service.reading.survey_replies import SurveyAnswers, read_survey
 from service.referral import workflow
+from service.referral.consent_evidence import Shown
 from service.writing.context import Context
 from store import queries
 from store.records import InboundRecord, PartyRecord
@@ -49,6 +51,7 @@ def process_reply(
         now,
         reason=reading.reason,
         reason_text=reading.reason_text,
+        shown=Shown(tuple(referenced_ids(message)), record.message_id),
     )
     return Disposition(
         InboundState.PROCESSED,

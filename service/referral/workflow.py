@@ -20,7 +20,8 @@ from service.reading import languages
 from service.reading.addresses import Mailbox
 from service.reading.relay_replies import without_addresses
 from service.reading.request import PartyDraft, RequestDraft
-from service.referral import gate, quota
+from service.referral import consent_evidence, gate, quota
+from service.referral.consent_evidence import Shown
 from service.writing import letters
 from service.writing.context import Context
 from store import queries, suppressions
@@ -221,9 +222,10 @@ def answer(
     now: datetime,
     reason: DeclineReason | None = None,
     reason_text: str = "",
+    shown: Shown | None = None,
 ) -> AnswerResult:
-    """Record a party's yes or no (a no with its reason, if they gave one); introduce, close
-    or reopen the referral when that decides it."""
+    """Record a party's yes or no (a no with its reason, if they gave one) with what they
+    were shown; introduce, close or reopen the referral when that decides it."""
     with transaction():
         referral, party = _lock_question(ask_key)
         answers = {p.role: p.answer for p in referral.parties}
@@ -237,6 +239,7 @@ def answer(
         else:
             reason, reason_text = None, ""
         queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
+        consent_evidence.record(party, shown or Shown(), now)
         changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
         queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
         if decision.state != referral.state:

@@ -1,0 +1,57 @@
+"""What a party was shown when they answered, kept so that consent can be demonstrated."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from service.reading.bodies import body_text
+from store import consent
+from store.records import PartyRecord
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How an answer came: the Message-IDs a reply names and its own, or the page's text."""
+
+    referenced: tuple[str, ...] = ()
+    answer_message_id: str | None = None
+    page_text: str | None = None
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def mail_text(raw: bytes) -> str:
+    """The plain-text body of a mail we sent, as the person's client shows it."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return body_text(message) or ""
+
+
+def record(party: PartyRecord, shown: Shown, now: datetime) -> None:
+    """Within the answer's transaction: the question, the text and its hash beside the answer.
+
+    An answer by link was given on the page, so the page's text is what they consented to;
+    an answer by mail was given to the question mail, so its text is.
+    """
+    asked = consent.question_asked(party.id, shown.referenced)
+    text = shown.page_text
+    if text is None and asked is not None:
+        text = mail_text(asked.raw)
+    digest = None
+    if text is not None:
+        digest = text_hash(text)
+        consent.keep_text(digest, text, now)
+    consent.record_evidence(
+        party.id,
+        asked.message_id if asked else None,
+        shown.answer_message_id,
+        party.language,
+        digest,
+    )

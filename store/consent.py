@@ -1,0 +1,100 @@
+"""Consent evidence: the question a party answered, the text they were shown, and its hash."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee
+
+from store.models import ConsentText, OutboxMail, Party
+
+# The mails that ask the consent question: the question itself and its one reminder.
+QUESTION_PURPOSES = ("consent_request", "consent_reminder")
+
+
+@dataclass(frozen=True)
+class AskedMail:
+    message_id: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Evidence:
+    role: str
+    answer: str | None
+    answered_at: datetime | None
+    channel: str | None
+    decline_reason: str | None
+    question_message_id: str | None
+    answer_message_id: str | None
+    language: str | None
+    consent_hash: str | None
+    text: str | None
+
+
+def question_asked(party_id: int, named: Sequence[str] = ()) -> AskedMail | None:
+    """The question mail a party answers: one of `named` (a reply's In-Reply-To and
+    References) when it is theirs, else the latest one they were sent."""
+    query = OutboxMail.select(OutboxMail.message_id, OutboxMail.raw).where(
+        (OutboxMail.party == party_id) & OutboxMail.purpose.in_(QUESTION_PURPOSES)
+    )
+    if named:
+        row = query.where(OutboxMail.message_id.in_(list(named))).first()
+        if row is not None:
+            return AskedMail(row.message_id, bytes(row.raw))
+    row = query.order_by(OutboxMail.id.desc()).first()
+    return None if row is None else AskedMail(row.message_id, bytes(row.raw))
+
+
+def keep_text(text_hash: str, text: str, now: datetime) -> None:
+    """Keep a shown text under its hash; the same text shown to many is kept once."""
+    ConsentText.insert(
+        text_hash=text_hash, text=text, created_at=now
+    ).on_conflict_ignore().execute()
+
+
+def record_evidence(
+    party_id: int,
+    question_message_id: str | None,
+    answer_message_id: str | None,
+    language: str,
+    consent_hash: str | None,
+) -> None:
+    Party.update(
+        question_message_id=question_message_id,
+        answer_message_id=answer_message_id,
+        answer_language=language,
+        consent_hash=consent_hash,
+    ).where(Party.id == party_id).execute()
+
+
+def evidence_of(referral_id: int) -> list[Evidence]:
+    """Each party's answer with what they were shown, provider first."""
+    rows = (
+        Party.select(Party, ConsentText.text)
+        .join(
+            ConsentText,
+            on=ConsentText.text_hash == Party.consent_hash,
+            join_type=peewee.JOIN.LEFT_OUTER,
+        )
+        .where(Party.referral == referral_id)
+        .order_by(Party.role.desc())
+        .objects()
+    )
+    return [
+        Evidence(
+            role=r.role,
+            answer=r.answer,
+            answered_at=r.answered_at,
+            channel=r.answer_channel,
+            decline_reason=r.decline_reason,
+            question_message_id=r.question_message_id,
+            answer_message_id=r.answer_message_id,
+            language=r.answer_language,
+            consent_hash=r.consent_hash,
+            text=r.text,
+        )
+        for r in rows
+    ]

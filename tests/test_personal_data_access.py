@@ -1,0 +1,147 @@
+"""Access and consent evidence: `care-intro export ADDRESS` and `care-intro evidence REF`.
+
+The answers come the ways people give them, over real sockets: one party presses Yes on the
+page behind their link, the other replies to the question mail by SMTP. The commands run as
+the operator runs them, in a child process against the same store.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import json
+
+from store import consent, queries
+from tests.conftest import REFERRER, eventually, fixture_bytes, write_config
+from tests.helpers import PROSPECT, PROVIDER, parse, request_referral, web
+from tests.test_answers_by_mail import question, reply
+from tests.test_cli import run
+
+REPLY_FIXTURE = "reply_outlook_ios_top_fr_yes.eml"
+
+
+def lines(text: str) -> list[str]:
+    """Text as read, whatever line endings it travelled with."""
+    return text.strip().splitlines()
+
+
+def cli(tmp_path, settings, *args: str):
+    config = write_config(tmp_path / "cli.toml", settings)
+    return run(*args, "--config", str(config), cwd=tmp_path)
+
+
+def answered_both_ways(running, sink):
+    """The provider says yes on the page, the prospect by reply; the introduced referral."""
+    links = request_referral(running.service.smtp_port, sink)
+    page = web.post(links[PROVIDER], data={"answer": "yes"})
+    assert page.status_code == 200
+    reply(running, sink, PROSPECT, REPLY_FIXTURE)
+    eventually(lambda: queries.recent_referrals()[0].state == "introduced", "introduced")
+    return queries.recent_referrals()[0]
+
+
+def test_evidence_shows_what_each_party_was_shown_and_how_they_answered(running, sink, tmp_path):
+    referral = answered_both_ways(running, sink)
+    found = {e.role: e for e in consent.evidence_of(referral.id)}
+    provider, prospect = found["provider"], found["prospect"]
+
+    for kept in (provider, prospect):
+        assert kept.text and hashlib.sha256(kept.text.encode()).hexdigest() == kept.consent_hash
+        assert kept.language == "en"
+        assert referral.referrer_name in kept.text
+    # By link: the page they pressed Yes on, answering the question they were mailed.
+    assert provider.channel == "link" and provider.answer_message_id is None
+    assert "<form" not in provider.text and "Yes" in provider.text
+    assert provider.question_message_id == question(sink, PROVIDER)["Message-ID"]
+    # By reply: the question mail's own text, and both Message-IDs.
+    asked = question(sink, PROSPECT)
+    assert prospect.channel == "reply"
+    assert prospect.question_message_id == asked["Message-ID"]
+    assert lines(prospect.text) == lines(asked.get_body(("plain",)).get_content())
+    sent = email.message_from_bytes(fixture_bytes(REPLY_FIXTURE), policy=email.policy.default)
+    assert prospect.answer_message_id == sent["Message-ID"].strip()
+
+    shown = cli(tmp_path, running.settings, "evidence", referral.ref)
+    assert shown.returncode == 0, shown.stderr
+    for kept in (provider, prospect):
+        assert f"{kept.role}: yes by {kept.channel}" in shown.stdout
+        assert kept.consent_hash in shown.stdout
+        assert kept.question_message_id in shown.stdout
+        assert kept.text.splitlines()[0].strip() in shown.stdout
+    assert prospect.answer_message_id in shown.stdout
+
+    missing = cli(tmp_path, running.settings, "evidence", "NOSUCHREF")
+    assert missing.returncode != 0 and "no referral NOSUCHREF" in missing.stderr
+
+
+def test_export_of_a_party_holds_their_referral_answer_evidence_and_mails(running, sink, tmp_path):
+    referral = answered_both_ways(running, sink)
+    running.deliver()
+    done = cli(tmp_path, running.settings, "export", PROSPECT.upper())
+    assert done.returncode == 0, done.stderr
+    held = json.loads(done.stdout)
+    assert held["schema"] == "care-intro/export/1"
+    assert held["address"] == PROSPECT and held["suppressed"] is False
+    [entry] = held["referrals"]
+    assert (entry["reference"], entry["role"], entry["state"]) == (
+        referral.ref,
+        "prospect",
+        "introduced",
+    )
+    assert entry["referred_by"]["address"] == REFERRER
+    assert entry["you"]["address"].lower() == PROSPECT
+    answer = entry["answer"]
+    assert (answer["answer"], answer["channel"]) == ("yes", "reply")
+    text = answer["evidence"]["consent_text"]
+    assert hashlib.sha256(text.encode()).hexdigest() == answer["evidence"]["consent_sha256"]
+    # Of the other party, only what the introduction told them: no answer, no evidence.
+    assert "link" not in {e.get("answer", {}).get("channel") for e in held["referrals"]}
+    purposes = [m["purpose"] for m in held["mails"]]
+    assert purposes[0] == "consent_request" and "introduction" in purposes
+    asked = question(sink, PROSPECT)
+    assert held["mails"][0]["message_id"] == asked["Message-ID"]
+    assert lines(held["mails"][0]["text"]) == lines(asked.get_body(("plain",)).get_content())
+    for delivery in sink.deliveries:
+        if delivery.rcpt_tos != (PROSPECT,):
+            assert parse(delivery)["Message-ID"] not in done.stdout
+
+    nobody = cli(tmp_path, running.settings, "export", "nobody@nowhere.example")
+    assert nobody.returncode == 0
+    assert json.loads(nobody.stdout)["referrals"] == json.loads(nobody.stdout)["mails"] == []
+    bad = cli(tmp_path, running.settings, "export", "not an address")
+    assert bad.returncode != 0 and "not an address" in bad.stderr
+
+
+def test_export_shows_only_the_value_the_person_gave_and_the_referrer_none(surveyed, tmp_path):
+    web.post(
+        surveyed.links[PROVIDER],
+        data={"rating": "5", "business": "yes", "amount": "4321", "currency": "EUR"},
+    )
+    web.post(
+        surveyed.links[PROSPECT],
+        data={"rating": "4", "business": "yes", "amount": "777", "currency": "EUR"},
+    )
+    surveyed.service.deliver()
+    eventually(
+        lambda: queries.referral_by_id(surveyed.referral.id).state == "evaluated", "evaluated"
+    )
+    settings = surveyed.service.settings
+
+    party = cli(tmp_path, settings, "export", PROSPECT)
+    assert party.returncode == 0, party.stderr
+    [entry] = json.loads(party.stdout)["referrals"]
+    assert [(s["amount"], s["currency"]) for s in entry["surveys"]] == [("777.00", "EUR")]
+    assert "4321" not in party.stdout and "4,321" not in party.stdout
+
+    referrer = cli(tmp_path, settings, "export", REFERRER)
+    assert referrer.returncode == 0, referrer.stderr
+    held = json.loads(referrer.stdout)
+    assert [(e["reference"], e["role"]) for e in held["referrals"]] == [
+        (surveyed.referral.ref, "referrer")
+    ]
+    assert all("surveys" not in e and "answer" not in e for e in held["referrals"])
+    evaluated = [m for m in held["mails"] if m["purpose"] == "referrer_evaluated"]
+    assert evaluated and all(m["text"] is None for m in evaluated)
+    for value in ("4321", "4,321", "777"):
+        assert value not in referrer.stdout
