@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -167,6 +168,10 @@ def _parser() -> argparse.ArgumentParser:
         choices=LANGUAGES,
         help="the language of the text report (default: service.default_language)",
     )
+    forget_cmd = command(
+        "forget", "erase a person: their address, name and every mail that carries them", _forget
+    )
+    forget_cmd.add_argument("address", metavar="ADDRESS")
     backup_cmd = command(
         "backup", "copy the SQLite store to PATH while serve runs (SQLite's online backup)", _backup
     )
@@ -350,6 +355,21 @@ def _backup(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise Failure(f"could not back up to {target}: {exc}") from exc
     print(f"backed up {pages} pages to {target}")
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    from service.referral import erasure
+
+    settings = _settings(args)
+    mailbox = parse_mailbox(args.address)
+    if mailbox is None:
+        raise Failure(f"not an address: {args.address}", 64)
+    _open_store(settings)
+    clock = SystemClock()
+    done = erasure.forget(make_context(settings, clock), mailbox.address, Channel.CLI, clock.now())
+    for kind, count in dataclasses.asdict(done).items():
+        print(f"{kind.replace('_', ' ')}: {count}")
     return 0
 
 
