@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,9 @@ import pytest
 
 from service.model import State
 from store import db, queries
-from tests.conftest import FIXTURES, make_settings, write_config
+from store.db import database
+from tests.conftest import FIXTURES, eventually, make_settings, write_config
+from tests.helpers import PROSPECT, PROVIDER, request_referral, text_of, web
 
 REQUEST = FIXTURES / "request_thunderbird_labelled_lines.eml"
 # The prospect the fixture names, in every form a file might hold them.
@@ -129,3 +132,49 @@ def without_identity(report: dict) -> dict:
             for p in people
         ),
     }
+
+
+# ------------------------------------------------------------------ from the opt-out page
+
+
+@pytest.fixture
+def asked(running, sink):
+    request_referral(running.service.smtp_port, sink)
+    eventually(lambda: queries.outbox_counts() == {"sent": 3}, "the outbox to settle")
+    [question] = [d for d in sink.deliveries if d.rcpt_tos == (PROSPECT,)]
+    match = re.search(r"(http://\S+/u/[A-Za-z0-9_.\-]+)", text_of(question))
+    assert match
+    return match.group(1)
+
+
+def prospect_row() -> tuple[str, str, str]:
+    return database.execute_sql(
+        "SELECT email, name, phone FROM party WHERE role = 'prospect'"
+    ).fetchone()
+
+
+def test_the_page_offers_to_delete_as_well(asked):
+    page = web.get(asked)
+    assert 'name="erase" value="yes"' in page.text
+    assert "also delete what you hold about me" in page.text
+
+
+def test_deleting_from_the_page_forgets_them_at_once(asked, sink):
+    done = web.post(asked, data={"erase": "yes"})
+    assert done.status_code == 200
+    email, name, phone = prospect_row()
+    assert email.startswith("erased-") and email.endswith("@invalid")
+    assert (name, phone) == ("", "")
+    assert queries.recent_referrals()[0].state == "declined"
+    # Still suppressed by its keyed hash: a stop outlives the erasure.
+    assert database.execute_sql("SELECT COUNT(*) FROM suppression").fetchone()[0] == 1
+    sink.wait_for(5)
+    [_, told] = [d for d in sink.deliveries if d.rcpt_tos == (PROVIDER,)]
+    assert "will not go ahead" in text_of(told)
+
+
+def test_never_again_forgets_them_once_no_open_referral_needs_them(asked):
+    # Their no ends the only referral they were in, so nothing needs their address any more.
+    assert web.post(asked).status_code == 200
+    email, name, _ = prospect_row()
+    assert email.startswith("erased-") and name == ""

@@ -53,6 +53,19 @@ def forget_when_done(ctx: Context, address: str, now: datetime) -> Erased:
     return forget(ctx, address, Channel.LINK, now)
 
 
+def stop(ctx: Context, subject: str, erase: bool, now: datetime) -> bool:
+    """"Never contact me again" from an opt-out link: their cleartext goes as soon as no open
+    referral needs it, or at once when they asked us to delete what we hold. False if they
+    had already said stop."""
+    address = workflow.address_of_optout(subject)
+    first = workflow.opt_out(ctx, subject, Channel.LINK, now)
+    if erase:
+        forget(ctx, address, Channel.LINK, now)
+    else:
+        forget_when_done(ctx, address, now)
+    return first
+
+
 def let_go(ctx: Context, now: datetime) -> int:
     """Retention, one bounded batch: bodies of old mail, then the people of old referrals."""
     privacy = ctx.settings.privacy
