@@ -7,7 +7,7 @@ stay countable for the report, only who it was about goes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 
 from service.model import InboundState, OutboxState, State
@@ -16,6 +16,7 @@ from store.models import InboundMessage, OutboxMail, Party, Referral, Survey
 
 # Nothing can be delivered to .invalid (RFC 2606), so a placeholder never reaches anyone.
 PLACEHOLDER_DOMAIN = "invalid"
+PLACEHOLDER_PREFIX = "erased-"
 ENDED = (State.DECLINED, State.EXPIRED, State.UNDELIVERABLE, State.EVALUATED)
 
 
@@ -29,20 +30,9 @@ class Erased:
     dropped_mails: int = 0
     survey_comments: int = 0
 
-    def add(self, other: Erased) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def total(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self))
-
 
 def placeholder(party_id: int) -> str:
-    return f"erased-{party_id}@{PLACEHOLDER_DOMAIN}"
-
-
-def is_placeholder(email: str) -> bool:
-    return email.startswith("erased-") and email.endswith(f"@{PLACEHOLDER_DOMAIN}")
+    return f"{PLACEHOLDER_PREFIX}{party_id}@{PLACEHOLDER_DOMAIN}"
 
 
 def parties_of(address: str) -> list[tuple[int, int]]:
@@ -179,7 +169,7 @@ def mail_to_let_go(before: datetime, limit: int) -> tuple[list[int], list[int]]:
     )
     # A withdrawal's letters are queued before the person is erased and go out after: once
     # sent, their bodies go at once rather than after the retention period.
-    forgotten = Party.select(Party.referral).where(Party.email.startswith("erased-"))
+    forgotten = Party.select(Party.referral).where(Party.email.startswith(PLACEHOLDER_PREFIX))
     outbox = (
         OutboxMail.select(OutboxMail.id)
         .where(
@@ -214,7 +204,7 @@ def people_to_let_go(before: datetime, limit: int) -> list[tuple[int, str]]:
     )
     rows = (
         Party.select(Party.id, Party.email)
-        .where(Party.referral.in_(ended) & ~Party.email.startswith("erased-"))
+        .where(Party.referral.in_(ended) & ~Party.email.startswith(PLACEHOLDER_PREFIX))
         .order_by(Party.id)
         .limit(limit)
         .tuples()
