@@ -54,7 +54,7 @@ def forget_when_done(ctx: Context, address: str, now: datetime) -> Erased:
 
 
 def stop(ctx: Context, subject: str, erase: bool, now: datetime) -> bool:
-    """"Never contact me again" from an opt-out link: their cleartext goes as soon as no open
+    """After "never contact me again" from an opt-out link: their cleartext goes as soon as no open
     referral needs it, or at once when they asked us to delete what we hold. False if they
     had already said stop."""
     address = workflow.address_of_optout(subject)
