@@ -138,6 +138,12 @@ class LoggingSettings:
     format: str = "text"
 
 
+@dataclass(frozen=True)
+class PrivacySettings:
+    keep_mail_days: float = 30
+    keep_people_days: float = 730
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 
@@ -156,6 +162,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -330,6 +337,8 @@ def problems_of(settings: Settings) -> list[str]:
         say("health.max_outbox_wait_minutes must be more than 0")
     if settings.logging.level.upper() not in LOG_LEVELS:
         say(f"logging.level must be one of {', '.join(LOG_LEVELS)}")
+    if settings.privacy.keep_mail_days <= 0 or settings.privacy.keep_people_days <= 0:
+        say("privacy.keep_mail_days and privacy.keep_people_days must be more than 0")
     if settings.logging.format not in LOG_FORMATS:
         say('logging.format must be "text" or "json"')
     return problems

@@ -28,8 +28,10 @@ RunDb = Callable[..., Awaitable[Any]]
 
 # Each pragma earns its place: WAL lets readers run beside the writer, FULL makes a commit
 # survive power loss (we answer 250 on it), the busy timeout lets writers queue instead of
-# failing, and foreign keys are off by default in SQLite.
+# failing, and foreign keys are off by default in SQLite. secure_delete zeroes what a write
+# frees, so an erased person's bytes are not left in free pages of the file.
 SQLITE_PRAGMAS = {
+    "secure_delete": 1,
     "journal_mode": "wal",
     "synchronous": "full",
     "foreign_keys": 1,

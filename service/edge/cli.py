@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from service.model import Channel
 from service.reading.addresses import is_allowed, parse_mailbox
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
-from service.referral import subject_access
+from service.referral import erasure, subject_access
 from service.settings import LANGUAGES, Settings, load, read
 from service.writing.compose import Templates
 from service.writing.context import make_context
@@ -173,6 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("address", metavar="ADDRESS")
     evidence = command("evidence", "what each party was shown and what they answered", _evidence)
     evidence.add_argument("ref", metavar="REF")
+    forget_cmd = command(
+        "forget", "erase a person: their address, name and every mail that carries them", _forget
+    )
+    forget_cmd.add_argument("address", metavar="ADDRESS")
     backup_cmd = command(
         "backup", "copy the SQLite store to PATH while serve runs (SQLite's online backup)", _backup
     )
@@ -356,6 +361,19 @@ def _backup(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise Failure(f"could not back up to {target}: {exc}") from exc
     print(f"backed up {pages} pages to {target}")
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    mailbox = parse_mailbox(args.address)
+    if mailbox is None:
+        raise Failure(f"not an address: {args.address}", 64)
+    _open_store(settings)
+    clock = SystemClock()
+    done = erasure.forget(make_context(settings, clock), mailbox.address, Channel.CLI, clock.now())
+    for kind, count in dataclasses.asdict(done).items():
+        print(f"{kind.replace('_', ' ')}: {count}")
     return 0
 
 

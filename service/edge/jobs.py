@@ -9,7 +9,7 @@ from datetime import datetime
 from service.delivery.outbox import Report, Transport, deliver_due
 from service.evaluation import digest, surveys
 from service.intake import pipeline, refusals
-from service.referral import deadlines
+from service.referral import deadlines, erasure
 from service.writing.context import Context
 from store.db import RunDb
 
@@ -23,6 +23,7 @@ class Deadlines:
     surveys_closed: int = 0  # surveys nobody answered in time
     surveyed: int = 0  # follow-up surveys queued, one per party and round
     digests: int = 0  # weekly digests queued
+    let_go: int = 0  # mail bodies deleted and people anonymized, as [privacy] keeps them
 
     def __bool__(self) -> bool:
         return any(astuple(self))
@@ -40,7 +41,9 @@ async def run_deadlines(
     closed = await run_db(surveys.close_due, ctx, now)
     surveyed = await run_db(surveys.send_due, ctx, now)
     digests = await run_db(digest.send_due, ctx, now)
-    return Deadlines(expired, reminded, closed, surveyed, digests)
+    # Last: what the steps before it ended is kept for the whole period from now on.
+    let_go = await run_db(erasure.let_go, ctx, now)
+    return Deadlines(expired, reminded, closed, surveyed, digests, let_go)
 
 
 async def settle_failures(ctx: Context, now: datetime, run_db: RunDb = asyncio.to_thread) -> int:
@@ -60,6 +63,8 @@ class TickReport:
         o, d = self.outbox, self.due
         # Only when there were any, so the line cron mails stays as it was on a quiet day.
         settled = f"; settled {self.settled} failure(s)" if self.settled else ""
+        if d.let_go:
+            settled += f"; let go of {d.let_go} stored mail(s) and person(s)"
         return (
             f"processed {self.inbound} inbound message(s); "
             f"reminded {d.reminded}, expired {d.expired}; "

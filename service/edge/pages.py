@@ -15,7 +15,7 @@ from service.evaluation import report, surveys
 from service.model import Answer, Channel, DeclineReason, State, SurveyState
 from service.reading.bodies import html_to_text
 from service.reading.survey_form import CHOICES, survey_form
-from service.referral import workflow
+from service.referral import erasure, workflow
 from service.referral.consent_evidence import Shown
 from service.referral.workflow import Outcome
 from service.tokens import Purpose
@@ -201,8 +201,10 @@ class Pages:
         subject = self._optout_subject(request)
         if isinstance(subject, web.Response):
             return subject
+        # A mail client's one-click POST carries no choice: it only stops mail.
+        erase = (await request.post()).get("erase") == "yes"
         try:
-            await self.run_db(workflow.opt_out, self.ctx, subject, Channel.LINK, self.clock.now())
+            await self.run_db(erasure.stop, self.ctx, subject, erase, self.clock.now())
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
         self.on_change()

@@ -308,21 +308,26 @@ def opt_out(ctx: Context, subject: str, channel: Channel, now: datetime) -> bool
     `subject` is what an opt-out link names: "m:<bounce key>" for a mail, "q:<ask key>"
     for a question's page; neither is personal data.
     """
-    kind, _, key = subject.partition(":")
-    if kind == "m":
-        sent = queries.sent_mail_by_bounce_key(key)
-        address = sent.recipients[0] if sent is not None and sent.recipients else None
-    elif kind == "q":
-        address = queries.email_of_ask(key)
-    else:
-        address = None
-    if address is None:
-        raise NotFound("no such mail or question")
+    address = address_of_optout(subject)
     with transaction():
         first = suppressions.suppress(address, now)
     for _, _, ask_key in queries.open_questions_to(address):
         answer(ctx, ask_key, Answer.NO, channel, now)
     return first
+
+
+def address_of_optout(subject: str) -> str:
+    """The address an opt-out link is for; NotFound when it names nothing we hold."""
+    kind, _, key = subject.partition(":")
+    address = None
+    if kind == "m":
+        sent = queries.sent_mail_by_bounce_key(key)
+        address = sent.recipients[0] if sent is not None and sent.recipients else None
+    elif kind == "q":
+        address = queries.email_of_ask(key)
+    if address is None:
+        raise NotFound("no such mail or question")
+    return address
 
 
 def follow_up_at(

@@ -1,0 +1,235 @@
+"""The queries that erase a person, and those that let stored mail and people go after a while.
+
+What is erased is overwritten in place, not deleted: a referral, its outcome and its events
+stay countable for the report, only who it was about goes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.model import InboundState, OutboxState, State
+from store.db import database, is_postgresql
+from store.models import ConsentText, InboundMessage, OutboxMail, Party, Referral, Survey
+
+# Nothing can be delivered to .invalid (RFC 2606), so a placeholder never reaches anyone.
+PLACEHOLDER_DOMAIN = "invalid"
+PLACEHOLDER_PREFIX = "erased-"
+ENDED = (State.DECLINED, State.EXPIRED, State.UNDELIVERABLE, State.EVALUATED)
+
+
+@dataclass
+class Erased:
+    """How many stored things lost what identified someone, by kind."""
+
+    parties: int = 0
+    inbound_mails: int = 0
+    sent_mails: int = 0
+    dropped_mails: int = 0
+    survey_comments: int = 0
+    consent_texts: int = 0
+
+
+def placeholder(party_id: int) -> str:
+    return f"{PLACEHOLDER_PREFIX}{party_id}@{PLACEHOLDER_DOMAIN}"
+
+
+def parties_of(address: str) -> list[tuple[int, int]]:
+    """(party id, referral id) of every party row with this address."""
+    rows = Party.select(Party.id, Party.referral).where(Party.email == address.strip().lower())
+    return list(rows.tuples())
+
+
+def erase_parties(party_ids: Sequence[int], now: datetime, address: str | None = None) -> Erased:
+    """Overwrite everything that names these parties, in the caller's transaction: with
+    `address` (all of one person's parties), also every mail from or to it anywhere; without,
+    only what belongs to these parties' referrals. Mail still waiting to go to others is left
+    to go: retention deletes its body later."""
+    done = Erased()
+    if not party_ids:
+        return done
+    ids = list(party_ids)
+    referral_ids = [r for (r,) in Party.select(Party.referral).where(Party.id.in_(ids)).tuples()]
+    # One placeholder for the person, so the report still counts them as one.
+    email = placeholder(min(ids))
+    done.parties = (
+        Party.update(email=email, name="", phone="", booking="", best_time="", decline_text="")
+        .where(Party.id.in_(ids))
+        .execute()
+    )
+    done.consent_texts = _erase_consent_texts(ids)
+    done.survey_comments = (
+        Survey.update(comment="").where(Survey.party.in_(ids) & (Survey.comment != "")).execute()
+    )
+    done.inbound_mails = _erase_inbound(referral_ids, address, email)
+    done.sent_mails, done.dropped_mails = _erase_outbox(referral_ids, address, email, now)
+    # What went to them by their question or survey names them as its recipient.
+    OutboxMail.update(recipients=email).where(
+        OutboxMail.party.in_(ids) & (OutboxMail.state != OutboxState.PENDING)
+    ).execute()
+    return done
+
+
+def _erase_consent_texts(party_ids: list[int]) -> int:
+    """The text each of them was shown greets them by name; the hash stays on their row, so
+    that they agreed, when and how is still on record, without who."""
+    hashes = [
+        h
+        for (h,) in Party.select(Party.consent_hash)
+        .where(Party.id.in_(party_ids) & Party.consent_hash.is_null(False))
+        .tuples()
+    ]
+    if not hashes:
+        return 0
+    shared = Party.select(Party.consent_hash).where(
+        Party.consent_hash.in_(hashes) & Party.id.not_in(party_ids)
+    )
+    return (
+        ConsentText.delete()
+        .where(ConsentText.text_hash.in_(hashes) & ConsentText.text_hash.not_in(shared))
+        .execute()
+    )
+
+
+def _erase_inbound(referral_ids: Sequence[int], address: str | None, email: str) -> int:
+    """The requests that named them, and whatever they sent us themselves (mail not yet
+    handled is left to intake, which must not lose it)."""
+    requests = Referral.select(Referral.inbound).where(
+        Referral.id.in_(list(referral_ids)) & Referral.inbound.is_null(False)
+    )
+    handled = InboundMessage.state != InboundState.NEW
+    if address is not None:
+        theirs = InboundMessage.envelope_from == address.strip().lower()
+        InboundMessage.update(envelope_from=email).where(theirs & handled).execute()
+    return (
+        InboundMessage.update(raw=b"")
+        .where(
+            (InboundMessage.id.in_(requests) | (InboundMessage.envelope_from == email))
+            & handled
+            & (InboundMessage.raw != b"")
+        )
+        .execute()
+    )
+
+
+def _erase_outbox(
+    referral_ids: Sequence[int], address: str | None, email: str, now: datetime
+) -> tuple[int, int]:
+    """Sent mails of their referrals lose their body; mail still waiting for them is dropped."""
+    if address is None:
+        erased = (
+            OutboxMail.update(raw=b"")
+            .where(
+                OutboxMail.referral.in_(list(referral_ids))
+                & (OutboxMail.state != OutboxState.PENDING)
+                & (OutboxMail.raw != b"")
+            )
+            .execute()
+        )
+        return erased, 0
+    mine = OutboxMail.recipients == address.strip().lower()
+    dropped = (
+        OutboxMail.update(
+            raw=b"",
+            recipients=email,
+            state=OutboxState.FAILED,
+            settled_at=now,
+            last_error="erased before it was sent",
+        )
+        .where(mine & (OutboxMail.state == OutboxState.PENDING))
+        .execute()
+    )
+    erased = (
+        OutboxMail.update(raw=b"")
+        .where(
+            (OutboxMail.referral.in_(list(referral_ids)) | mine)
+            & (OutboxMail.state != OutboxState.PENDING)
+            & (OutboxMail.raw != b"")
+        )
+        .execute()
+    )
+    OutboxMail.update(recipients=email).where(mine).execute()
+    return erased, dropped
+
+
+def flush_files() -> None:
+    """Let erased bytes leave the files: SQLite overwrites freed pages (secure_delete is on
+    for every connection) and the write-ahead log is folded into the store and truncated."""
+    if is_postgresql():
+        return
+    database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+# ---------------------------------------------------------------- retention
+
+
+def mail_to_let_go(before: datetime, limit: int) -> tuple[list[int], list[int]]:
+    """(inbound ids, outbox ids) whose bodies are kept no longer: their referral ended before
+    `before`, or, for mail that opened no referral, it was handled before then."""
+    ended = Referral.select(Referral.id).where(
+        Referral.state.in_(list(ENDED)) & (Referral.updated_at < before)
+    )
+    opened = Referral.select(Referral.inbound).where(Referral.inbound.is_null(False))
+    inbound = (
+        InboundMessage.select(InboundMessage.id)
+        .where(
+            (InboundMessage.raw != b"")
+            & (
+                InboundMessage.id.in_(
+                    Referral.select(Referral.inbound).where(Referral.id.in_(ended))
+                )
+                | (
+                    InboundMessage.id.not_in(opened)
+                    & (InboundMessage.state != InboundState.NEW)
+                    & (InboundMessage.received_at < before)
+                )
+            )
+        )
+        .limit(limit)
+        .tuples()
+    )
+    # A withdrawal's letters are queued before the person is erased and go out after: once
+    # sent, their bodies go at once rather than after the retention period.
+    forgotten = Party.select(Party.referral).where(Party.email.startswith(PLACEHOLDER_PREFIX))
+    outbox = (
+        OutboxMail.select(OutboxMail.id)
+        .where(
+            (OutboxMail.raw != b"")
+            & (OutboxMail.state != OutboxState.PENDING)
+            & (
+                OutboxMail.referral.in_(ended)
+                | OutboxMail.referral.in_(forgotten)
+                | (OutboxMail.referral.is_null() & (OutboxMail.created_at < before))
+            )
+        )
+        .limit(limit)
+        .tuples()
+    )
+    return [i for (i,) in inbound], [i for (i,) in outbox]
+
+
+def let_mail_go(inbound_ids: Iterable[int], outbox_ids: Iterable[int]) -> int:
+    inbound_ids, outbox_ids = list(inbound_ids), list(outbox_ids)
+    n = 0
+    if inbound_ids:
+        n += InboundMessage.update(raw=b"").where(InboundMessage.id.in_(inbound_ids)).execute()
+    if outbox_ids:
+        n += OutboxMail.update(raw=b"").where(OutboxMail.id.in_(outbox_ids)).execute()
+    return n
+
+
+def people_to_let_go(before: datetime, limit: int) -> list[tuple[int, str]]:
+    """(party id, email) of parties of referrals that ended before `before`, not yet erased."""
+    ended = Referral.select(Referral.id).where(
+        Referral.state.in_(list(ENDED)) & (Referral.updated_at < before)
+    )
+    rows = (
+        Party.select(Party.id, Party.email)
+        .where(Party.referral.in_(ended) & ~Party.email.startswith(PLACEHOLDER_PREFIX))
+        .order_by(Party.id)
+        .limit(limit)
+        .tuples()
+    )
+    return list(rows)
