@@ -138,6 +138,15 @@ class LoggingSettings:
     format: str = "text"
 
 
+@dataclass(frozen=True)
+class PrivacySettings:
+    # Named on /privacy: who decides what happens to the data, and whom to ask about it.
+    controller: str = ""
+    contact: str = ""
+    keep_mail_days: int = 30
+    keep_people_days: int = 730
+
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 
@@ -156,6 +165,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     @property
     def referral_mailbox(self) -> str:
@@ -268,6 +278,15 @@ def validate(settings: Settings) -> None:
     problems = problems_of(settings)
     if problems:
         raise ConfigError(*problems)
+
+
+def warnings_of(settings: Settings) -> list[str]:
+    """What works but falls short of what people are owed; said, never refused."""
+    warnings = []
+    if not settings.privacy.controller.strip():
+        # The notice and /privacy must name who is responsible (GDPR Art. 14(1)(a)).
+        warnings.append("privacy.controller is empty: /privacy names nobody as responsible")
+    return warnings
 
 
 def problems_of(settings: Settings) -> list[str]:
