@@ -184,6 +184,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
                 "ask_key": p.ask_key,
                 "reply_key": p.reply_key,
                 "timezone": p.timezone,
+                "withheld_until": p.withheld_until,
             }
             for p in new.parties
         ]
@@ -352,6 +353,7 @@ def _party(row: Party) -> PartyRecord:
         unclear_told=row.unclear_told,
         reminded_at=row.reminded_at,
         timezone=row.timezone,
+        withheld_until=row.withheld_until,
     )
 
 
@@ -761,6 +763,31 @@ def next_survey_closing(now: datetime) -> int | None:
 def next_failure_unsettled(now: datetime) -> int | None:
     """A failed mail nobody has settled yet, locked until the caller's transaction ends."""
     return _claim_due("failures", now)
+
+
+def next_withheld_due(now: datetime) -> int | None:
+    """The referral of a withheld party whose silent no is due, that party's row locked
+    until the caller's transaction ends (another instance skips it)."""
+    query = (
+        Party.select(Party.id, Party.referral)
+        .where(Party.withheld_until.is_null(False) & (Party.withheld_until <= now))
+        .order_by(Party.withheld_until)
+        .limit(1)
+    )
+    if is_postgresql():
+        query = query.for_update(skip_locked=True)
+    row = query.first()
+    return row.referral_id if row else None
+
+
+def withheld_done(party_id: int) -> bool:
+    """The party's silent no is settled; False if another transaction settled it first."""
+    changed = (
+        Party.update(withheld_until=None)
+        .where((Party.id == party_id) & Party.withheld_until.is_null(False))
+        .execute()
+    )
+    return bool(changed)
 
 
 def reminders_done(referral_id: int) -> None:

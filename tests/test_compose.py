@@ -157,7 +157,6 @@ CONTEXTS = {
                 ("invalid_address", "prospect"),
                 ("same_person", ""),
                 ("party_is_referrer", "provider"),
-                ("unavailable", "prospect"),
             ]
         ],
     },
