@@ -14,6 +14,7 @@ import email.policy
 import re
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -23,8 +24,9 @@ from service.intake import pipeline, receiving
 from service.model import Answer, Channel, InboundState
 from service.referral import withheld, workflow
 from store import queries, suppressions
-from tests.conftest import REFERRER, fixture_bytes
-from tests.helpers import NOW, PROSPECT, PROVIDER
+from tests.conftest import REFERRER, fixture_bytes, make_settings, write_config
+from tests.helpers import NOW, PROSPECT, PROVIDER, arrive
+from tests.test_cli import run as run_cli
 
 REQUEST = "request_thunderbird_labelled_lines.eml"
 ADDRESS = {"provider": PROVIDER, "prospect": PROSPECT}
@@ -122,3 +124,36 @@ def test_a_withheld_no_is_due_within_two_days_and_before_the_question_expires(
     assert due <= NOW + withheld.LATEST
     if expiry_hours > 60:
         assert due >= NOW + withheld.EARLIEST
+
+
+def test_the_tick_sends_the_no_when_it_is_due_and_not_before(tmp_path, store_url):
+    settings = make_settings(tmp_path, store_url)
+    config = write_config(tmp_path / "care-intro.toml", settings)
+    suppressions.suppress(PROSPECT, NOW)
+    arrive(REQUEST)
+
+    def tick(at) -> str:
+        result = run_cli("tick", "--at", at.isoformat(), "--config", str(config), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def delivered() -> list[EmailMessage]:
+        files = sorted(Path(settings.outbound.maildir).rglob("*"), key=lambda p: p.stat().st_mtime)
+        return [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+            for f in files
+            if f.is_file()
+        ]
+
+    assert "sent 2," in tick(NOW)  # the receipt, and the provider's question
+    assert "sent 0," in tick(NOW + withheld.EARLIEST - timedelta(minutes=1))
+    # "Declined" to Ada, "not going ahead" to Jane, and Monday's digest to Ada.
+    assert "digests 1; sent 3," in tick(LATER)
+    assert "sent 0," in tick(LATER + timedelta(hours=1))
+    recipients = sorted(m["To"].addresses[0].addr_spec for m in delivered())
+    assert recipients == sorted([REFERRER] * 3 + [PROVIDER] * 2)
+    assert (
+        sum(m["Subject"].startswith("Not introduced: Bob Smith said no") for m in delivered()) == 1
+    )
+    [referral] = queries.recent_referrals()
+    assert referral.state == "declined"
