@@ -722,6 +722,15 @@ def _failures_unsettled(now: datetime) -> peewee.ModelSelect:
     )
 
 
+def _withheld_due(now: datetime) -> peewee.ModelSelect:
+    return (
+        Party.select(Party.id, Party.referral)
+        .where(Party.withheld_until.is_null(False) & (Party.withheld_until <= now))
+        .order_by(Party.withheld_until)
+        .limit(1)
+    )
+
+
 # The "what is due" questions by kind; tests ask the database for their plans.
 DUE = {
     "reminders": _reminders_due,
@@ -729,6 +738,7 @@ DUE = {
     "surveys": _surveys_due,
     "survey expiries": _surveys_closing,
     "failures": _failures_unsettled,
+    "withheld": _withheld_due,
 }
 
 
@@ -766,18 +776,12 @@ def next_failure_unsettled(now: datetime) -> int | None:
 
 
 def next_withheld_due(now: datetime) -> int | None:
-    """The referral of a withheld party whose silent no is due, that party's row locked
-    until the caller's transaction ends (another instance skips it)."""
-    query = (
-        Party.select(Party.id, Party.referral)
-        .where(Party.withheld_until.is_null(False) & (Party.withheld_until <= now))
-        .order_by(Party.withheld_until)
-        .limit(1)
-    )
-    if is_postgresql():
-        query = query.for_update(skip_locked=True)
-    row = query.first()
-    return row.referral_id if row else None
+    """A withheld party whose silent no is due, locked until the caller's transaction ends."""
+    return _claim_due("withheld", now)
+
+
+def referral_id_of_party(party_id: int) -> int:
+    return Party.get_by_id(party_id).referral_id
 
 
 def withheld_done(party_id: int) -> bool:

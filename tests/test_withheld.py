@@ -25,7 +25,7 @@ from service.model import Answer, Channel, InboundState
 from service.referral import withheld, workflow
 from store import queries, suppressions
 from tests.conftest import REFERRER, fixture_bytes, make_settings, write_config
-from tests.helpers import NOW, PROSPECT, PROVIDER, arrive
+from tests.helpers import NOW, PROSPECT, PROVIDER, arrive, assert_due_from_index
 from tests.test_cli import run as run_cli
 
 REQUEST = "request_thunderbird_labelled_lines.eml"
@@ -157,3 +157,8 @@ def test_the_tick_sends_the_no_when_it_is_due_and_not_before(tmp_path, store_url
     )
     [referral] = queries.recent_referrals()
     assert referral.state == "declined"
+
+
+def test_what_is_due_is_found_from_an_index(ctx):
+    # Asked every few seconds: proportional to the few withheld parties, not to all parties.
+    assert_due_from_index("withheld", "party_withheld_until", NOW)

@@ -37,8 +37,9 @@ def decline_due(now: datetime, expires_at: datetime, fraction: float) -> datetim
 def decline_due_withheld(ctx: Context, now: datetime, limit: int = 200) -> int:
     """End each referral whose withheld party's no is due; how many were declined."""
 
-    def handle(referral_id: int) -> int:
-        return _decline(ctx, queries.lock_referral(referral_id), now)
+    def handle(party_id: int) -> int:
+        referral = queries.lock_referral(queries.referral_id_of_party(party_id))
+        return _decline(ctx, referral, now)
 
     return deadlines.claim_each(queries.next_withheld_due, handle, now, limit)
 
