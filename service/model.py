@@ -104,7 +104,6 @@ class Problem(enum.StrEnum):
     INVALID_ADDRESS = "invalid_address"
     SAME_PERSON = "same_person"
     PARTY_IS_REFERRER = "party_is_referrer"
-    UNAVAILABLE = "unavailable"
 
 
 class Suggestion(enum.StrEnum):

@@ -140,8 +140,11 @@ class LoggingSettings:
 
 @dataclass(frozen=True)
 class PrivacySettings:
-    keep_mail_days: float = 30
-    keep_people_days: float = 730
+    # Named on /privacy: who decides what happens to the data, and whom to ask about it.
+    controller: str = ""
+    contact: str = ""
+    keep_mail_days: int = 30
+    keep_people_days: int = 730
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -275,6 +278,15 @@ def validate(settings: Settings) -> None:
     problems = problems_of(settings)
     if problems:
         raise ConfigError(*problems)
+
+
+def warnings_of(settings: Settings) -> list[str]:
+    """What works but falls short of what people are owed; said, never refused."""
+    warnings = []
+    if not settings.privacy.controller.strip():
+        # The notice and /privacy must name who is responsible (GDPR Art. 14(1)(a)).
+        warnings.append("privacy.controller is empty: /privacy names nobody as responsible")
+    return warnings
 
 
 def problems_of(settings: Settings) -> list[str]:

@@ -104,6 +104,9 @@ class Party(BaseModel):
     answer_message_id = peewee.TextField(null=True)
     answer_language = peewee.CharField(max_length=8, null=True)
     consent_hash = peewee.CharField(max_length=64, null=True)
+    # Someone who had said "never contact me again" is asked nothing; at this moment the
+    # request ends as a no without reason, so the referrer cannot tell the two apart.
+    withheld_until = UTCDateTimeField(null=True)
 
     class Meta:
         indexes = ((("referral", "role"), True),)
@@ -240,6 +243,7 @@ Referral.add_index(
         (Referral.state == State.ASKING) & Referral.remind_at.is_null(False)
     )
 )
+Party.add_index(Party.index(Party.withheld_until).where(Party.withheld_until.is_null(False)))
 
 Survey.add_index(Survey.index(Survey.due_at).where(Survey.state == SurveyState.SCHEDULED))
 Survey.add_index(Survey.index(Survey.expires_at).where(Survey.state == SurveyState.SENT))

@@ -184,6 +184,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
                 "ask_key": p.ask_key,
                 "reply_key": p.reply_key,
                 "timezone": p.timezone,
+                "withheld_until": p.withheld_until,
             }
             for p in new.parties
         ]
@@ -352,6 +353,7 @@ def _party(row: Party) -> PartyRecord:
         unclear_told=row.unclear_told,
         reminded_at=row.reminded_at,
         timezone=row.timezone,
+        withheld_until=row.withheld_until,
     )
 
 
@@ -720,6 +722,15 @@ def _failures_unsettled(now: datetime) -> peewee.ModelSelect:
     )
 
 
+def _withheld_due(now: datetime) -> peewee.ModelSelect:
+    return (
+        Party.select(Party.id, Party.referral)
+        .where(Party.withheld_until.is_null(False) & (Party.withheld_until <= now))
+        .order_by(Party.withheld_until)
+        .limit(1)
+    )
+
+
 # The "what is due" questions by kind; tests ask the database for their plans.
 DUE = {
     "reminders": _reminders_due,
@@ -727,6 +738,7 @@ DUE = {
     "surveys": _surveys_due,
     "survey expiries": _surveys_closing,
     "failures": _failures_unsettled,
+    "withheld": _withheld_due,
 }
 
 
@@ -761,6 +773,25 @@ def next_survey_closing(now: datetime) -> int | None:
 def next_failure_unsettled(now: datetime) -> int | None:
     """A failed mail nobody has settled yet, locked until the caller's transaction ends."""
     return _claim_due("failures", now)
+
+
+def next_withheld_due(now: datetime) -> int | None:
+    """A withheld party whose silent no is due, locked until the caller's transaction ends."""
+    return _claim_due("withheld", now)
+
+
+def referral_id_of_party(party_id: int) -> int:
+    return Party.get_by_id(party_id).referral_id
+
+
+def withheld_done(party_id: int) -> bool:
+    """The party's silent no is settled; False if another transaction settled it first."""
+    changed = (
+        Party.update(withheld_until=None)
+        .where((Party.id == party_id) & Party.withheld_until.is_null(False))
+        .execute()
+    )
+    return bool(changed)
 
 
 def reminders_done(referral_id: int) -> None:

@@ -44,6 +44,7 @@ class NewParty:
     booking: str = ""
     reply_key: str | None = None
     timezone: str = ""
+    withheld_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class PartyRecord:
     unclear_told: bool = False
     reminded_at: datetime | None = None
     timezone: str = ""
+    withheld_until: datetime | None = None
 
     @property
     def display(self) -> str:

@@ -188,6 +188,9 @@ def make_settings(tmp_path: Path, database_url: str, sink_port: int | None = Non
     settings = settings.replace("web", port=web_port)
     settings = settings.replace("database", url=database_url)
     settings = settings.replace("security", allowed_referrers=(REFERRER, "*@partners.example"))
+    settings = settings.replace(
+        "privacy", controller="Example Introductions Ltd", contact="privacy@intro.example.org"
+    )
     if sink_port is None:
         return settings.replace("outbound", transport="maildir", maildir=str(tmp_path / "outbox"))
     return settings.replace("outbound", transport="smtp", host="127.0.0.1", port=sink_port)
@@ -209,6 +212,7 @@ def write_config(path: Path, settings: Settings) -> Path:
         "health",
         "metrics",
         "logging",
+        "privacy",
     ):
         lines.append(f"[{section}]")
         for key, value in vars(getattr(settings, section)).items():

@@ -174,3 +174,13 @@ def test_a_key_with_a_problem_keeps_its_default_so_the_rest_is_still_checked():
         "inbound.port must be a whole number",
         "web.port must be between 1 and 65535, not 70000",
     ]
+
+
+def test_an_empty_controller_is_a_warning_that_does_not_fail(tmp_path, good):
+    done = check(tmp_path, good.replace("privacy", controller=""))
+    assert done.returncode == 0
+    assert done.stdout == "configuration OK\n"
+    assert (
+        done.stderr
+        == "warning: privacy.controller is empty: /privacy names nobody as responsible\n"
+    )

@@ -50,6 +50,9 @@ CONTEXTS = {
         "url": "http://x/c/t",
         "yes_url": "http://x/c/t?answer=yes",
         "no_url": "http://x/c/t?answer=no",
+        "keep_mail_days": 30,
+        "keep_people_days": 730,
+        "privacy_url": "http://x/privacy",
     },
     "reply_unclear": {
         "name": "Jane",
@@ -154,7 +157,6 @@ CONTEXTS = {
                 ("invalid_address", "prospect"),
                 ("same_person", ""),
                 ("party_is_referrer", "provider"),
-                ("unavailable", "prospect"),
             ]
         ],
     },

@@ -59,6 +59,12 @@ PAGES: dict[str, dict[str, Any]] = {
         "chosen": "yes",
     },
     "optout": {"action": "/u/t"},
+    "privacy": {
+        "controller": "Example Introductions Ltd",
+        "contact": "privacy@intro.example.org",
+        "keep_mail_days": 30,
+        "keep_people_days": 730,
+    },
     "optout_done": {},
     "digest_off": {"action": "/d/t"},
     "digest_off_done": {},

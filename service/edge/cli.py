@@ -25,7 +25,7 @@ from service.reading.addresses import is_allowed, parse_mailbox
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
 from service.referral import erasure, subject_access
-from service.settings import LANGUAGES, Settings, load, read
+from service.settings import LANGUAGES, Settings, load, read, warnings_of
 from service.writing.compose import Templates
 from service.writing.context import make_context
 from service.writing.signing import load_signer
@@ -207,6 +207,8 @@ def _check_config(args: argparse.Namespace) -> int:
         problems.extend(_files_problems(settings))
     if problems:
         raise ConfigError(*problems)
+    for warning in warnings_of(settings) if settings is not None else []:
+        print(f"warning: {warning}", file=sys.stderr)
     print("configuration OK")
     return 0
 

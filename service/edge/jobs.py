@@ -9,7 +9,7 @@ from datetime import datetime
 from service.delivery.outbox import Report, Transport, deliver_due
 from service.evaluation import digest, surveys
 from service.intake import pipeline, refusals
-from service.referral import deadlines, erasure
+from service.referral import deadlines, erasure, withheld
 from service.writing.context import Context
 from store.db import RunDb
 
@@ -20,6 +20,7 @@ class Deadlines:
 
     expired: int = 0  # referrals that expired
     reminded: int = 0  # reminders queued, one per party
+    declined: int = 0  # referrals ended by a withheld party's scheduled no
     surveys_closed: int = 0  # surveys nobody answered in time
     surveyed: int = 0  # follow-up surveys queued, one per party and round
     digests: int = 0  # weekly digests queued
@@ -37,13 +38,14 @@ async def run_deadlines(
     # Expiry before reminders: nobody is reminded of a question that has just closed.
     expired = await run_db(deadlines.expire_due, ctx, now)
     reminded = await run_db(deadlines.send_reminders, ctx, now)
+    declined = await run_db(withheld.decline_due_withheld, ctx, now)
     # Closing before sending: a survey whose time is over settles the evaluation first.
     closed = await run_db(surveys.close_due, ctx, now)
     surveyed = await run_db(surveys.send_due, ctx, now)
     digests = await run_db(digest.send_due, ctx, now)
     # Last: what the steps before it ended is kept for the whole period from now on.
     let_go = await run_db(erasure.let_go, ctx, now)
-    return Deadlines(expired, reminded, closed, surveyed, digests, let_go)
+    return Deadlines(expired, reminded, declined, closed, surveyed, digests, let_go)
 
 
 async def settle_failures(ctx: Context, now: datetime, run_db: RunDb = asyncio.to_thread) -> int:

@@ -65,6 +65,7 @@ def make_app(
     app.router.add_get("/d/{token}", pages.show_digest_off)
     app.router.add_post("/d/{token}", pages.digest_off)
     app.router.add_get("/", pages.home)
+    app.router.add_get("/privacy", pages.privacy)
     return app
 
 
@@ -99,6 +100,18 @@ class Pages:
             {"referral_address": self.ctx.settings.referral_mailbox},
             language=self._browser_language(request),
         )
+
+    async def privacy(self, request: web.Request) -> web.StreamResponse:
+        """Who is responsible, what is kept, for how long, and how to say no (GDPR Art. 14):
+        nobody's in particular, so in the browser's language."""
+        privacy = self.ctx.settings.privacy
+        context = {
+            "controller": privacy.controller,
+            "contact": privacy.contact,
+            "keep_mail_days": privacy.keep_mail_days,
+            "keep_people_days": privacy.keep_people_days,
+        }
+        return self.page("privacy", context, language=self._browser_language(request))
 
     async def show_consent(self, request: web.Request) -> web.StreamResponse:
         found = await self._question(request)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
 from email.message import Message
 
 from service.errors import Unreadable
@@ -15,10 +16,10 @@ from service.reading.addresses import Mailbox
 from service.reading.bodies import header_text
 from service.reading.limits import limits_of, message_excess
 from service.reading.relay_replies import without_addresses
-from service.reading.request import parse_message, parse_request
+from service.reading.request import RequestDraft, parse_message, parse_request
 from service.reading.robots import automatic_reason
 from service.reading.routing import Route, route
-from service.referral import quota
+from service.referral import quota, withheld
 from service.referral.gate import care_gate
 from service.referral.workflow import open_referral, refuse_request
 from service.writing import letters
@@ -117,16 +118,29 @@ def process(ctx: Context, record: InboundRecord, now: datetime) -> Disposition:
     except Unreadable as exc:
         tell_unreadable(ctx, record.id, referrer, message, now)
         return Disposition(InboundState.QUARANTINED, str(exc))
-    named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
-    findings = care_gate(draft, referrer.address, frozenset(suppressions.suppressed(named)))
+    findings = care_gate(draft, referrer.address)
     if findings:
         refuse_request(ctx, referrer, draft, findings, now, f"inbound {record.id}")
         return Disposition(
             InboundState.REJECTED, ", ".join(sorted({f.problem.value for f in findings}))
         )
     channel = Channel.CLI if record.via == Channel.CLI else Channel.SMTP
-    referral = open_referral(ctx, draft, referrer, record.id, channel, now)
+    referral = open_referral(
+        ctx, draft, referrer, record.id, channel, now, _withheld(ctx, draft, now)
+    )
     return Disposition(InboundState.PROCESSED, referral.ref)
+
+
+def _withheld(ctx: Context, draft: RequestDraft, now: datetime) -> dict[str, datetime]:
+    """Those named who said stop, each with when their silent no is due: drawn from the
+    system's randomness, so no referrer can learn the delay and time it."""
+    named = [p.mailbox.address for p in (draft.provider, draft.prospect) if p.mailbox]
+    expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
+    draw = secrets.SystemRandom()
+    return {
+        address: withheld.decline_due(now, expires_at, draw.random())
+        for address in suppressions.suppressed(named)
+    }
 
 
 def tell_unreadable(

@@ -14,13 +14,11 @@ MIN_NEED_WORDS = 3
 _WORDS = re.compile(r"\w+")
 
 
-def care_gate(
-    draft: RequestDraft, referrer: str, unavailable: frozenset[str] = frozenset()
-) -> list[Finding]:
+def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
     """Every reason at once, so the referrer can fix the request in one go.
 
-    `unavailable` are addresses we may not write to; the finding says only that we cannot
-    pass the request on, never why (that someone asked us to stop is theirs to tell).
+    Whether someone said "never contact me again" is no reason here: a refusal would tell
+    the referrer (see `referral.withheld`).
     """
     findings: list[Finding] = []
     need = draft.need.strip()
@@ -30,8 +28,6 @@ def care_gate(
         findings.append(Finding(Problem.NEED_TOO_SHORT, given=need))
     for party in (draft.provider, draft.prospect):
         findings.extend(_party_findings(party, referrer))
-        if party.mailbox is not None and party.mailbox.address in unavailable:
-            findings.append(Finding(Problem.UNAVAILABLE, party.role, party.mailbox.address))
     provider, prospect = draft.provider.mailbox, draft.prospect.mailbox
     if provider and prospect and provider.address == prospect.address:
         findings.append(Finding(Problem.SAME_PERSON, given=provider.address))

@@ -159,8 +159,15 @@ def open_referral(
     inbound_id: int | None,
     channel: Channel,
     now: datetime,
+    withheld: Mapping[str, datetime] | None = None,
 ) -> ReferralRecord:
-    """Record a request that passed the CARE gate and ask both parties, in one transaction."""
+    """Record a request that passed the CARE gate and ask both parties, in one transaction.
+
+    `withheld` names, by address, parties who said "never contact me again", each with when
+    their silent no is due: they are asked nothing, and everyone else sees what a no
+    without reason looks like (see `referral.withheld`).
+    """
+    withheld = withheld or {}
     language = request_language(draft, ctx.settings.service.default_language)
     expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
     remind_at = now + timedelta(days=ctx.settings.timing.reminder_after_days)
@@ -182,16 +189,17 @@ def open_referral(
                 # A reminder due at or after expiry would never go: none is scheduled.
                 remind_at=remind_at if remind_at < expires_at else None,
                 parties=(
-                    _new_party(draft.provider, language),
-                    _new_party(draft.prospect, language),
+                    _new_party(draft.provider, language, withheld),
+                    _new_party(draft.prospect, language, withheld),
                 ),
             ),
             make_ref=ids.reference,
         )
         queries.add_event(referral.id, now, State.RECEIVED, "referrer", channel)
         mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
-        for role in ROLES:
-            mails.append(letters.consent_request(ctx, referral, referral.party(role), now))
+        for party in referral.parties:
+            if party.withheld_until is None:
+                mails.append(letters.consent_request(ctx, referral, party, now))
         queries.enqueue(mails, now)
         asking = move(referral, State.ASKING, now, channel, event="asked", detail=", ".join(ROLES))
     return asking
@@ -377,9 +385,10 @@ def find_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord] | None:
     return referral, next(p for p in referral.parties if p.ask_key == ask_key)
 
 
-def _new_party(draft: PartyDraft, language: str) -> NewParty:
+def _new_party(draft: PartyDraft, language: str, withheld: Mapping[str, datetime]) -> NewParty:
     assert draft.mailbox is not None, "the CARE gate lets no party without an address through"
     return NewParty(
+        withheld_until=withheld.get(draft.mailbox.address),
         role=draft.role,
         email=draft.mailbox.address,
         name=draft.mailbox.name,

@@ -69,6 +69,7 @@ def consent_request(
             "url": url,
             "yes_url": url + "?answer=yes",
             "no_url": url + "?answer=no",
+            **privacy_notice(ctx),
         },
         now,
         referral.id,
@@ -95,6 +96,17 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
         "budget": redact(referral.budget, other) if is_provider else "",
         "timing": redact(referral.party(Role.PROSPECT).best_time, other) if is_provider else "",
         "expires_at": referral.expires_at,
+    }
+
+
+def privacy_notice(ctx: Context) -> dict[str, Any]:
+    """What the first mail to a person must tell them (GDPR Art. 14): how long we keep what,
+    and where the rest is said."""
+    privacy = ctx.settings.privacy
+    return {
+        "keep_mail_days": privacy.keep_mail_days,
+        "keep_people_days": privacy.keep_people_days,
+        "privacy_url": ctx.link("/privacy"),
     }
 
 
