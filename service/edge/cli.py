@@ -233,9 +233,7 @@ def _referrers(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.action != "list" and not args.address:
         raise Failure(f"referrers {args.action} needs an ADDRESS", 64)
-    mailbox = parse_mailbox(args.address) if args.address else None
-    if args.address and (mailbox is None or mailbox.name):
-        raise Failure(f"not an address: {args.address}", 64)
+    address = _address(args.address) if args.address else None
     _open_store(settings)
     if args.action == "list":
         print(
@@ -243,17 +241,25 @@ def _referrers(args: argparse.Namespace) -> int:
             end="",
         )
         return 0
-    assert mailbox is not None
+    assert address is not None
     if args.action == "add":
-        added = referrers.add(mailbox.address, args.name.strip(), SystemClock().now())
-        print(f"{mailbox.address}: {'added' if added else 'already allowed'}")
+        added = referrers.add(address, args.name.strip(), SystemClock().now())
+        print(f"{address}: {'added' if added else 'already allowed'}")
         return 0
-    if not referrers.remove(mailbox.address):
-        configured = is_allowed(mailbox.address, settings.security.allowed_referrers)
+    if not referrers.remove(address):
+        configured = is_allowed(address, settings.security.allowed_referrers)
         why = "; the configuration allows it" if configured else ""
-        raise Failure(f"{mailbox.address} is not among the referrers in the store{why}", 1)
-    print(f"{mailbox.address}: removed")
+        raise Failure(f"{address} is not among the referrers in the store{why}", 1)
+    print(f"{address}: removed")
     return 0
+
+
+def _address(given: str) -> str:
+    """A bare address from the command line, or exit 64 (EX_USAGE) saying it is not one."""
+    mailbox = parse_mailbox(given)
+    if mailbox is None or mailbox.name:
+        raise Failure(f"not an address: {given}", 64)
+    return mailbox.address
 
 
 def _open_store(settings: Settings) -> None:
@@ -368,12 +374,10 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _forget(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    mailbox = parse_mailbox(args.address)
-    if mailbox is None:
-        raise Failure(f"not an address: {args.address}", 64)
+    address = _address(args.address)
     _open_store(settings)
     clock = SystemClock()
-    done = erasure.forget(make_context(settings, clock), mailbox.address, Channel.CLI, clock.now())
+    done = erasure.forget(make_context(settings, clock), address, Channel.CLI, clock.now())
     for kind, count in dataclasses.asdict(done).items():
         print(f"{kind.replace('_', ' ')}: {count}")
     return 0
@@ -394,11 +398,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    found = parse_mailbox(args.address)
-    if found is None:
-        raise Failure(f"not an address: {args.address}", 64)
+    address = _address(args.address)
     _open_store(settings)
-    held = subject_access.export(found.address, SystemClock().now())
+    held = subject_access.export(address, SystemClock().now())
     print(json.dumps(held, ensure_ascii=False, indent=2))
     return 0
 
