@@ -110,18 +110,19 @@ class InboundHandler:
 
     async def _store_each(self, raw: bytes, envelope: Envelope, headers: Message) -> str:
         """LMTP: one reply line per recipient, in the order of their RCPT commands."""
+        sender = envelope_sender(envelope)
         refusals, received = await self.run_db(
             receiving.admit_and_receive_each,
             raw,
-            envelope_sender(envelope),
+            sender,
             list(envelope.rcpt_tos),
             self.settings,
             self.clock.now(),
             headers,
         )
         accepted = "" if received is None else self._accepted(received, received.message_id)
-        for refused in filter(None, refusals):
-            _log_refusal(receiving.message_id_of(headers), envelope_sender(envelope), refused)
+        for refused in dict.fromkeys(filter(None, refusals)):  # one sender, one refusal
+            _log_refusal(receiving.message_id_of(headers), sender, refused)
         return "\r\n".join(accepted if r is None else refusal_reply(r) for r in refusals)
 
     def _accepted(self, received: receiving.Received, message_id: str | None) -> str:

@@ -59,9 +59,20 @@ def admission(
     dropped the tag (it still names our mail in In-Reply-To or References): that asks the
     store, so call it off the event loop.
     """
-    destinations = [route(r, settings) for r in recipients]
-    if any(d is not None and d.route is not Route.REQUEST for d in destinations):
+    if not all(_judged(r, settings) for r in recipients):
         return None
+    return _sender_refusal(envelope_from, headers, settings)
+
+
+def _judged(recipient: str, settings: Settings) -> bool:
+    """Whether mail to this recipient must come from someone who may refer: anything but an
+    answer, a bounce or another tagged address of ours."""
+    destination = route(recipient, settings)
+    return destination is None or destination.route is Route.REQUEST
+
+
+def _sender_refusal(envelope_from: str, headers: Message, settings: Settings) -> str | None:
+    """The sender and headers' part of admission: the same for every recipient."""
     refusal = verdict(envelope_from, headers, settings).refusal
     if refusal and envelope_from and queries.answers_our_mail(referenced_ids(headers)):
         return None
@@ -113,7 +124,10 @@ def admit_and_receive_each(
     commit makes every 250 true at once, and intake processes the message once, not once per
     recipient. None as the second value: no recipient was accepted, nothing was stored.
     """
-    refusals = [admission(envelope_from, [r], headers, settings) for r in recipients]
+    judged = [_judged(r, settings) for r in recipients]
+    # Asked once for the message, not once per recipient: it depends on the sender alone.
+    refusal = _sender_refusal(envelope_from, headers, settings) if any(judged) else None
+    refusals = [refusal if j else None for j in judged]
     accepted = [r for r, refusal in zip(recipients, refusals, strict=True) if refusal is None]
     if not accepted:
         return refusals, None
