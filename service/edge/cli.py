@@ -22,6 +22,7 @@ from service.evaluation import report
 from service.intake import receiving
 from service.model import Channel
 from service.reading.addresses import is_allowed, parse_mailbox
+from service.reading.authorization import author_of
 from service.reading.limits import header_excess, limits_of
 from service.reading.routing import route
 from service.referral import erasure, subject_access
@@ -324,8 +325,9 @@ def _submit(args: argparse.Namespace) -> int:
     if args.sender is not None:
         sender = args.sender
     else:
-        from_mailbox = parse_mailbox(str(headers.get("From", "")))
-        sender = from_mailbox.address if from_mailbox else ""
+        # Read as admission reads it, so the sender taken is the author it judges.
+        author = author_of(headers)
+        sender = author.address if author else ""
         if not sender:
             raise Failure("the message has no usable From address; give --sender", EX_DATAERR)
     _open_store(settings)

@@ -11,8 +11,7 @@ from service.intake.disposition import Disposition
 from service.intake.receiving import referenced_ids
 from service.model import Answer, Channel, InboundState
 from service.reading import bounces, quotes, replies
-from service.reading.addresses import single_mailbox
-from service.reading.authorization import raw_values
+from service.reading.authorization import author_of
 from service.reading.robots import automatic_reason
 from service.reading.survey_replies import SurveyAnswers, read_survey
 from service.referral import workflow
@@ -99,8 +98,7 @@ def _robot(record: InboundRecord, message: EmailMessage) -> Disposition | None:
 
 def _not_from(message: EmailMessage, ref: str, party: PartyRecord, what: str) -> Disposition | None:
     """Someone the mail was forwarded to is not the person we asked."""
-    authors = raw_values(message, "From")
-    author = single_mailbox(authors[0]) if len(authors) == 1 else None
+    author = author_of(message)
     if author is not None and author.address == party.email:
         return None
     return Disposition(InboundState.IGNORED, f"{ref}: {what} not from the {party.role}")

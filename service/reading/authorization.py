@@ -72,8 +72,7 @@ def candidates(envelope_from: str, headers: Message, security: SecuritySettings)
     """The addresses `judge` would need allowed that the configuration does not allow: the
     only ones worth asking the store about."""
     asked = [normalize(envelope_from)] if envelope_from else []
-    authors = raw_values(headers, "From")
-    author = single_mailbox(authors[0]) if len(authors) == 1 else None
+    author = author_of(headers)
     if author is not None:
         asked.append(author.address)
     return [a for a in dict.fromkeys(asked) if not is_allowed(a, security.allowed_referrers)]
@@ -86,8 +85,7 @@ def referrer_of(headers: Message, allowed: Sequence[str]) -> Mailbox | None:
     author never counts: any of them lets a message name an allowed referrer it was not
     written by.
     """
-    authors = raw_values(headers, "From")
-    author = single_mailbox(authors[0]) if len(authors) == 1 else None
+    author = author_of(headers)
     if author is None or not is_allowed(author.address, allowed):
         return None
     senders = raw_values(headers, "Sender")
@@ -96,6 +94,12 @@ def referrer_of(headers: Message, allowed: Sequence[str]) -> Mailbox | None:
         if agent is None or agent.address != author.address:
             return None
     return author
+
+
+def author_of(headers: Message) -> Mailbox | None:
+    """The one mailbox of the one From header, read strictly; None for anything else."""
+    authors = raw_values(headers, "From")
+    return single_mailbox(authors[0]) if len(authors) == 1 else None
 
 
 def raw_values(headers: Message, name: str) -> list[str]:
@@ -115,7 +119,7 @@ def authenticated(headers: Message, author: str, trusted_id: str) -> bool:
     above everything it received, and must remove any that arrive carrying its id.
     """
     domain = author.rsplit("@", 1)[1]
-    for value in headers.get_all("Authentication-Results") or []:
+    for value in raw_values(headers, "Authentication-Results"):
         try:
             parsed = authres.AuthenticationResultsHeader.parse_value(" ".join(str(value).split()))
         except Exception:  # authres raises its own SyntaxError and others on malformed input
