@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 
 from service.model import Answer, Channel, State
 from service.referral import deadlines, erasure, workflow
-from service.writing import letters
 from service.writing.context import Context
 from store import queries
 from store.records import ReferralRecord
@@ -58,16 +57,7 @@ def _decline(ctx: Context, referral: ReferralRecord, now: datetime) -> int:
     due = [p for p in due if queries.withheld_done(p.id)]
     if not due or referral.state != State.ASKING or due[0].answer is not None:
         return 0  # the other party's no (or an expiry) decided it first
-    party = due[0]
-    queries.record_answer(party.id, Answer.NO, Channel.TICK, now)
-    queries.add_event(referral.id, now, "answered no", party.role, Channel.TICK, "")
-    moved = workflow.move(referral, State.DECLINED, now, Channel.TICK)
-    moved = queries.referral_by_id(moved.id) or moved
-    mails = [
-        mail
-        for notice in (workflow.Notice.DECLINED_TO_OTHER, workflow.Notice.REFERRER_DECLINED)
-        for mail in letters.notice(ctx, notice, moved, party.role, now)
-    ]
-    queries.enqueue(mails, now)
+    # The same path as their own no without a reason: the same records, the same mails.
+    workflow.answer_locked(ctx, referral, due[0], Answer.NO, Channel.TICK, now)
     log.info("withheld party of %s declined on schedule", referral.ref)
     return 1

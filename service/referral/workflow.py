@@ -236,33 +236,48 @@ def answer(
     were shown; introduce, close or reopen the referral when that decides it."""
     with transaction():
         referral, party = _lock_question(ask_key)
-        answers = {p.role: p.answer for p in referral.parties}
-        decision = decide_answer(
-            State(referral.state), answers, party.role, given, now < referral.expires_at
-        )
-        if decision.outcome is not Outcome.RECORDED:
-            return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
-        if given is Answer.NO:
-            reason = reason or (DeclineReason.OTHER if reason_text.strip() else None)
-        else:
-            reason, reason_text = None, ""
-        queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
-        consent_evidence.record(party, shown or Shown(), now)
-        changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
-        queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
-        if decision.state != referral.state:
-            introduced = decision.state is State.INTRODUCED
-            move(referral, decision.state, now, channel, introduced_at=now if introduced else None)
-            if introduced:
-                _schedule_follow_up(ctx, referral, now)
-        if decision.notices:
-            referral = queries.referral_by_id(referral.id) or referral
-            mails = [
-                mail
-                for notice in decision.notices
-                for mail in letters.notice(ctx, notice, referral, party.role, now)
-            ]
-            queries.enqueue(mails, now)
+        return answer_locked(ctx, referral, party, given, channel, now, reason, reason_text, shown)
+
+
+def answer_locked(
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    given: Answer,
+    channel: Channel,
+    now: datetime,
+    reason: DeclineReason | None = None,
+    reason_text: str = "",
+    shown: Shown | None = None,
+) -> AnswerResult:
+    """`answer`, for a caller that already holds the referral's lock in its transaction."""
+    answers = {p.role: p.answer for p in referral.parties}
+    decision = decide_answer(
+        State(referral.state), answers, party.role, given, now < referral.expires_at
+    )
+    if decision.outcome is not Outcome.RECORDED:
+        return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
+    if given is Answer.NO:
+        reason = reason or (DeclineReason.OTHER if reason_text.strip() else None)
+    else:
+        reason, reason_text = None, ""
+    queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
+    consent_evidence.record(party, shown or Shown(), now)
+    changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
+    queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
+    if decision.state != referral.state:
+        introduced = decision.state is State.INTRODUCED
+        move(referral, decision.state, now, channel, introduced_at=now if introduced else None)
+        if introduced:
+            _schedule_follow_up(ctx, referral, now)
+    if decision.notices:
+        referral = queries.referral_by_id(referral.id) or referral
+        mails = [
+            mail
+            for notice in decision.notices
+            for mail in letters.notice(ctx, notice, referral, party.role, now)
+        ]
+        queries.enqueue(mails, now)
     return AnswerResult(Outcome.RECORDED, given, decision.state, referral.id)
 
 
