@@ -242,6 +242,7 @@ CONTEXTS = {
         "report_url": "http://x/r/t",
     },
     "digest": {
+        "referrer_name": "Ada",
         "referrals": [
             {
                 "ref": "R-AAAA-BBBB",

@@ -159,13 +159,15 @@ def report(
 def digest(
     ctx: Context,
     referrer: ReferrerRecord,
+    name: str,
     language: str,
     week: Sequence[tuple[ReferralRecord, Sequence[EventRecord]]],
     since: datetime,
     until: datetime,
     now: datetime,
 ) -> OutgoingMail:
-    """What happened to a referrer's referrals in one week; one click turns the digest off."""
+    """What happened to a referrer's referrals in one week, greeting them by `name` (the one on
+    their latest request); one click turns the digest off."""
     off = digest_off_url(ctx, referrer)
     referrals = [
         {
@@ -182,9 +184,10 @@ def digest(
     return letters.post(
         ctx,
         "digest",
-        [Mailbox("", referrer.email)],
+        [Mailbox(name, referrer.email)],
         language,
         {
+            "referrer_name": name,
             "referrals": referrals,
             "since": since,
             "until": until,
