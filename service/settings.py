@@ -74,6 +74,7 @@ class OutboundSettings:
     username: str = ""
     password: str = ""
     daily_limit_per_address: int = 5
+    daily_reports_per_referrer: int = 3
     connections: int = 4
     dkim_domain: str = ""
     dkim_selector: str = ""
@@ -301,6 +302,8 @@ def problems_of(settings: Settings) -> list[str]:
         say("outbound.connections must be between 1 and 100")
     if settings.outbound.daily_limit_per_address < 1:
         say("outbound.daily_limit_per_address must be 1 or more")
+    if settings.outbound.daily_reports_per_referrer < 1:
+        say("outbound.daily_reports_per_referrer must be 1 or more")
     problems.extend(_outbound_security_problems(settings.outbound))
     if settings.database.quota_mb < 0:
         say("database.quota_mb must be 0 (no limit) or more")

@@ -964,6 +964,17 @@ def active_referrers(since: datetime, until: datetime) -> list[str]:
     return sorted(email for (email,) in rows)
 
 
+def referrer_name(referrer_email: str) -> str:
+    """The name a referrer signed their latest named request with; "" if they never gave one."""
+    row = (
+        Referral.select(Referral.referrer_name)
+        .where((Referral.referrer_email == referrer_email.lower()) & (Referral.referrer_name != ""))
+        .order_by(Referral.created_at.desc(), Referral.id.desc())
+        .first()
+    )
+    return row.referrer_name if row else ""
+
+
 def events_of_referrer(
     referrer_email: str, since: datetime, until: datetime
 ) -> list[tuple[ReferralRecord, list[EventRecord]]]:

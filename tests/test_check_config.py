@@ -69,6 +69,11 @@ def test_a_good_configuration_passes(tmp_path, good):
             {"daily_limit_per_address": 0},
             "outbound.daily_limit_per_address must be 1 or more",
         ),
+        (
+            "outbound",
+            {"daily_reports_per_referrer": 0},
+            "outbound.daily_reports_per_referrer must be 1 or more",
+        ),
         ("outbound", {"connections": 0}, "outbound.connections must be between 1 and 100"),
         (
             "service",
@@ -101,6 +106,7 @@ def test_a_good_configuration_passes(tmp_path, good):
         "reminder-after-expiry",
         "message-size",
         "daily-limit",
+        "daily-reports",
         "connections",
         "public-url",
         "public-url-host",

@@ -9,12 +9,16 @@ import pytest
 
 from service.clock import FixedClock
 from service.evaluation import digest
+from service.model import Channel
+from service.reading.addresses import Mailbox
+from service.reading.request import parse_message, parse_request
+from service.referral import workflow
 from service.tokens import Purpose
 from service.writing.context import make_context
 from store import queries
-from tests.conftest import REFERRER, InProcess, make_settings
+from tests.conftest import REFERRER, InProcess, fixture_bytes, make_settings
 from tests.helpers import NOW, at_once, web
-from tests.test_deadlines import everything_in, open_one, queued_at
+from tests.test_deadlines import REQUEST, everything_in, open_one, queued_at
 
 # NOW is Sunday 22 November 2026, 12:00 UTC; the default slot is Monday 08:00.
 SLOT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -69,7 +73,7 @@ def test_a_referrer_with_news_gets_one_digest_of_their_week(ctx):
     assert digest.send_due(ctx, SLOT - timedelta(minutes=1)) == 0  # last week's slot: no news
     assert digest.send_due(ctx, SLOT) == 1
     [mail] = digests_at(SLOT)
-    assert mail["To"] == REFERRER
+    assert mail["To"].addresses[0].addr_spec == REFERRER
     text = " ".join(mail.get_body(("plain",)).get_content().split())
     assert referral.ref in text
     assert "we received your request" in text
@@ -82,6 +86,34 @@ def test_a_referrer_with_news_gets_one_digest_of_their_week(ctx):
     # One click in the mail client turns off the digest, not every mail about a referral.
     assert f"/d/{off}" in mail["List-Unsubscribe"]
     assert digest.send_due(ctx, SLOT + timedelta(hours=1)) == 0
+
+
+def _request_from(ctx, name: str, at: datetime) -> None:
+    draft = parse_request(parse_message(fixture_bytes(REQUEST)))
+    workflow.open_referral(ctx, draft, Mailbox(name, REFERRER), None, Channel.SMTP, at)
+
+
+@pytest.mark.parametrize(
+    ("names", "greeting", "to"),
+    [
+        (["Ada Lovelace"], "Hello Ada Lovelace,", "Ada Lovelace"),
+        (["Ada Lovelace", "Ada King"], "Hello Ada King,", "Ada King"),
+        (["Ada Lovelace", ""], "Hello Ada Lovelace,", "Ada Lovelace"),
+        ([""], "Hello,", ""),
+    ],
+    ids=["her-name", "the-latest-name", "a-later-request-without-one", "never-named"],
+)
+def test_the_digest_greets_the_referrer_by_the_name_on_their_latest_request(
+    ctx, names, greeting, to
+):
+    for minutes, name in enumerate(names):
+        _request_from(ctx, name, NOW + timedelta(minutes=minutes))
+    assert digest.send_due(ctx, SLOT) == 1
+    [mail] = digests_at(SLOT)
+    [address] = mail["To"].addresses
+    assert (address.display_name, address.addr_spec) == (to, REFERRER)
+    assert mail.get_body(("plain",)).get_content().startswith(greeting + "\n")
+    assert f"<p>{greeting}</p>" in mail.get_body(("html",)).get_content()
 
 
 def test_never_twice_for_one_slot_even_if_the_slot_is_looked_at_again(ctx):

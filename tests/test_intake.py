@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from service.clock import FixedClock
 from service.intake import pipeline, receiving
 from service.model import Channel
 from service.writing.compose import Templates
+from service.writing.context import make_context
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW, arrive, inbound_counts, outbox_mails, outcome
@@ -168,3 +172,33 @@ def test_unprompted_mail_to_one_address_is_capped_per_day(ctx, caplog):
     pipeline.process_pending(ctx, tomorrow)
     due = queries.claim_outbox(tomorrow, tomorrow, 100)
     assert [m.purpose for m in due if m.created_at == tomorrow] == ["request_refused"]
+
+
+def test_a_report_is_an_answer_capped_on_its_own_not_by_the_unprompted_limit(ctx, caplog):
+    """Asked-for reports leave the unprompted allowance alone, and stop at their own cap."""
+    outbound = replace(
+        ctx.settings.outbound, daily_limit_per_address=1, daily_reports_per_referrer=2
+    )
+    ctx = make_context(replace(ctx.settings, outbound=outbound), FixedClock(NOW))
+    command = fixture_bytes("command_report_apple_mail_subject.eml")
+    broken = fixture_bytes("request_outlook_windows1252_without_need.eml")
+    inbound = []
+    for n, raw in enumerate((command, command, broken, command)):
+        copy = re.sub(rb"(?im)^(Message-ID: <)", rb"\g<1>copy%d." % n, raw, count=1)
+        received = receiving.receive(copy, REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW)
+        inbound.append(received.inbound_id)
+    assert pipeline.process_pending(ctx, NOW) == 4
+    # Two reports, then the refusal the unprompted limit of one still allows; the third
+    # report waits for tomorrow.
+    sent = [(m.purpose, m.recipients) for m in queries.claim_outbox(NOW, NOW, 100)]
+    assert sorted(sent) == [
+        ("report", (REFERRER,)),
+        ("report", (REFERRER,)),
+        ("request_refused", (REFERRER,)),
+    ]
+    notes = [queries.inbound_by_id(i).note for i in inbound]
+    assert notes[0] == notes[1] == "report sent"
+    assert notes[3] == "report not sent: daily limit"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if w.startswith("not sending a report")]
+    assert all("@" not in w for w in warnings)

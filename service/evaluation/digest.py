@@ -61,7 +61,9 @@ def send_due(ctx: Context, now: datetime, limit: int = 500) -> int:
                 continue
             week = queries.events_of_referrer(email, since, slot)
             language = week[-1][0].language if week else settings.service.default_language
-            queries.enqueue([letters.digest(ctx, referrer, language, week, since, slot, now)], now)
+            name = queries.referrer_name(email)
+            mail = letters.digest(ctx, referrer, name, language, week, since, slot, now)
+            queries.enqueue([mail], now)
             sent += 1
     if finished:
         queries.set_mark(_DONE, slot.isoformat())

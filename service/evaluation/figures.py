@@ -6,11 +6,12 @@ How they are shown (JSON, CSV, text in the reader's language, a page) is `report
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from service.evaluation import answers
 from service.model import ROLES, Answer, Business, DeclineReason, State, SurveyState
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
@@ -103,33 +104,12 @@ def _month(moment: datetime) -> str:
     return utc(moment).strftime("%Y-%m")
 
 
-def _answered_key(survey: SurveyRecord) -> tuple[int, datetime, int]:
-    moment = survey.answered_at or survey.due_at
-    return (survey.round, utc(moment), survey.id)
-
-
-def _outcomes(surveys: Iterable[SurveyRecord]) -> dict[int, SurveyRecord]:
-    """Each party's outcome: their latest answered round, so "not yet" then "yes" counts once."""
-    latest: dict[int, SurveyRecord] = {}
-    for survey in surveys:
-        if survey.state != SurveyState.ANSWERED:
-            continue
-        known = latest.get(survey.party_id)
-        if known is None or _answered_key(survey) > _answered_key(known):
-            latest[survey.party_id] = survey
-    return latest
-
-
 def _share(part: int, base: int) -> float | None:
     return round(part / base, SHARE_PLACES) if base else None
 
 
 def cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def _currency(survey: SurveyRecord) -> str:
-    return (survey.currency or "").strip().upper()
 
 
 def _money(totals: Mapping[str, Decimal]) -> tuple[Money, ...]:
@@ -207,14 +187,14 @@ def _tally_party(
         if _not_relevant(party):
             tally.declined_not_relevant += 1
     mine = [s for s in surveys if s.party_id == party.id]
-    outcome = _outcomes(mine).get(party.id)
+    outcome = answers.final(mine)
     if outcome is not None:
         if outcome.rating is not None:
             tally.ratings.append(outcome.rating)
         if outcome.business == Business.YES:
             tally.business += 1
         if outcome.amount is not None:
-            currency = _currency(outcome)
+            currency = answers.currency(outcome)
             tally.value[currency] = tally.value.get(currency, Decimal(0)) + outcome.amount
     # "More like this?" is about the person, not the referral: their latest answer anywhere.
     for survey in mine:
@@ -317,7 +297,7 @@ def compute(
 
     for referral in referrals:
         rounds = tuple(surveys.get(referral.id, ()))
-        outcomes = _outcomes(rounds)
+        outcomes = answers.finals(rounds)
         reached = _reached(referral, outcomes)
         for step in range(reached):
             funnel[step] += 1
@@ -331,7 +311,7 @@ def compute(
             _tally_party(tally, referral, party, rounds)
             outcome = outcomes.get(party.id)
             if outcome is not None and outcome.amount is not None:
-                value[_currency(outcome)] += outcome.amount
+                value[answers.currency(outcome)] += outcome.amount
 
         created = months[_month(referral.created_at)]
         created["requested"] += 1

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from service.evaluation import answers
 from service.evaluation.figures import Figures
 from service.model import Role, SurveyState
 from service.reading.addresses import Mailbox
@@ -74,27 +75,38 @@ def survey_url(ctx: Context, survey_key: str) -> str:
 def survey_outcomes(
     referral: ReferralRecord, surveys: Sequence[SurveyRecord]
 ) -> list[dict[str, Any]]:
-    """Each party's latest answered round (or that they did not answer), for the referrer."""
+    """Each party's rounds, oldest first, for the referrer: what they said each time they
+    were asked (or that they did not answer), the final answer marked."""
     outcomes = []
     for party in referral.parties:
         mine = [s for s in surveys if s.party_id == party.id]
-        answered = [s for s in mine if s.state == SurveyState.ANSWERED]
-        latest = max(answered, key=lambda s: s.round) if answered else None
+        last = answers.final(mine)
         outcomes.append(
             {
                 "person": letters.card(party),
                 "role": party.role,
-                "answered": latest is not None,
-                "rating": latest.rating if latest else None,
-                "business": latest.business if latest else None,
-                "amount": latest.amount if latest else None,
-                "currency": latest.currency if latest else "",
-                "more": latest.more if latest else None,
-                "comment": latest.comment if latest else "",
-                "rounds": len(mine),
+                "answered": last is not None,
+                "rounds": [_round(s, s is last) for s in answers.asked_rounds(mine)],
             }
         )
     return outcomes
+
+
+def _round(survey: SurveyRecord, final: bool) -> dict[str, Any]:
+    answered = survey.state == SurveyState.ANSWERED
+    return {
+        "round": survey.round,
+        "asked_at": survey.sent_at or survey.due_at,
+        "answered_at": survey.answered_at if answered else None,
+        "answered": answered,
+        "final": final,
+        "rating": survey.rating if answered else None,
+        "business": survey.business if answered else None,
+        "amount": survey.amount if answered else None,
+        "currency": survey.currency if answered else "",
+        "more": survey.more if answered else None,
+        "comment": survey.comment if answered else "",
+    }
 
 
 def referrer_evaluated(
@@ -102,13 +114,15 @@ def referrer_evaluated(
 ) -> OutgoingMail:
     """How the introduction went, in both parties' words; the value closed is credited to the
     referrer, and only the referrer (and whoever reported it) ever sees it."""
+    outcomes = survey_outcomes(referral, surveys)
     return letters.to_referrer(
         ctx,
         "referrer_evaluated",
         referral,
         now,
         introduced_at=referral.introduced_at,
-        outcomes=survey_outcomes(referral, surveys),
+        outcomes=outcomes,
+        several_rounds=any(len(o["rounds"]) > 1 for o in outcomes),
     )
 
 
@@ -145,13 +159,15 @@ def report(
 def digest(
     ctx: Context,
     referrer: ReferrerRecord,
+    name: str,
     language: str,
     week: Sequence[tuple[ReferralRecord, Sequence[EventRecord]]],
     since: datetime,
     until: datetime,
     now: datetime,
 ) -> OutgoingMail:
-    """What happened to a referrer's referrals in one week; one click turns the digest off."""
+    """What happened to a referrer's referrals in one week, greeting them by `name` (the one on
+    their latest request); one click turns the digest off."""
     off = digest_off_url(ctx, referrer)
     referrals = [
         {
@@ -168,9 +184,10 @@ def digest(
     return letters.post(
         ctx,
         "digest",
-        [Mailbox("", referrer.email)],
+        [Mailbox(name, referrer.email)],
         language,
         {
+            "referrer_name": name,
             "referrals": referrals,
             "since": since,
             "until": until,

@@ -50,10 +50,10 @@ def send_report(
     now: datetime,
     about: str = "a report request",
 ) -> bool:
-    """Queue the referrer's own report; False when today's limit of such mail is reached."""
+    """Queue the referrer's own report; False when today's reports to them are used up."""
     figures = report.figures_for(referrer.address, None, now)
     with transaction():
-        if not quota.may_write(ctx.settings, referrer.address, now, "report", about):
+        if not quota.may_report(ctx.settings, referrer.address, now, about):
             return False
         record = queries.referrer(referrer.address, ids.ask_key, now)
         mail = letters.report(ctx, record, referrer.name, language, figures, in_reply_to, now)
