@@ -19,7 +19,7 @@ _BUDGET_WORD = (
 )
 _APPROX = (
     r"(?:around|about|approximately|approx\.?|roughly|up to|max\.?|maximum|ca\.|circa|etwa"
-    r"|ungefähr|rund|bis zu|maximal|höchstens|environ|d'environ|d’environ|autour de"
+    r"|ungefähr|rund|bis zu|maximal|höchstens|environ|autour de"
     r"|jusqu'à|jusqu’à|aproximativ|în jur de|până la|maxim|sekitar|kira-kira|kurang lebih"
     r"|maksimal|hingga|sampai|حوالي|حوالى|تقريبا|نحو|حتى|بحدود)"
 )
@@ -58,7 +58,7 @@ _BEST_TIME = re.compile(
     r"|paling baik (?:menghubungi saya |dihubungi |ditelepon |telepon )?(?:pada )?"
     r"|waktu terbaik (?:untuk menghubungi saya |untuk menelepon saya )?(?:adalah )?"
     r"|(?:ال)?أفضل وقت (?:للاتصال بي |للتواصل معي |للاتصال )?(?:هو )?)"
-    r"(?P<time>[^.!?;\n؛؟]{2,60})",
+    r"(?P<time>[^\n]{2,60}?)(?=[.!?;؛؟](?:\s|$)|[,،\n]|$)",
     re.IGNORECASE,
 )
 # A best time names a time of day or of the week in its first words: without one it is some
@@ -113,9 +113,12 @@ _PREFERENCES: tuple[tuple[str, str], ...] = (
     ),
     (r"lebih suka (?:dihubungi )?(?:lewat |via |melalui )?e-?mail", "email"),
     (r"lebih suka (?:dihubungi )?(?:lewat |via |melalui )?(?:wa|whatsapp)", "WhatsApp"),
-    (r"(?:اتصل|اتصلي|اتصلوا) بي|(?:يفضل|أفضل|افضل) (?:التواصل|الاتصال) (?:عبر |ب)ال?هاتف", "phone"),
-    (r"(?:يفضل|أفضل|افضل) (?:التواصل|الاتصال) (?:عبر |ب)ال?بريد الإلكتروني", "email"),
-    (r"(?:يفضل|أفضل|افضل) (?:التواصل|الاتصال) (?:عبر )?(?:ال)?واتساب", "WhatsApp"),
+    (
+        r"(?:اتصل|اتصلي|اتصلوا) بي|و?(?:يفضل|أفضل|افضل) (?:التواصل|الاتصال) (?:عبر |ب)ال?هاتف",
+        "phone",
+    ),
+    (r"و?(?:يفضل|أفضل|افضل) (?:التواصل|الاتصال) (?:عبر |ب)ال?بريد الإلكتروني", "email"),
+    (r"و?(?:يفضل|أفضل|افضل) (?:التواصل|الاتصال) (?:عبر )?(?:ال)?واتساب", "WhatsApp"),
 )
 _PREFERENCE = tuple(
     (re.compile(rf"(?<!\w)(?:{p})(?!\w)", re.IGNORECASE), m) for p, m in _PREFERENCES
