@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from service.reading.forwarded_fields import best_time_in, budget_in, phone_in, preference_in
+from service.reading.forwarded_fields import (
+    best_time_in,
+    budget_in,
+    forwarded_fields,
+    phone_in,
+    preference_in,
+)
 from service.reading.letter_body import letter_body
 
 
@@ -114,6 +120,17 @@ def test_the_writers_own_number_is_their_phone(text, signature, phone):
 )
 def test_a_number_in_a_sentence_is_nobodys_phone(text):
     assert phone_in(text) == ""
+
+
+def test_a_sentence_the_client_wrapped_is_read_whole():
+    read = forwarded_fields(
+        "We need payroll for eight people from January, and our budget for it is\n"
+        "around 250 EUR a month. The best time to call me is on weekday mornings\n"
+        "before the shop opens.\n\nThanks,\nCarol\nMobile: 0161 496 0000"
+    )
+    assert read.budget == "around 250 EUR a month"
+    assert read.best_time == "on weekday mornings before the shop opens"
+    assert read.phone == "0161 496 0000"
 
 
 # ------------------------------------------------------------------ the letter's own words

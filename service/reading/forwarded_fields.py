@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from service.reading.letter_body import reflowed
 from service.reading.text import fold_written
 
 _BUDGET_WORD = (
@@ -147,10 +148,12 @@ class ForwardedFields:
 
 def forwarded_fields(text: str, signature: str = "") -> ForwardedFields:
     """What a prospect's own mail says about budget, timing and how to reach them."""
+    # A sentence the client wrapped is one sentence again; a phone is read line by line.
+    sentences = reflowed(text)
     return ForwardedFields(
-        budget=budget_in(text),
-        best_time=best_time_in(text),
-        prefers=preference_in(text),
+        budget=budget_in(sentences),
+        best_time=best_time_in(sentences),
+        prefers=preference_in(sentences),
         phone=phone_in(text, signature),
     )
 

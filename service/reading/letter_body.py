@@ -79,6 +79,12 @@ def letter_body(text: str, writer: str = "") -> str:
     return "\n\n".join(_reflow(p) for p in _paragraphs(lines))
 
 
+def reflowed(text: str) -> str:
+    """The text in paragraphs, with the lines its client wrapped joined again; all kept."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n")]
+    return "\n\n".join(_reflow(p) for p in _paragraphs(lines))
+
+
 def is_greeting(line: str) -> bool:
     """'Hi Ada,', 'Hallo zusammen,', 'Bună ziua,', 'Halo Pak Budi,', 'مرحبا ليلى،'."""
     return _opens_with(line, _GREETING_WORDS, alone_ok=True)
