@@ -116,6 +116,7 @@ def test_the_writers_own_number_is_their_phone(text, signature, phone):
         "Our order 0123456789 never arrived.",  # a number, not given as theirs
         "My accountant's old firm was at 0044 20 7946 0000 on paper.",
         "We opened in 2019 with 12 staff.",
+        "Invoice 0123456789",  # on a line of its own, but after a word that is no label
     ],
 )
 def test_a_number_in_a_sentence_is_nobodys_phone(text):

@@ -135,7 +135,6 @@ _PHONE_CUE = re.compile(
     r"|mon numéro|sunați-mă|sună-mă|numărul meu|telp|telepon|hp|wa|whatsapp|nomor saya"
     r"|hubungi saya)\b|هاتف|جوال|موبايل|اتصل بي|رقمي)"
 )
-_LABEL_ONLY = re.compile(r"^[\w\s.éèô’'\u0600-\u06ff]{0,16}[:：]?\s*$")
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def phone_in(text: str, signature: str = "") -> str:
             if not _PHONE_DIGITS[0] <= len(digits) <= _PHONE_DIGITS[1]:
                 continue
             before = line[: found.start()]
-            alone = not line[found.end() :].strip() and _LABEL_ONLY.match(before)
+            alone = not before.strip() and not line[found.end() :].strip()
             if alone or _PHONE_CUE.search(before):
                 return found.group(0).strip()
     return ""

@@ -87,15 +87,15 @@ def reflowed(text: str) -> str:
 
 def is_greeting(line: str) -> bool:
     """'Hi Ada,', 'Hallo zusammen,', 'Bună ziua,', 'Halo Pak Budi,', 'مرحبا ليلى،'."""
-    return _opens_with(line, _GREETING_WORDS, alone_ok=True)
+    return _opens_with(line, _GREETING_WORDS)
 
 
 def is_sign_off(line: str) -> bool:
     """'Thanks,', 'Best regards, Bob', 'Viele Grüße', 'Cu stimă,', 'مع تحياتي،'."""
-    return _opens_with(line, _SIGN_OFF_WORDS, alone_ok=True, needs_comma=True)
+    return _opens_with(line, _SIGN_OFF_WORDS, needs_comma=True)
 
 
-def _opens_with(line: str, table: set[str], alone_ok: bool, needs_comma: bool = False) -> bool:
+def _opens_with(line: str, table: set[str], needs_comma: bool = False) -> bool:
     """The line is one of the phrases, alone or followed by a few words (a name).
 
     A sign-off followed by words needs the comma between ("Thanks, Bob"): without it,
@@ -104,7 +104,7 @@ def _opens_with(line: str, table: set[str], alone_ok: bool, needs_comma: bool = 
     if not line or len(line) > _COURTESY_CHARS:
         return False
     folded = " ".join(fold_written(line).split()).rstrip(_PUNCT + " ")
-    if alone_ok and folded in table:
+    if folded in table:
         return True
     for phrase in table:
         if not folded.startswith(phrase):
