@@ -194,6 +194,11 @@ def test_greeting_and_sign_off_go_what_they_framed_stays(letter, writer, body):
     assert letter_body(letter, writer) == body
 
 
+def test_thanks_in_a_sentence_is_no_sign_off():
+    letter = "Thanks, Ada, for the tip.\nWhat we need:\n- monthly accounts\n- payroll"
+    assert letter_body(letter) == letter
+
+
 def test_thanks_followed_by_more_to_say_is_no_sign_off():
     letter = "We need a bookkeeper.\n\nThanks!\nWe would also need payroll from March on."
     assert letter_body(letter) == (

@@ -98,8 +98,8 @@ def is_sign_off(line: str) -> bool:
 def _opens_with(line: str, table: set[str], needs_comma: bool = False) -> bool:
     """The line is one of the phrases, alone or followed by a few words (a name).
 
-    A sign-off followed by words needs the comma between ("Thanks, Bob"): without it,
-    "Thanks for the quick reply" is a sentence, not a sign-off.
+    A sign-off followed by words needs the comma between ("Thanks, Bob") and no full stop
+    after: "Thanks for the quick reply" is a sentence, not a sign-off.
     """
     if not line or len(line) > _COURTESY_CHARS:
         return False
@@ -114,6 +114,8 @@ def _opens_with(line: str, table: set[str], needs_comma: bool = False) -> bool:
             continue  # "Hi" opens "Hi Ada", not "History"
         if needs_comma and rest.lstrip()[:1] not in (",", "،", "-", "–"):
             continue
+        if needs_comma and line[-1] in ".?!؟":
+            continue  # "Thanks, Ada, for the tip." is a sentence; a name ends in no full stop
         if len(rest.strip(_PUNCT + " -–").split()) <= _NAME_WORDS:
             return True
     return False
@@ -124,8 +126,8 @@ def _without_greeting(lines: list[str]) -> list[str]:
     if first is None or not is_greeting(lines[first]):
         return lines
     line = lines[first]
-    # "Hallo Klaus, wir …" would keep its comma-case; the greeting line ends with a mark or
-    # stands alone, as every client's composer lays it out.
+    # A greeting has its line to itself: it ends in a mark, or a blank line follows. "Hi Ada"
+    # running on into the next line may be the start of a sentence, which we keep.
     followed_by_blank = first + 1 >= len(lines) or not lines[first + 1]
     if not (line[-1] in _PUNCT or followed_by_blank):
         return lines
