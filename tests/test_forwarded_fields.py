@@ -40,6 +40,7 @@ def test_a_sum_after_the_word_budget_is_the_budget(sentence, budget):
         "Budget is tight. Last year we paid 3,000 EUR.",  # the sum is in another sentence
         "Our budget is small, we sold 2000 loaves last month.",  # no currency
         "Am Budget hängt alles.",
+        "We run a budget hotel with 40 rooms, rooms from 60 EUR a night.",
     ],
 )
 def test_money_that_is_not_said_to_be_the_budget_is_not_one(sentence):

@@ -44,6 +44,7 @@ _BUDGET = re.compile(rf"(?<![\w]){_BUDGET_WORD}(?![\w])", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<!\bca)(?<!approx)(?<!\bmax)[.!?;؛؟](?:\s|$)|\n")
 # How far past the word the sum may be: "our budget for this is around 3,000 EUR".
 _BUDGET_REACH = 60
+_BUDGET_GAP_WORDS = 4
 _TIME_OPENING_WORDS = 3
 
 # What opens a sentence about when to call, per language; the time follows it.
@@ -163,7 +164,8 @@ def budget_in(text: str) -> str:
         window = text[word.end() : word.end() + _BUDGET_REACH]
         window = _SENTENCE_END.split(window)[0]
         found = _SUM.search(window)
-        if found:
+        # "our budget for this is around …", not "a budget hotel with rooms from 60 EUR".
+        if found and len(window[: found.start()].split()) <= _BUDGET_GAP_WORDS:
             return " ".join(found.group(0).split())
     return ""
 
