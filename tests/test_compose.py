@@ -333,6 +333,37 @@ def test_html_escapes_what_people_wrote_and_text_keeps_it():
     assert "<script>alert(1)</script> & co" in rendered.text
 
 
+# The mails that quote the need, as their templates say.
+NEEDS_IN = [
+    "consent_reminder",
+    "consent_request",
+    "declined_to_other",
+    "expired_to_party",
+    "introduction",
+    "receipt",
+    "referrer_declined",
+    "referrer_evaluated",
+    "referrer_expired",
+    "referrer_introduced",
+]
+
+
+@pytest.mark.parametrize("name", NEEDS_IN)
+def test_a_need_in_paragraphs_reads_as_paragraphs_in_text_and_html(name):
+    need = "Books for the <b>shop</b>\n\nWe need:\n- VAT returns\n- payroll & pensions"
+    context = {**CONTEXTS[name], "need": need, "sender_name": "Introductions"}
+    rendered = TEMPLATES.render_mail(name, "en", context)
+    # Text: every line of the need under the first, at its indentation.
+    assert "  Books for the <b>shop</b>\n\n  We need:\n  - VAT returns\n  - payroll" in (
+        rendered.text
+    )
+    # HTML: escaped, and each paragraph and list item starts a line of its own.
+    assert "<b>shop</b>" not in rendered.html
+    assert "&lt;b&gt;shop&lt;/b&gt;<br><br>" in rendered.html
+    assert "We need:<br>" in rendered.html and "- VAT returns<br>" in rendered.html
+    assert "payroll &amp; pensions" in rendered.html
+
+
 def test_refusal_findings_are_escaped_in_html():
     context = {**CONTEXTS["request_refused"], "sender_name": "Introductions"}
     rendered = TEMPLATES.render_mail("request_refused", "en", context)

@@ -124,9 +124,13 @@ def forwarded(provider: Person, prospect: Person, need: str) -> str:
         "Date: Mon, Nov 16, 2026 at 9:14 AM\n"
         f"Subject: {need} for {prospect.last}\n"
         f"To: Ada Lovelace <{REFERRER}>\n\n\n"
-        f"Hi Ada, {prospect.first} here. We need {need}; call me on {prospect.phone},\n"
+        f"Hi Ada,\n\n{prospect.first} here. We need {need}; call me on {prospect.phone},\n"
         f"book at {prospect.booking} or write to {prospect.address}.\n\n"
-        f"{prospect.name}\n{prospect.phone}\n{prospect.domain}\n"
+        # Read as the budget and best time the provider sees before consent: the phone in
+        # the best time must not go with it.
+        f"Our budget is around 2,000 EUR. The best time to call me is after 4pm on\n"
+        f"{prospect.phone}, or {prospect.first} at {prospect.phone}.\n\n"
+        f"Thanks,\n{prospect.name}\n{prospect.phone}\n{prospect.domain}\n"
     )
 
 

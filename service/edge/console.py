@@ -59,7 +59,8 @@ def status(ref: str, timezone: str = "UTC") -> str | None:
             f"  {party.role:<9} {_who(party.name, party.email)}  ({_answer(party, timezone)})"
         )
     lines += [
-        f"  need      {referral.need}",
+        # A need from a forward has paragraphs: keep them under the column they start in.
+        "  need      " + referral.need.replace("\n", "\n" + " " * 12),
         f"  created   {_when(referral.created_at, timezone)}",
         f"  open till {_when(referral.expires_at, timezone)}",
     ]

@@ -127,6 +127,9 @@ class Forwarded:
     sender_text: str
     subject: str
     text: str
+    # Below the "-- " line: the writer's name, company, phone. Not part of what they wrote,
+    # but where their phone number usually is.
+    signature: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,13 @@ def _attached(message: Message) -> Iterator[Forwarded]:
         text = body_text(inner) or ""
         nested = split_text(text)
         sender_text = header_text(inner, "From")
+        words, signature = _own_words(nested.own)
         yield Forwarded(
             sender=_sender(sender_text),
             sender_text=sender_text,
             subject=header_text(inner, "Subject"),
-            text=_own_words(nested.own),
+            text=words,
+            signature=signature,
         )
         yield from nested.forwards
 
@@ -231,11 +236,13 @@ def _is_separator(line: str) -> bool:
 
 
 def _forwarded(headers: dict[str, str], body: list[str]) -> Forwarded:
+    words, signature = _own_words("\n".join(body))
     return Forwarded(
         sender=_sender(headers.get("from", "")),
         sender_text=headers.get("from", ""),
         subject=headers.get("subject", "").strip(),
-        text=_own_words("\n".join(body)),
+        text=words,
+        signature=signature,
     )
 
 
@@ -252,11 +259,15 @@ def _sender(text: str) -> Mailbox | None:
     return parse_mailbox(text)
 
 
-def _own_words(text: str) -> str:
-    """A forwarded message's own words: no trailing signature, no rule lines, trimmed."""
+def _own_words(text: str) -> tuple[str, str]:
+    """A forwarded message's own words and its signature, each trimmed; no quoted history."""
     kept: list[str] = []
+    signature: list[str] | None = None
     for line in text.split("\n"):
-        if _SIGNATURE.match(line.strip()) or _ATTRIBUTION.match(line.strip()):
+        if _ATTRIBUTION.match(line.strip()):
             break
-        kept.append(line.rstrip())
-    return "\n".join(kept).strip()
+        if signature is None and _SIGNATURE.match(line.strip()):
+            signature = []
+            continue
+        (kept if signature is None else signature).append(line.rstrip())
+    return "\n".join(kept).strip(), "\n".join(signature or []).strip()

@@ -140,13 +140,16 @@ def _ends_own_words(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return False
-    if _SIGNATURE.match(stripped) or _RULE.match(stripped):
-        return True
-    folded = " ".join(fold_written(stripped).split())
-    if len(folded) <= 100 and _SENT_FROM.match(folded):
+    if _SIGNATURE.match(stripped) or _RULE.match(stripped) or is_sent_from(stripped):
         return True
     words = fold_label(re.sub(r"[-_=–—*:]+", " ", stripped))
     return words in _SEPARATOR_WORDS
+
+
+def is_sent_from(line: str) -> bool:
+    """A phone's or an app's "Sent from my iPhone" line, in any of our languages."""
+    folded = " ".join(fold_written(line).split())
+    return len(folded) <= 100 and bool(_SENT_FROM.match(folded))
 
 
 def _tidy(text: str) -> str:

@@ -12,15 +12,18 @@ from service.errors import Unreadable
 from service.model import Role
 from service.reading.addresses import Mailbox, parse_mailbox
 from service.reading.bodies import body_text, header_text
+from service.reading.forwarded_fields import forwarded_fields
 from service.reading.forwards import Forwarded, split_request
 from service.reading.labels import classify
+from service.reading.letter_body import letter_body
 
 # "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
 # the label do not matter; the label is short and ends at the first colon.
 _LINE = re.compile(r"^[\s>•·*\-–—]*(?P<label>[^:：\n]{1,40}?)[\s*_]*[:：][\s*_]*(?P<value>.*?)\s*$")
 _SIGNATURE = "-- "
 _PARAGRAPH_FIELDS = {"need"}
-_NEED_CHARS = 400
+# Enough for a few paragraphs of the prospect's own mail; the rest is theirs to say later.
+_NEED_CHARS = 2000
 # Fwd:, WG:, TR:, RV:, I:, Redir.:, Re:, AW: … as the clients of our six languages prefix.
 SUBJECT_PREFIX = re.compile(
     r"^(?:\s*(?:fwd?|wg|tr|rv|enc|i|redir\.?|re|aw|ref|balas|terusan|rs|إعادة توجيه|رد)\s*:)+",
@@ -115,14 +118,25 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
     provider = _party(Role.PROVIDER, parties[Role.PROVIDER])
     prospect = _party(Role.PROSPECT, parties[Role.PROSPECT])
     forward = _prospects_forward(split.forwards, prospect, {referrer, _address(provider)})
-    if forward is not None and not prospect.given:
-        prospect = replace(prospect, given=forward.sender_text, mailbox=forward.sender)
+    budget = referral.get("budget", "")
+    if forward is not None:
+        if not prospect.given:
+            prospect = replace(prospect, given=forward.sender_text, mailbox=forward.sender)
+        # The referrer's labelled lines win over what we read in the prospect's sentences.
+        read = forwarded_fields(forward.text, forward.signature)
+        prospect = replace(
+            prospect,
+            phone=prospect.phone or read.phone,
+            prefers=prospect.prefers or read.prefers,
+            best_time=prospect.best_time or read.best_time,
+        )
+        budget = budget or read.budget
     need = referral.get("need", "") or (need_of(forward) if forward else "")
     return RequestDraft(
         provider=provider,
         prospect=prospect,
         need=need,
-        budget=referral.get("budget", ""),
+        budget=budget,
         follow_up_days=_days(referral.get("follow_up", "")),
         language=referral.get("language", "").strip().lower(),
         subject=header_text(message, "Subject"),
@@ -154,13 +168,18 @@ def _prospects_forward(
 
 
 def need_of(forward: Forwarded) -> str:
-    """A forwarded mail as a need: its subject, then its opening words, at most ~400 chars."""
-    subject = SUBJECT_PREFIX.sub("", forward.subject).strip()
-    words = " ".join(forward.text.split())
-    text = f"{subject}: {words}" if subject and words else subject or words
+    """A forwarded mail as a need: its subject, then the prospect's own paragraphs, without
+    greeting or sign-off, cut at a paragraph (else a word) past ~2000 characters."""
+    subject = " ".join(SUBJECT_PREFIX.sub("", forward.subject).split())
+    writer = forward.sender.name if forward.sender else forward.sender_text
+    words = letter_body(forward.text, writer)
+    text = "\n\n".join(part for part in (subject, words) if part)
     if len(text) <= _NEED_CHARS:
         return text
-    return text[:_NEED_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+    cut = text[:_NEED_CHARS]
+    if "\n\n" in cut:
+        return cut.rsplit("\n\n", 1)[0] + "\n\n…"
+    return cut.rsplit(" ", 1)[0].rstrip(",;:") + " …"
 
 
 def label_words(text: str) -> list[str]:

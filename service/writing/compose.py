@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 from service.reading.addresses import Mailbox
 from service.writing import formats
@@ -95,6 +96,7 @@ def _environment(root: Path, language: str) -> jinja2.Environment:
     )
     env.filters["number"] = lambda value: formats.format_number(value, language)
     env.filters["percent"] = lambda share: formats.format_percent(share, language)
+    env.filters["paragraphs"] = paragraphs
     rtl = language in formats.RTL
     env.globals.update(
         language=language,
@@ -117,6 +119,19 @@ def _in_zone(
         return format_moment(moment, language, zone if isinstance(zone, str) else None)
 
     return render
+
+
+def paragraphs(text: str) -> markupsafe.Markup:
+    """Plain text for HTML: each line escaped, its line and paragraph breaks kept.
+
+    A need is a prospect's mail in paragraphs; HTML folds newlines into spaces, so without
+    this every paragraph would run into the next.
+    """
+    blocks = [block.split("\n") for block in text.split("\n\n") if block.strip()]
+    return markupsafe.Markup("<br><br>\n").join(
+        markupsafe.Markup("<br>\n").join(markupsafe.escape(line) for line in block)
+        for block in blocks
+    )
 
 
 def build_message(
