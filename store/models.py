@@ -69,6 +69,8 @@ class Referral(BaseModel):
     introduced_at = UTCDateTimeField(null=True)
     # When those who have not answered get their one reminder; None once it went (or never).
     remind_at = UTCDateTimeField(null=True)
+    # The request said "Copy me: yes": the referrer is in the introduction's Cc.
+    copy_me = peewee.BooleanField(default=False)
 
 
 class Party(BaseModel):

@@ -168,6 +168,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
         updated_at=new.created_at,
         expires_at=new.expires_at,
         remind_at=new.remind_at,
+        copy_me=new.copy_me,
     ).execute()
     Party.insert_many(
         [
@@ -328,6 +329,7 @@ def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> 
         expires_at=row.expires_at,
         introduced_at=row.introduced_at,
         parties=parties,
+        copy_me=bool(row.copy_me),
         remind_at=row.remind_at,
     )
 
