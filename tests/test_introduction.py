@@ -20,10 +20,13 @@ from service.settings import LANGUAGES
 from service.tokens import Purpose
 from service.writing import letters
 from service.writing.context import make_context
+from store import queries
+from store.models import OutboxMail
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
 from tests import browser
 from tests.conftest import REFERRER, eventually, make_settings
 from tests.helpers import NOW, PROSPECT, PROVIDER, parse, request_referral, web
+from tests.test_deadlines import open_one, say
 
 # How each language's part greets its reader: a reader finds their part by it.
 HELLO = {
@@ -215,6 +218,7 @@ def test_one_mail_reaches_the_relay_as_two_envelopes_of_the_same_bytes(running, 
     message = parse(first)
     assert addresses(message, "To") == [PROVIDER, PROSPECT]
     assert message["Cc"] is None
+
     # The referrer gets their own note, never the introduction.
     def told():
         return [d for d in sink.to(REFERRER) if parse(d)["Subject"].startswith("Introduced:")]
@@ -232,6 +236,20 @@ def test_copy_me_puts_the_referrer_in_cc_with_an_envelope_of_their_own(running, 
     assert sorted(d.rcpt_tos for d in envelopes) == [(REFERRER,), (PROSPECT,), (PROVIDER,)]
     assert len({d.data for d in envelopes}) == 1
     assert addresses(parse(envelopes[0]), "Cc") == [REFERRER]
+
+
+def test_a_reply_to_the_introduction_is_never_taken_for_an_answer_to_us(ctx):
+    """Its envelopes name their party (so a failure names whom it missed), yet a reply that
+    reaches us by its Message-ID answers no question."""
+    referral = open_one(ctx)
+    say(ctx, referral, "provider", Answer.YES, NOW)
+    say(ctx, referral, "prospect", Answer.YES, NOW)
+    rows = OutboxMail.select(OutboxMail.purpose, OutboxMail.message_id).tuples()
+    sent = dict(rows.where(OutboxMail.referral == referral.id))
+    introduced, asked = sent["introduction"], sent["consent_request"]
+    assert not queries.answers_our_mail([introduced])
+    assert queries.ask_key_for_message_ids([introduced]) is None
+    assert queries.answers_our_mail([asked]) and queries.ask_key_for_message_ids([asked])
 
 
 # ------------------------------------------------------------------ in a real browser
