@@ -10,6 +10,7 @@ import html
 import itertools
 import json
 import re
+from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
@@ -20,13 +21,15 @@ from service.settings import LANGUAGES
 from service.tokens import Purpose
 from service.writing import letters
 from service.writing.context import make_context
+from service.writing.signing import Signer
 from store import queries
 from store.models import OutboxMail
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
 from tests import browser
-from tests.conftest import REFERRER, eventually, make_settings
+from tests.conftest import REFERRER, eventually, make_settings, on_the_wire
 from tests.helpers import NOW, PROSPECT, PROVIDER, parse, request_referral, web
 from tests.test_deadlines import open_one, say
+from tests.test_dkim import DOMAIN, SELECTOR, make_key, signed_headers, verifies
 
 # How each language's part greets its reader: a reader finds their part by it.
 HELLO = {
@@ -192,6 +195,15 @@ def test_the_referrer_is_never_in_the_introduction_unless_the_request_asked(writ
         ((REFERRER,), None),
     ]
     assert len({m.raw for m in copied}) == 1
+
+
+def test_the_introduction_is_sealed_once_with_its_cc_signed(writer, tmp_path):
+    key, record = make_key(tmp_path)
+    sealing = replace(writer, signer=Signer(DOMAIN, SELECTOR, key.read_bytes()))
+    mails = letters.introduction(sealing, agreed("de", "ar", copy_me=True), NOW)
+    assert len({m.raw for m in mails}) == 1 and mails[0].raw.count(b"DKIM-Signature:") == 1
+    assert verifies(on_the_wire(mails[0].raw), record)
+    assert {"to", "cc", "reply-to", "subject"} <= signed_headers(mails[0].raw)
 
 
 # ------------------------------------------------------------------ over SMTP
