@@ -16,7 +16,9 @@ from email.message import EmailMessage
 import pytest
 
 from service.clock import FixedClock
-from service.model import Answer, Role, State
+from service.model import Answer, Channel, Role, State
+from service.reading.request import parse_message, parse_request
+from service.referral import workflow
 from service.settings import LANGUAGES
 from service.tokens import Purpose
 from service.writing import letters
@@ -26,9 +28,9 @@ from store import queries
 from store.models import OutboxMail
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
 from tests import browser
-from tests.conftest import REFERRER, eventually, make_settings, on_the_wire
+from tests.conftest import REFERRER, eventually, fixture_bytes, make_settings, on_the_wire
 from tests.helpers import NOW, PROSPECT, PROVIDER, parse, request_referral, web
-from tests.test_deadlines import open_one, say
+from tests.test_deadlines import ADA, open_one, say
 from tests.test_dkim import DOMAIN, SELECTOR, make_key, signed_headers, verifies
 
 # How each language's part greets its reader: a reader finds their part by it.
@@ -40,6 +42,7 @@ HELLO = {
     "id": "Halo",
     "ar": "مرحبًا",
 }
+FRENCH_AND_GERMAN = "request_apple_mail_french_with_german_prospect.eml"
 PAIRS = [pytest.param(a, b, id=f"{a}+{b}") for a, b in itertools.permutations(LANGUAGES, 2)]
 
 
@@ -262,6 +265,23 @@ def test_a_reply_to_the_introduction_is_never_taken_for_an_answer_to_us(ctx):
     assert not queries.answers_our_mail([introduced])
     assert queries.ask_key_for_message_ids([introduced]) is None
     assert queries.answers_our_mail([asked]) and queries.ask_key_for_message_ids([asked])
+
+
+def test_each_persons_stop_link_speaks_their_own_language(ctx):
+    """A French provider and a German prospect: one mail in both, but each link is for one
+    of them, and its page is in that person's language."""
+    draft = parse_request(parse_message(fixture_bytes(FRENCH_AND_GERMAN)))
+    referral = workflow.open_referral(ctx, draft, ADA, None, Channel.SMTP, NOW)
+    say(ctx, referral, "provider", Answer.YES, NOW)
+    say(ctx, referral, "prospect", Answer.YES, NOW)
+    rows = OutboxMail.select().where(
+        (OutboxMail.referral == referral.id) & (OutboxMail.purpose == "introduction")
+    )
+    languages = {r.recipients: workflow.language_of_optout(f"m:{r.bounce_key}") for r in rows}
+    assert languages == {
+        "jeanne@conseil-roux.example": "fr",
+        "bernd@baeckerei-schmidt.example": "de",
+    }
 
 
 # ------------------------------------------------------------------ in a real browser

@@ -190,7 +190,9 @@ def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[
     both = [mailbox_of(provider), mailbox_of(prospect)]
     copy = _referrer(referral) if referral.copy_me else []
     message_id = ids.message_id(ctx.settings.service.domain)
-    keys = [ids.address_key() for _ in (provider, prospect, *copy)]
+    envelopes = [(provider.email, provider.id), (prospect.email, prospect.id)]
+    envelopes += [(m.address, None) for m in copy]
+    keys = [ids.address_key() for _ in envelopes]
     context = {
         "referrer": referral.referrer_display,
         "need": referral.need,
@@ -201,7 +203,7 @@ def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[
         # A link each: the same bytes reach both, so one link would let either stop the other.
         "optouts": [
             {"name": party.display, "url": _optout_url(ctx, key)}
-            for party, key in zip((provider, prospect), keys, strict=False)
+            for party, key in zip((provider, prospect), keys[:2], strict=True)
         ],
     }
     languages = list(dict.fromkeys([provider.language, prospect.language]))
@@ -251,8 +253,6 @@ def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[
             unsubscribe_url=None,
         )
     )
-    envelopes = [(provider.email, provider.id), (prospect.email, prospect.id)]
-    envelopes += [(m.address, None) for m in copy]
     return [
         OutgoingMail(
             message_id=message_id,
