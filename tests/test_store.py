@@ -194,9 +194,12 @@ def test_an_earlier_stores_one_row_per_message_id_gives_way_to_one_per_envelope(
     table = OutboxMail._meta.table_name
     db.database.execute_sql("DROP INDEX outbox_mail_message_id_recipients")
     db.database.execute_sql(f"CREATE UNIQUE INDEX outbox_mail_message_id ON {table} (message_id)")
+    # Nor did a referral know whether its referrer asked for a copy.
+    db.database.execute_sql("ALTER TABLE referral DROP COLUMN copy_me")
     with db.transaction():
         queries.enqueue([mail(1)], NOW)
     db.bind(store_url)
+    assert "copy_me" in {c.name for c in db.database.get_columns("referral")}
     indexes = {i.name for i in db.database.get_indexes(table)}
     assert "outbox_mail_message_id" not in indexes
     assert "outbox_mail_message_id_recipients" in indexes
