@@ -69,6 +69,8 @@ class Referral(BaseModel):
     introduced_at = UTCDateTimeField(null=True)
     # When those who have not answered get their one reminder; None once it went (or never).
     remind_at = UTCDateTimeField(null=True)
+    # The request said "Copy me: yes": the referrer is in the introduction's Cc.
+    copy_me = peewee.BooleanField(default=False)
 
 
 class Party(BaseModel):
@@ -149,9 +151,14 @@ class Survey(BaseModel):
 
 
 class OutboxMail(BaseModel):
-    """A mail rendered once to its final bytes; a retry resends exactly these bytes."""
+    """One envelope of a mail rendered once to its final bytes; a retry resends exactly these.
 
-    message_id = peewee.CharField(max_length=255, unique=True)
+    A mail to several people that must tell a failure for one from one for another (the
+    introduction) has a row per envelope, all with the same bytes and Message-ID, as a
+    mailing list sends with a VERP address per recipient.
+    """
+
+    message_id = peewee.CharField(max_length=255)
     purpose = peewee.CharField(max_length=32)
     referral = peewee.ForeignKeyField(Referral, null=True, on_delete="SET NULL")
     party = peewee.ForeignKeyField(Party, null=True, on_delete="SET NULL")
@@ -173,6 +180,10 @@ class OutboxMail(BaseModel):
     # Which process holds the claim ("host/pid/start"; "" when none), so a restarted instance
     # can take back at once what its killed predecessor held instead of waiting out a lease.
     claimed_by = peewee.CharField(max_length=160, default="")
+
+    class Meta:
+        # Not the Message-ID alone: one mail may go out as several envelopes.
+        indexes = ((("message_id", "recipients"), True),)
 
 
 class Referrer(BaseModel):

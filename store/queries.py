@@ -168,6 +168,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
         updated_at=new.created_at,
         expires_at=new.expires_at,
         remind_at=new.remind_at,
+        copy_me=new.copy_me,
     ).execute()
     Party.insert_many(
         [
@@ -328,6 +329,7 @@ def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> 
         expires_at=row.expires_at,
         introduced_at=row.introduced_at,
         parties=parties,
+        copy_me=bool(row.copy_me),
         remind_at=row.remind_at,
     )
 
@@ -363,6 +365,11 @@ def ask_key_for_reply(reply_key: str) -> str | None:
     return row.ask_key if row else None
 
 
+# The introduction's envelopes name their party too (so a failure names whom it missed),
+# but it asks nothing: a reply to it is between the two of them, never an answer to us.
+INTRODUCTION = "introduction"
+
+
 def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
     """The consent question one of these Message-IDs asked (for replies that lost the tag)."""
     if not message_ids:
@@ -370,7 +377,7 @@ def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:
     row = (
         Party.select(Party.ask_key)
         .join(OutboxMail, on=OutboxMail.party == Party.id)
-        .where(OutboxMail.message_id.in_(list(message_ids)))
+        .where(OutboxMail.message_id.in_(list(message_ids)) & (OutboxMail.purpose != INTRODUCTION))
         .first()
     )
     return row.ask_key if row else None
@@ -385,7 +392,10 @@ def answers_our_mail(message_ids: Sequence[str]) -> bool:
         OutboxMail.select(OutboxMail.id)
         .where(
             OutboxMail.message_id.in_(list(message_ids))
-            & (OutboxMail.party.is_null(False) | OutboxMail.survey.is_null(False))
+            & (
+                (OutboxMail.party.is_null(False) & (OutboxMail.purpose != INTRODUCTION))
+                | OutboxMail.survey.is_null(False)
+            )
         )
         .exists()
     )
@@ -1057,10 +1067,15 @@ def language_of_referrer(email: str) -> str:
 
 
 def language_of_mail(bounce_key: str) -> str:
-    """The language a sent mail was written in, as its Content-Language says."""
+    """The language of whom a sent mail went to: their party's, else the first its
+    Content-Language names (a mail to two people may name both)."""
     row = OutboxMail.get_or_none(OutboxMail.bounce_key == bounce_key.lower())
     if row is None:
         return ""
+    if row.party_id is not None:
+        party = Party.get_or_none(Party.id == row.party_id)
+        if party is not None:
+            return str(party.language)
     head = bytes(row.raw).split(b"\n\n", 1)[0]
     found = re.search(rb"(?mi)^Content-Language:\s*([A-Za-z-]+)", head)
     return found.group(1).decode().lower() if found else ""

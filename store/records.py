@@ -63,6 +63,7 @@ class NewReferral:
     expires_at: datetime
     parties: tuple[NewParty, ...]
     remind_at: datetime | None = None
+    copy_me: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class ReferralRecord:
     introduced_at: datetime | None
     parties: tuple[PartyRecord, ...] = field(default=())
     remind_at: datetime | None = None
+    # The request asked for a copy of the introduction ("Copy me: yes").
+    copy_me: bool = False
 
     def party(self, role: str) -> PartyRecord:
         for party in self.parties:

@@ -37,7 +37,8 @@ class SchemaBusy(Exception):
 
 
 def ensure() -> None:
-    """Create what is missing: tables, columns a newer release added, then indexes."""
+    """Create what is missing: tables, columns a newer release added, then indexes; drop
+    the indexes this release retired."""
     if not _missing_steps():
         return
     with _schema_lock():
@@ -64,6 +65,8 @@ def _missing_steps() -> list[Step]:
         for index in model._meta.fields_to_index():
             if index._name not in indexes:
                 steps.append(_creating_index(model, index))
+    # After the indexes that replace them, so no lookup goes without one in between.
+    steps.extend(_dropping_index(name) for name in sorted(RETIRED_INDEXES) if name in indexes)
     return steps
 
 
@@ -135,6 +138,19 @@ _AFTER_ADDING: dict[tuple[str, str], Step] = {
 
 def _creating_index(model: type[peewee.Model], index: peewee.Index) -> Step:
     return lambda: database.execute(model._schema._create_index(index, safe=True))
+
+
+# Indexes an earlier release made that this one must not have, with why. Only a name no
+# current index uses can be retired: the catalog knows names, not what an index covers.
+RETIRED_INDEXES: dict[str, str] = {
+    # Unique: one Message-ID, one row. An introduction is one mail with an envelope per
+    # party, each its own row; (message_id, recipients) is unique instead.
+    "outbox_mail_message_id": "one mail, several envelopes",
+}
+
+
+def _dropping_index(name: str) -> Step:
+    return lambda: database.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
 
 
 def _run(step: Step) -> None:

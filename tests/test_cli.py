@@ -212,7 +212,10 @@ def test_demo_runs_one_introduction_and_shows_what_everyone_got(tmp_path):
     out = result.stdout
     for person in ("ada@referrer.example", "jane@acme.example", "bob@bakery.example"):
         assert f"{person} received 2 mail(s)" in out
+    # One introduction To both: each of them shows the same mail.
+    assert "one introduction went out, To both" in out
     assert out.count("Subject: Introduction: Jane Roe and Bob Smith") == 2
+    assert out.count("\nTo: Jane Roe <jane@acme.example>, Bob Smith <bob@bakery.example>") == 2
     assert "Subject: Introduced: Jane Roe and Bob Smith" in out
     assert not (tmp_path / "data").exists()  # it leaves nothing behind
 

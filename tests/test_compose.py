@@ -97,7 +97,11 @@ CONTEXTS = {
         "budget": "",
         "provider": CARD,
         "prospect": OTHER,
-        "reader": "prospect",
+        "readers": ["provider", "prospect"],
+        "optouts": [
+            {"name": "Jane Roe", "url": "http://x/u/jane"},
+            {"name": "Bob", "url": "http://x/u/bob"},
+        ],
     },
     "declined_to_other": {"name": "", "referrer": "Ada", "need": "books"},
     "referrer_introduced": {
@@ -305,7 +309,7 @@ def test_each_mail_renders_to_a_complete_message(name):
         rendered=rendered,
         message_id="<abc@intro.example.org>",
         date=NOW,
-        language="en",
+        languages=["en"],
     )
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["Message-ID"] == "<abc@intro.example.org>"
@@ -386,7 +390,7 @@ def test_non_ascii_subjects_and_bodies_are_encoded_for_any_relay():
         rendered=rendered,
         message_id="<x@y>",
         date=NOW,
-        language="de",
+        languages=["de"],
     )
     assert raw.isascii()
     message = email.message_from_bytes(raw, policy=email.policy.default)
@@ -404,7 +408,7 @@ def test_no_nul_or_line_break_from_a_request_reaches_a_header(subject):
         rendered=rendered,
         message_id="<x@y>",
         date=NOW,
-        language="en",
+        languages=["en"],
         in_reply_to="<request\x00.1@referrer.example>",
     )
     head = raw.split(b"\n\n", 1)[0]

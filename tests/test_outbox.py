@@ -136,6 +136,31 @@ def test_maildir_writes_one_file_per_mail_and_a_retry_replaces_it(store_url, tmp
     assert message["Message-ID"] in ("<m0@intro.example.org>", "<m1@intro.example.org>")
 
 
+def test_maildir_keeps_each_envelope_of_one_mail_and_a_retry_replaces_only_its_own(
+    store_url, tmp_path
+):
+    raw = b"Message-ID: <intro@intro.example.org>\nSubject: Introduction\n\nHi\n"
+    envelopes = [
+        OutgoingMail("<intro@intro.example.org>", "introduction", f"b-{n}@x", (to,), raw)
+        for n, to in enumerate(("jane@acme.example", "bob@bakery.example"))
+    ]
+    with db.transaction():
+        queries.enqueue(envelopes, NOW)
+    maildir = Maildir(tmp_path / "outbox")
+    [to_jane, _] = queries.claim_outbox(NOW, NOW + LEASE, 10)
+    maildir.write(to_jane)  # written, never recorded: Jane's envelope goes again
+    assert deliver(maildir, NOW + LEASE) == Report(sent=2)
+    files = sorted((tmp_path / "outbox" / "new").iterdir())
+    delivered = [
+        email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files
+    ]
+    assert sorted(m["Delivered-To"] for m in delivered) == [
+        "bob@bakery.example",
+        "jane@acme.example",
+    ]
+    assert {m["Message-ID"] for m in delivered} == {"<intro@intro.example.org>"}
+
+
 # ------------------------------------------------------------------ kept connections, in parallel
 
 

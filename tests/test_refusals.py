@@ -19,7 +19,7 @@ from service.model import Answer, State, SurveyState
 from service.referral import deadlines, workflow
 from store import db, queries
 from tests.conftest import REFERRER, Sink, relay_sink
-from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, text_of
+from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, parse, text_of
 from tests.test_deadlines import BOB_TRACES, open_one, purposes, remind_at, say
 from tests.test_relay_faults import POLICY, TRY_LATER, UNKNOWN_USER, FaultyRelay
 
@@ -104,13 +104,19 @@ def test_an_introduction_refused_tells_the_referrer_whom_it_missed(ctx, relay):
     handler.at_rcpt[PROSPECT] = UNKNOWN_USER
     say(ctx, referral, "provider", Answer.YES, NOW)
     say(ctx, referral, "prospect", Answer.YES, NOW)
-    assert deliver(sink) == Report(sent=2, failed=1)  # the provider's copy, the referrer's note
+    # One mail, one envelope each: the provider's went, the prospect's was refused, and the
+    # referrer's own note went.
+    assert deliver(sink) == Report(sent=2, failed=1)
+    introduction = parse(sink.to(PROVIDER)[-1])
+    assert [a.addr_spec for a in introduction["To"].addresses] == [PROVIDER, PROSPECT]
     assert refusals.settle_failures(ctx, NOW) == 1
     assert queries.referral_by_id(referral.id).state == State.INTRODUCED
     assert ("not introduced", "prospect") in events(referral.id)
+    assert ("not introduced", "provider") not in events(referral.id)
     assert deliver(sink) == Report(sent=1)
     notice = sink.to(REFERRER)[-1]
     assert "could not be delivered to Bob Smith at <bob@bakery.example>" in told(notice)
+    assert "Jane Roe at <jane@acme.example>" not in told(notice)
     assert f"(status {UNKNOWN_USER})" in told(notice)
     # Only the party the introduction reached is asked how it went.
     handler.at_rcpt.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.reading.labels import classify, fold_label
-from service.reading.request import labelled_lines, parse_message, parse_request
+from service.reading.request import is_yes, labelled_lines, parse_message, parse_request
 from tests.conftest import fixture_bytes
 
 
@@ -114,6 +114,12 @@ def test_first_mention_wins_over_quoted_history():
         ("Follow-up", (None, "follow_up")),
         ("Urmărire", (None, "follow_up")),
         ("Prospect language", ("prospect", "language")),
+        ("Copy me", (None, "copy_me")),
+        ("Kopie an mich", (None, "copy_me")),
+        ("Mettez-moi en copie", (None, "copy_me")),
+        ("Trimiteți-mi o copie", (None, "copy_me")),
+        ("Tembusan untuk saya", (None, "copy_me")),
+        ("نسخة لي", (None, "copy_me")),
         ("Subject", None),
         ("https", None),
     ],
@@ -126,3 +132,27 @@ def test_labels_in_every_language(label, expected):
 def test_fold_ignores_case_accents_hyphens_and_markup():
     assert fold_label("*Préfère*") == fold_label("prefere")
     assert fold_label("Follow-Up") == "follow up"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["request_thunderbird_copy_me_en.eml", "request_outlook_copy_me_de_quoted_printable.eml"],
+)
+def test_copy_me_yes_asks_for_the_introduction_in_copy(name):
+    draft = draft_of(name)
+    assert draft.copy_me is True
+    assert draft.need.startswith(("bookkeeping", "Buchhaltung"))
+
+
+def test_without_copy_me_the_referrer_is_not_copied():
+    assert draft_of("request_thunderbird_labelled_lines.eml").copy_me is False
+
+
+@pytest.mark.parametrize("value", ["yes", "Yes please", "ja", "Oui.", "da", "ya", "نعم", "✓"])
+def test_copy_me_reads_a_yes_in_every_language(value):
+    assert is_yes(value)
+
+
+@pytest.mark.parametrize("value", ["no", "nein", "non", "nu", "tidak", "لا", "", "maybe"])
+def test_copy_me_reads_anything_else_as_no(value):
+    assert not is_yes(value)

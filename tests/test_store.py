@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import peewee
 import pytest
 
 from store import db, queries
@@ -181,3 +183,34 @@ def test_a_store_from_an_earlier_release_gains_new_columns_and_keeps_its_rows(st
     assert queries.mark_referrer_told(kept) is True
     indexes = {i.name for i in db.database.get_indexes("party")}
     assert "party_reply_key" in indexes
+
+
+def test_an_earlier_stores_one_row_per_message_id_gives_way_to_one_per_envelope(store_url):
+    """Before one introduction went to both parties as one mail, a Message-ID was unique in
+    the outbox; the upgrade drops that index, and the same mail may then go as two envelopes
+    while one envelope is still stored once."""
+    from store.models import OutboxMail
+
+    table = OutboxMail._meta.table_name
+    db.database.execute_sql("DROP INDEX outbox_mail_message_id_recipients")
+    db.database.execute_sql(f"CREATE UNIQUE INDEX outbox_mail_message_id ON {table} (message_id)")
+    # Nor did a referral know whether its referrer asked for a copy.
+    db.database.execute_sql("ALTER TABLE referral DROP COLUMN copy_me")
+    with db.transaction():
+        queries.enqueue([mail(1)], NOW)
+    db.bind(store_url)
+    assert "copy_me" in {c.name for c in db.database.get_columns("referral")}
+    indexes = {i.name for i in db.database.get_indexes(table)}
+    assert "outbox_mail_message_id" not in indexes
+    assert "outbox_mail_message_id_recipients" in indexes
+    to_bob = replace(mail(1), recipients=("bob@bakery.example",))
+    with db.transaction():
+        queries.enqueue([to_bob], NOW)
+    claimed = queries.claim_outbox(NOW, NOW + timedelta(minutes=5), 10)
+    assert sorted(m.recipients for m in claimed) == [
+        ("ada@referrer.example",),
+        ("bob@bakery.example",),
+    ]
+    assert {m.message_id for m in claimed} == {mail(1).message_id}
+    with pytest.raises(peewee.IntegrityError), db.transaction():
+        queries.enqueue([to_bob], NOW)

@@ -136,6 +136,8 @@ def page_cases() -> Iterator[tuple[str, dict[str, Any]]]:
 def mail_cases() -> Iterator[tuple[str, dict[str, Any]]]:
     yield from sorted(CONTEXTS.items())
     yield "survey", {**CONTEXTS["survey"], "round": 2}  # asking again after a "not yet"
+    # One reader's own part of an introduction to two people of different languages.
+    yield "introduction", {**CONTEXTS["introduction"], "readers": ["prospect"]}
 
 
 def lang_param(lang: str) -> str:
@@ -210,7 +212,7 @@ def test_each_mail_renders_whole_and_says_its_language(lang, name, context):
         rendered=rendered,
         message_id="<x@intro.example.org>",
         date=NOW,
-        language=lang,
+        languages=[lang],
     )
     assert f"\nContent-Language: {lang}\n".encode() in raw
 

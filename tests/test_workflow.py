@@ -226,7 +226,7 @@ def test_both_answering_at_the_same_moment_introduces_exactly_once(ctx):
         assert errors == []
         assert sorted(r.state for r in results) == ["asking", "introduced"]
         introductions = [p for p, _ in purposes(referral.id) if p == "introduction"]
-        assert len(introductions) == 2  # one copy each, never two
+        assert len(introductions) == 2  # one envelope each, never two
 
 
 def test_the_receipt_says_what_would_make_a_referral_better(ctx):

@@ -130,9 +130,10 @@ class SmtpRelay:
 class Maildir:
     """Writes each mail as one file in a maildir's new/, atomically and idempotently.
 
-    The file name comes from the Message-ID, so a retry replaces the same file instead of
-    adding a second copy. Return-Path and Delivered-To record the envelope, as a local
-    delivery agent would.
+    The file name comes from the Message-ID and the envelope's recipients, so a retry
+    replaces the same file instead of adding a second copy, while each envelope of a mail
+    sent to several (the introduction) keeps a file of its own. Return-Path and Delivered-To
+    record the envelope, as a local delivery agent would.
     """
 
     def __init__(self, root: Path) -> None:
@@ -149,7 +150,8 @@ class Maildir:
     def write(self, item: OutboxItem) -> Path:
         for sub in ("tmp", "new", "cur"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256(item.message_id.encode()).hexdigest()[:20]
+        envelope_of = "\n".join([item.message_id, *item.recipients])
+        digest = hashlib.sha256(envelope_of.encode()).hexdigest()[:20]
         name = f"{int(item.created_at.timestamp())}.{digest}.{self.host}"
         envelope = [f"Return-Path: <{item.envelope_from}>"]
         envelope += [f"Delivered-To: {r}" for r in item.recipients]

@@ -113,8 +113,9 @@ async def _demo(root: Path, out: object) -> int:
                     shown.raise_for_status()
                 async with http.post(url.split("?")[0], data={"answer": "yes"}) as answered:
                     answered.raise_for_status()
+        # One mail To both, written once per envelope: a file for each of them.
         await _wait_for(maildir, lambda m: _purpose(m) == "introduction", 2)
-        _say(out, "3. both said yes: the introduction went out\n")
+        _say(out, "3. both said yes: one introduction went out, To both\n")
     finally:
         await service.stop()
     _print_mailboxes(maildir, out)

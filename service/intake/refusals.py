@@ -53,12 +53,13 @@ def _settle(ctx: Context, failed: FailedMail, now: datetime) -> bool:
     status = reply_about(failed.error, address)
     if failed.survey_id is not None:
         return surveys.bounced(ctx, failed.survey_id, without_addresses(status), now)
+    # Before the question's case: an introduction's envelope names its party too.
+    if failed.purpose == INTRODUCTION:
+        return not_introduced(ctx, failed.referral_id, address, status, Channel.SMTP, now)
     if failed.party_id is not None:
         return workflow.undeliverable(
             ctx, failed.referral_id, failed.party_id, status, Channel.SMTP, now
         )
-    if failed.purpose == INTRODUCTION:
-        return not_introduced(ctx, failed.referral_id, address, status, Channel.SMTP, now)
     return False
 
 

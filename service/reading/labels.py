@@ -43,6 +43,21 @@ REFERRAL_FIELDS: dict[str, tuple[str, ...]] = {
     "budget": ("budget", "buget", "anggaran", "الميزانية"),
     "follow_up": ("follow up", "nachfassen", "suivi", "urmărire", "tindak lanjut", "المتابعة"),
     "language": PARTY_FIELDS["language"],
+    "copy_me": (
+        "copy me",
+        "cc me",
+        "kopie an mich",
+        "mich in kopie",
+        "copie pour moi",
+        "mettez moi en copie",
+        "copie moi",
+        "trimiteți mi o copie",
+        "copie pentru mine",
+        "tembusan untuk saya",
+        "kirim salinan ke saya",
+        "نسخة لي",
+        "أرسل لي نسخة",
+    ),
 }
 
 _CONNECTORS = frozenset({"du", "de", "la", "l", "d", "des", "der", "of", "the"})

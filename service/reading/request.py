@@ -14,7 +14,7 @@ from service.reading.addresses import Mailbox, parse_mailbox
 from service.reading.bodies import body_text, header_text
 from service.reading.forwarded_fields import forwarded_fields
 from service.reading.forwards import Forwarded, split_request
-from service.reading.labels import classify
+from service.reading.labels import classify, fold_label
 from service.reading.letter_body import letter_body
 
 # "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
@@ -81,6 +81,8 @@ class RequestDraft:
     budget: str = ""
     follow_up_days: float | None = None
     language: str = ""
+    # "Copy me: yes": the referrer wants to be in the introduction's Cc.
+    copy_me: bool = False
     subject: str = ""
     message_id: str | None = None
     # What the request's own language is read from: its labels as written, and its text.
@@ -139,6 +141,7 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
         budget=budget,
         follow_up_days=_days(referral.get("follow_up", "")),
         language=referral.get("language", "").strip().lower(),
+        copy_me=is_yes(referral.get("copy_me", "")),
         subject=header_text(message, "Subject"),
         message_id=_message_id(message),
         labels=tuple(label_words(own)),
@@ -264,6 +267,18 @@ def _preference(value: str) -> tuple[str, str]:
     if method:
         return method, rest.strip()
     return value.strip(), ""
+
+
+# "Copy me: yes" as each of our languages writes the yes (and how people answer a form).
+_YES = frozenset(
+    {"yes", "y", "true", "please", "ja", "bitte", "oui", "da", "ya", "iya", "نعم", "✓", "✔"}
+)
+
+
+def is_yes(value: str) -> bool:
+    """Whether a yes/no field says yes: its first word, case- and accent-blind."""
+    words = fold_label(value).replace(",", " ").replace(".", " ").split()
+    return bool(words) and words[0] in _YES
 
 
 def _days(value: str) -> float | None:

@@ -183,6 +183,7 @@ def open_referral(
                 language=language,
                 subject=draft.subject,
                 request_message_id=draft.message_id,
+                copy_me=draft.copy_me,
                 inbound_id=inbound_id,
                 created_at=now,
                 expires_at=expires_at,

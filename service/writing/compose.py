@@ -22,6 +22,9 @@ from service.reading.addresses import Mailbox
 from service.writing import formats
 
 FALLBACK_LANGUAGE = "en"
+# Between the parts of a plain-text mail in several languages: not "-- ", which readers
+# take for the start of a signature and hide.
+SECTION_BREAK = "\n\n" + "=" * 40 + "\n\n"
 
 # LF line ends (the SMTP client converts), 78-column headers, and 7bit: bodies that are not
 # ASCII go as quoted-printable or base64, because 8BITMIME is not a given on every relay.
@@ -54,13 +57,47 @@ class Templates:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and len(p.name) == 2)
 
     def render_mail(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
-        env = self._env(language)
-        text_module = env.get_template(f"mail/{name}.txt").make_module(dict(context))
-        html = env.get_template(f"mail/{name}.html").render(dict(context))
-        subject = " ".join(str(getattr(text_module, "subject", "")).split())
+        subject, text = self._text(name, language, context)
+        html = self._env(language).get_template(f"mail/{name}.html").render(dict(context))
+        return Rendered(subject=subject, text=text, html=html)
+
+    def _text(self, name: str, language: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        """The subject a text template sets, and the text."""
+        module = self._env(language).get_template(f"mail/{name}.txt").make_module(dict(context))
+        subject = " ".join(str(getattr(module, "subject", "")).split())
         if not subject:
             raise ValueError(f"mail template {name} sets no subject")
-        return Rendered(subject=subject, text=str(text_module), html=html)
+        return subject, str(module)
+
+    def render_mail_in(
+        self, name: str, sections: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> Rendered:
+        """One mail for readers of different languages: a part for each, in its own language.
+
+        `sections` are (language, context) in the order the parts appear. The subject names
+        every part's subject; the HTML gives each part its own `lang` and `dir`, with the
+        inline styles of its own direction (the part is rendered in its language's
+        environment), inside one document in the first part's language.
+        """
+        if len(sections) == 1:
+            language, context = sections[0]
+            return self.render_mail(name, language, context)
+        texts = [self._text(name, language, context) for language, context in sections]
+        html = [
+            markupsafe.Markup(
+                self._env(language)
+                .get_template(f"mail/{name}.html")
+                .render({**context, "section": True})
+            )
+            for language, context in sections
+        ]
+        subject = " / ".join(subject for subject, _ in texts)
+        document = self._env(sections[0][0]).get_template("mail/_layout.html")
+        return Rendered(
+            subject=subject,
+            text=SECTION_BREAK.join(text.strip("\n") for _, text in texts) + "\n",
+            html=document.render({"sections": html, "title": subject}),
+        )
 
     def render_fragment(self, path: str, language: str, context: Mapping[str, Any]) -> str:
         """A shared piece of text (a footer) in the recipient's language."""
@@ -141,15 +178,21 @@ def build_message(
     rendered: Rendered,
     message_id: str,
     date: datetime,
-    language: str,
+    languages: Sequence[str],
+    cc: Sequence[Mailbox] = (),
     reply_to: Sequence[Mailbox] = (),
     in_reply_to: str | None = None,
     unsubscribe_url: str | None = None,
 ) -> bytes:
-    """The final bytes of a mail: every header set here, nothing added later."""
+    """The final bytes of a mail: every header set here, nothing added later.
+
+    `languages` are those the mail is written in, its first part's first (RFC 3282).
+    """
     message = EmailMessage(policy=_POLICY)
     message["From"] = _mailbox(sender)
     message["To"] = ", ".join(_mailbox(m) for m in to)
+    if cc:
+        message["Cc"] = ", ".join(_mailbox(m) for m in cc)
     if reply_to:
         message["Reply-To"] = ", ".join(_mailbox(m) for m in reply_to)
     _set_text(message, "Subject", header_safe(rendered.subject))
@@ -169,7 +212,7 @@ def build_message(
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     # After the body: set_content() drops every Content-* header it finds.
-    message["Content-Language"] = language
+    message["Content-Language"] = ", ".join(dict.fromkeys(languages))
     return message.as_bytes(policy=_POLICY)
 
 

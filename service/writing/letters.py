@@ -178,32 +178,93 @@ def reply_unclear(
 
 
 def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
-    """One copy per party, in their language, each addressed To both with Reply-To both.
+    """One mail To both, Reply-To both, so replies and reply-all reach the other person and
+    never the service, and the thread holds for both.
 
-    Replies and reply-all then reach the other person and never the service.
+    Written once in their language, or, when theirs differ, as a part for each in their own
+    (the provider's first). It goes as one envelope per recipient, each with its own VERP
+    address, so a bounce or a relay's refusal names whom it missed. The referrer is in Cc
+    only when the request asked for it ("Copy me: yes").
     """
-    both = [mailbox_of(referral.party(Role.PROVIDER)), mailbox_of(referral.party(Role.PROSPECT))]
+    provider, prospect = referral.party(Role.PROVIDER), referral.party(Role.PROSPECT)
+    both = [mailbox_of(provider), mailbox_of(prospect)]
+    copy = _referrer(referral) if referral.copy_me else []
+    message_id = ids.message_id(ctx.settings.service.domain)
+    envelopes = [(provider.email, provider.id), (prospect.email, prospect.id)]
+    envelopes += [(m.address, None) for m in copy]
+    keys = [ids.address_key() for _ in envelopes]
     context = {
         "referrer": referral.referrer_display,
         "need": referral.need,
         "budget": referral.budget,
-        "provider": card(referral.party(Role.PROVIDER)),
-        "prospect": card(referral.party(Role.PROSPECT)),
+        "provider": card(provider),
+        "prospect": card(prospect),
+        "sender_name": ctx.settings.service.sender_name,
+        # A link each: the same bytes reach both, so one link would let either stop the other.
+        "optouts": [
+            {"name": party.display, "url": _optout_url(ctx, key)}
+            for party, key in zip((provider, prospect), keys[:2], strict=True)
+        ],
     }
-    return [
-        post(
-            ctx,
-            "introduction",
-            both,
-            party.language,
-            {**context, "reader": party.role},
-            now,
-            referral.id,
+    languages = list(dict.fromkeys([provider.language, prospect.language]))
+    if len(languages) == 1:
+        zone = provider.timezone if provider.timezone == prospect.timezone else ""
+        sections = [
+            (
+                languages[0],
+                {
+                    **context,
+                    "readers": [Role.PROVIDER, Role.PROSPECT],
+                    "timezone": zone or ctx.settings.service.timezone,
+                },
+            )
+        ]
+    else:
+        sections = [
+            (
+                party.language,
+                {
+                    **context,
+                    "readers": [party.role],
+                    "timezone": party.timezone or ctx.settings.service.timezone,
+                },
+            )
+            for party in (provider, prospect)
+        ]
+    rendered = ctx.templates.render_mail_in("introduction", sections)
+    footers = [
+        ctx.templates.render_fragment("mail/_optouts.txt", language, context).strip("\n")
+        for language in languages
+    ]
+    text = rendered.text.rstrip("\n") + "\n\n-- \n" + "\n\n".join(footers) + "\n"
+    # Signed here, once: every envelope carries these same bytes.
+    raw = ctx.seal(
+        build_message(
+            sender=ctx.sender,
+            to=both,
+            cc=copy,
+            rendered=replace(rendered, text=text),
+            message_id=message_id,
+            date=now,
+            languages=languages,
             reply_to=both,
-            envelope_to=[party.email],
-            timezone=party.timezone,
+            # No List-Unsubscribe: one click in either person's mail client would stop the
+            # other; each has their own link in the footer instead.
+            unsubscribe_url=None,
         )
-        for party in referral.parties
+    )
+    return [
+        OutgoingMail(
+            message_id=message_id,
+            purpose="introduction",
+            envelope_from=bounce_address(ctx.settings, key),
+            recipients=(address,),
+            raw=raw,
+            referral_id=referral.id,
+            party_id=party_id,
+            bounce_key=key,
+        )
+        for (address, party_id), key in zip(envelopes, keys, strict=True)
     ]
 
 
@@ -322,8 +383,7 @@ def post(
     """
     message_id = ids.message_id(ctx.settings.service.domain)
     bounce_key = ids.address_key()
-    # Every mail says how to never hear from us again; the link names this mail, not anyone.
-    optout_url = ctx.link("/u/" + ctx.tokens.make(Purpose.OPTOUT, f"m:{bounce_key}"))
+    optout_url = _optout_url(ctx, bounce_key)
     shared = {
         "sender_name": ctx.settings.service.sender_name,
         "optout_url": optout_url,
@@ -341,7 +401,7 @@ def post(
             rendered=rendered,
             message_id=message_id,
             date=now,
-            language=language,
+            languages=[language],
             reply_to=reply_to,
             in_reply_to=in_reply_to,
             unsubscribe_url=unsubscribe_url or optout_url,
@@ -358,6 +418,12 @@ def post(
         bounce_key=bounce_key,
         survey_id=survey_id,
     )
+
+
+def _optout_url(ctx: Context, bounce_key: str) -> str:
+    """Every mail says how to never hear from us again; the link names the mail (its
+    envelope), not anyone."""
+    return ctx.link("/u/" + ctx.tokens.make(Purpose.OPTOUT, f"m:{bounce_key}"))
 
 
 def _person(party: PartyRecord) -> Person:

@@ -16,6 +16,7 @@ from service.settings import OutboundSettings
 SIGNED_HEADERS = (
     "From",
     "To",
+    "Cc",
     "Subject",
     "Date",
     "Message-ID",
