@@ -139,10 +139,14 @@ class PacedHandler(SinkHandler):
                 self.at_once -= 1
 
 
-def copies_by_message_id(deliveries: list[Delivery]) -> dict[str, list[bytes]]:
-    """What the relay was handed, by the Message-ID of each mail."""
-    found: dict[str, list[bytes]] = {}
+def copies_by_envelope(
+    deliveries: list[Delivery],
+) -> dict[tuple[str, tuple[str, ...]], list[bytes]]:
+    """What the relay was handed, by the Message-ID and envelope recipients of each mail: the
+    introduction is one Message-ID handed on once per party, which is no second copy."""
+    found: dict[tuple[str, tuple[str, ...]], list[bytes]] = {}
     for d in deliveries:
         message = email.message_from_bytes(d.data, policy=email.policy.compat32)
-        found.setdefault(str(message["Message-ID"]).strip(), []).append(d.data)
+        key = (str(message["Message-ID"]).strip(), tuple(d.rcpt_tos))
+        found.setdefault(key, []).append(d.data)
     return found
