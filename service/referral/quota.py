@@ -2,8 +2,8 @@
 
 Questions, reminders, introductions and the notices a referral's steps send are never held
 back. What nobody asked for in a step (a refused request, a message we could not read, how
-to answer) is capped per address and day, so no loop with a robot or a confused sender can
-run up a pile of mail.
+to answer, why a no cannot become a yes) is capped per address and day, so no loop with a
+robot or a confused sender can run up a pile of mail.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from store import queries
 
 log = logging.getLogger(__name__)
 
-UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear", "report")
+UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear", "no_stands", "report")
 
 
 def may_write(settings: Settings, address: str, now: datetime, purpose: str, about: str) -> bool:
