@@ -8,6 +8,8 @@ import pytest
 
 from service.clock import FixedClock, SystemClock
 from service.keys import secret_keys
+from service.model import Channel
+from service.referral import deadlines, workflow
 from service.tokens import Purpose, Tokens
 from store import queries
 from tests.conftest import REFERRER, eventually
@@ -109,6 +111,25 @@ def test_a_no_is_final_and_the_page_says_whom_to_ask_instead(links, sink):
     # Nothing was recorded as a change, and nobody else heard of it.
     assert snapshot() == before
     assert queries.recent_referrals()[0].party("prospect").answer == "no"
+
+
+@pytest.mark.parametrize("end", ["expired", "undeliverable"])
+def test_a_yes_whose_referral_ended_otherwise_is_not_told_it_may_still_happen(running, links, end):
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    [referral] = queries.recent_referrals()
+    if end == "expired":
+        later = referral.expires_at + timedelta(minutes=1)
+        deadlines.expire_due(running.service.ctx, later)
+    else:
+        bob = referral.party("prospect")
+        workflow.undeliverable(
+            running.service.ctx, referral.id, bob.id, "5.1.1", Channel.SMTP, referral.created_at
+        )
+    assert queries.recent_referrals()[0].state == end
+    # They were mailed that it will not go ahead; their page must say the same.
+    words = " ".join(web.get(links[PROVIDER]).text.split())
+    assert "The introduction will not go ahead." in words
+    assert "as soon as the other person agrees" not in words
 
 
 def test_a_reason_we_do_not_know_is_a_bad_form(links):

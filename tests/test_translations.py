@@ -103,6 +103,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             ("yes", "introduced", False, "recorded"),
             ("yes", "introduced", False, "already"),
             ("yes", "declined", False, "already"),
+            ("yes", "expired", False, "already"),
             ("no", "declined", False, "recorded"),
             ("no", "declined", False, "already"),
             ("no", "declined", False, "no_stands"),
