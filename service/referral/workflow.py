@@ -247,7 +247,6 @@ def answer_locked(
         reason, reason_text = None, ""
     queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
     consent_evidence.record(party, shown or Shown(), now)
-    # Only a yes taken back can change an answer now; the history says so.
     changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
     queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
     if decision.state != referral.state:
