@@ -74,7 +74,13 @@ Y, N = Answer.YES, Answer.NO
             ),
         ),
         (State.DECLINED, {"provider": "no"}, "prospect", Y, (Outcome.CLOSED, State.DECLINED, ())),
-        (State.DECLINED, {"provider": "no"}, "provider", Y, (Outcome.NO_STANDS, State.DECLINED, ())),
+        (
+            State.DECLINED,
+            {"provider": "no"},
+            "provider",
+            Y,
+            (Outcome.NO_STANDS, State.DECLINED, ()),
+        ),
         (
             State.DECLINED,
             {"provider": "no", "prospect": "yes"},
@@ -116,8 +122,6 @@ Y, N = Answer.YES, Answer.NO
 def test_decide_answer(state, answers, role, answer, expected):
     decision = decide_answer(state, answers, role, answer)
     assert (decision.outcome, decision.state, decision.notices) == expected
-
-
 
 
 def open_one(ctx):
