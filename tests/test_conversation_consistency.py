@@ -1,12 +1,13 @@
 """Nothing anyone is told is contradicted later, whatever happens in whatever order.
 
 A state machine drives one referral through the real workflow on a real SQLite store: yes
-and no by link and by reply, changes of mind, the reminder and the expiry coming due, a
-question bounced or refused by the relay, an opt-out, and a party who had said "never
-contact me again" (withheld). After every step it reads the outbox, in order, and checks
-each person's mail as that person reads it:
+and no by link and by reply, a reply we cannot read, changes of mind, the reminder and the
+expiry coming due, a question bounced or refused by the relay, an opt-out, and a party who
+had said "never contact me again" (withheld). After every step it reads the outbox, in
+order, and checks each person's mail as that person reads it:
 
-- a party's first mail is the question, asked once, reminded at most once;
+- a party's first mail is the question, asked once, reminded at most once, and told how to
+  answer at most once;
 - after a last word ("it will not go ahead", the introduction, or "your no stands")
   nothing more comes: no reminder, no second introduction, no going back;
 - after a party's own no, nothing but "your no stands" reaches them;
@@ -52,6 +53,7 @@ REPLIES = {
     Answer.YES: "reply_gmail_top_en_yes.eml",
     Answer.NO: "reply_outlook_top_en_no_not_relevant.eml",
 }
+UNCLEAR = "reply_iphone_top_en_unclear.eml"
 ADA = Mailbox("Ada Lovelace", REFERRER)
 MINUTE = timedelta(minutes=1)
 
@@ -66,6 +68,7 @@ KIND = {
     "introduction": LAST,
     "no_stands": LAST,
 }
+WONT_GO_AHEAD = {"declined_to_other", "expired_to_party"}
 # The referrer's notice for each way a referral ends.
 FINAL = {
     "referrer_introduced": State.INTRODUCED,
@@ -124,6 +127,13 @@ class Conversation(RuleBasedStateMachine):
         """The other answer than the one they gave (a no, if they gave none yet)."""
         mine = self._party(role).answer
         self._answer(role, Answer.YES if mine == Answer.NO else Answer.NO, way)
+
+    @rule(role=roles)
+    def unclear_reply(self, role: str) -> None:
+        if role == self.withheld:
+            return
+        self.now += MINUTE
+        self._reply(self._party(role), UNCLEAR)
 
     @rule()
     def reminder_due(self) -> None:
@@ -185,10 +195,8 @@ class Conversation(RuleBasedStateMachine):
                 _check_party(role, mine)
         got = {purpose for purpose, _ in rows}
         if "introduction" in got:
-            assert referral.state == State.INTRODUCED and not got & {
-                "declined_to_other",
-                "expired_to_party",
-            }
+            assert referral.state == State.INTRODUCED, f"an introduction, yet {referral.state}"
+            assert not got & WONT_GO_AHEAD, f"an introduction and {got & WONT_GO_AHEAD}"
         theirs = [purpose for purpose, recipients in rows if REFERRER in recipients]
         _check_referrer(theirs, State(referral.state))
 
@@ -210,7 +218,11 @@ class Conversation(RuleBasedStateMachine):
         if way == "link":
             workflow.answer(self.ctx, party.ask_key, given, Channel.LINK, self.now)
             return
-        message = _reply(REPLIES[given], party.email)
+        self._reply(party, REPLIES[given])
+
+    def _reply(self, party: PartyRecord, fixture: str) -> None:
+        """`fixture` as the party's reply, through what receiving hands a reply to."""
+        message = _written_by(fixture, party.email)
         record = InboundRecord(
             id=0,
             message_id=message["Message-ID"],
@@ -237,7 +249,7 @@ def _asking() -> list[str]:
     return [purpose for purpose, kind in KIND.items() if kind == ASK]
 
 
-def _reply(fixture: str, author: str) -> EmailMessage:
+def _written_by(fixture: str, author: str) -> EmailMessage:
     message = email.message_from_bytes(fixture_bytes(fixture), policy=default)
     del message["From"]
     message["From"] = author
@@ -249,6 +261,7 @@ def _check_party(role: str, mail: list[str]) -> None:
     assert not mail or mail[0] == "consent_request", f"the {role} was first sent {mail[0]}"
     assert mail.count("consent_request") <= 1, f"the {role} was asked twice: {mail}"
     assert mail.count("consent_reminder") <= 1, f"the {role} was reminded twice: {mail}"
+    assert mail.count("reply_unclear") <= 1, f"the {role} was told how to answer twice: {mail}"
     for i, purpose in enumerate(mail):
         assert purpose in KIND, f"the {role} got {purpose}, which this test cannot place"
         if KIND[purpose] == LAST:
