@@ -461,6 +461,15 @@ def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
         OutboxMail.insert_many(rows).execute()
 
 
+def wrote_to_party(party_id: int, purpose: str) -> bool:
+    """Whether a mail of this purpose was ever queued for this party of a referral."""
+    return (
+        OutboxMail.select()
+        .where((OutboxMail.party == party_id) & (OutboxMail.purpose == purpose))
+        .exists()
+    )
+
+
 def count_mails_to(address: str, purposes: Sequence[str], since: datetime) -> int:
     """How many mails of these purposes went (or wait to go) to one address since then."""
     return (

@@ -81,6 +81,25 @@ def test_an_unclear_reply_is_explained_once(running, sink):
     assert len(sink.deliveries) == 4 and party("provider").answer is None
 
 
+def test_a_yes_by_reply_after_ones_own_no_stands_and_is_explained_once(running, sink):
+    request_referral(running.service.smtp_port, sink)
+    reply(running, sink, PROSPECT, "reply_outlook_top_en_no_not_relevant.eml")
+    told = sink.wait_for(5)[3:]
+    assert sorted(d.rcpt_tos[0] for d in told) == sorted([PROVIDER, REFERRER])
+    reply(running, sink, PROSPECT, "reply_iphone_top_en_yes_after_own_no.eml")
+    [note] = sink.wait_for(6)[5:]
+    assert note.rcpt_tos == (PROSPECT,)
+    text = " ".join(text_of(note).split())
+    assert "the other person has already been told that it will not go ahead" in text
+    assert "please ask Ada Lovelace (ada@referrer.example) to send a new request" in text
+    assert "Jane" not in text and "acme.example" not in text
+    # A second yes gets nothing more, and no one else ever heard of either.
+    reply(running, sink, PROSPECT, "reply_gmail_top_en_yes.eml")
+    processed(4)
+    assert len(sink.deliveries) == 6
+    assert queries.recent_referrals()[0].state == "declined" and party("prospect").answer == "no"
+
+
 def test_a_client_that_drops_the_tag_still_answers(running, sink):
     request_referral(running.service.smtp_port, sink)
     reply(running, sink, PROVIDER, "reply_gmail_top_en_yes.eml", to=RCPT)

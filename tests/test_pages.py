@@ -8,6 +8,8 @@ import pytest
 
 from service.clock import FixedClock, SystemClock
 from service.keys import secret_keys
+from service.model import Channel
+from service.referral import deadlines, workflow
 from service.tokens import Purpose, Tokens
 from store import queries
 from tests.conftest import REFERRER, eventually
@@ -91,20 +93,43 @@ def test_a_yes_can_be_taken_back_until_the_introduction(links, sink):
     assert [e.kind for e in queries.events_for(referral.id)][-2:] == ["changed to no", "declined"]
 
 
-def test_a_no_can_become_a_yes_while_the_question_is_open(links, sink):
+def test_a_no_is_final_and_the_page_says_whom_to_ask_instead(links, sink):
     web.post(links[PROSPECT], data={"answer": "no"})
     sink.wait_for(5)
-    offered = web.get(links[PROSPECT])
-    assert "you can still say yes" in offered.text
-    reopened = web.post(links[PROSPECT], data={"answer": "yes"})
-    assert "Thank you, that is a yes" in reopened.text
-    [referral] = queries.recent_referrals()
-    assert referral.state == "asking"
-    [note] = sink.wait_for(6)[5:]
-    assert note.rcpt_tos == (REFERRER,)
-    assert "Bob Smith said yes after all" in parse(note)["Subject"]
+    eventually(lambda: queries.outbox_counts() == {"sent": 5}, "the outbox to settle")
+    before = snapshot()
+    # The page behind the link, and the question mail's own Yes link, offer no yes any more.
+    for url in (links[PROSPECT], links[PROSPECT] + "?answer=yes"):
+        page = web.get(url)
+        words = " ".join(page.text.split())
+        assert "has already been told that the introduction will not go ahead" in words
+        assert "please ask Ada Lovelace to send a new request" in words
+        assert 'value="yes"' not in page.text
+    late = web.post(links[PROSPECT], data={"answer": "yes"})
+    assert late.status_code == 200 and "Your no stands" in late.text
+    assert "please ask Ada Lovelace to send a new request" in " ".join(late.text.split())
+    # Nothing was recorded as a change, and nobody else heard of it.
+    assert snapshot() == before
+    assert queries.recent_referrals()[0].party("prospect").answer == "no"
+
+
+@pytest.mark.parametrize("end", ["expired", "undeliverable"])
+def test_a_yes_whose_referral_ended_otherwise_is_not_told_it_may_still_happen(running, links, end):
     web.post(links[PROVIDER], data={"answer": "yes"})
-    assert eventually(lambda: queries.recent_referrals()[0].state == "introduced", "introduced")
+    [referral] = queries.recent_referrals()
+    if end == "expired":
+        later = referral.expires_at + timedelta(minutes=1)
+        deadlines.expire_due(running.service.ctx, later)
+    else:
+        bob = referral.party("prospect")
+        workflow.undeliverable(
+            running.service.ctx, referral.id, bob.id, "5.1.1", Channel.SMTP, referral.created_at
+        )
+    assert queries.recent_referrals()[0].state == end
+    # They were mailed that it will not go ahead; their page must say the same.
+    words = " ".join(web.get(links[PROVIDER]).text.split())
+    assert "The introduction will not go ahead." in words
+    assert "as soon as the other person agrees" not in words
 
 
 def test_a_reason_we_do_not_know_is_a_bad_form(links):

@@ -97,13 +97,17 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             "expires_at": NOW,
             "optout_url": "http://x/u/t",
         }
-        for answer, state, can_change in [
-            ("yes", "asking", True),
-            ("yes", "introduced", False),
-            ("no", "declined", True),
-            ("no", "declined", False),
+        for answer, state, can_change, outcome in [
+            ("yes", "asking", True, "recorded"),
+            ("yes", "asking", True, "already"),
+            ("yes", "introduced", False, "recorded"),
+            ("yes", "introduced", False, "already"),
+            ("yes", "declined", False, "already"),
+            ("yes", "expired", False, "already"),
+            ("no", "declined", False, "recorded"),
+            ("no", "declined", False, "already"),
+            ("no", "declined", False, "no_stands"),
         ]
-        for outcome in ("recorded", "already")
     ],
     "problem": [
         {"problem": p}

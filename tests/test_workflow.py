@@ -79,20 +79,20 @@ Y, N = Answer.YES, Answer.NO
             {"provider": "no"},
             "provider",
             Y,
-            (Outcome.RECORDED, State.ASKING, (Notice.REFERRER_REOPENED,)),
+            (Outcome.NO_STANDS, State.DECLINED, ()),
         ),
         (
             State.DECLINED,
             {"provider": "no", "prospect": "yes"},
             "provider",
             Y,
-            (Outcome.RECORDED, State.INTRODUCED, (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED)),
+            (Outcome.NO_STANDS, State.DECLINED, ()),
         ),
         (
             State.DECLINED,
-            {"provider": "no", "prospect": "no"},
+            {"provider": "yes", "prospect": "no"},
             "provider",
-            Y,
+            N,
             (Outcome.ALREADY_ANSWERED, State.DECLINED, ()),
         ),
         (State.EXPIRED, {}, "prospect", Y, (Outcome.CLOSED, State.EXPIRED, ())),
@@ -112,9 +112,9 @@ Y, N = Answer.YES, Answer.NO
         "repeat-yes",
         "no-after-own-yes-withdraws",
         "yes-after-the-others-no",
-        "yes-after-own-no-reopens",
-        "yes-after-own-no-while-the-other-said-yes-introduces",
-        "yes-after-both-said-no",
+        "yes-after-own-no-stands",
+        "yes-after-own-no-while-the-other-said-yes-stands",
+        "no-after-the-others-no-changes-nothing",
         "after-expiry",
         "after-introduction",
     ],
@@ -122,11 +122,6 @@ Y, N = Answer.YES, Answer.NO
 def test_decide_answer(state, answers, role, answer, expected):
     decision = decide_answer(state, answers, role, answer)
     assert (decision.outcome, decision.state, decision.notices) == expected
-
-
-def test_a_no_is_not_taken_back_once_the_question_has_closed():
-    decision = decide_answer(State.DECLINED, {"provider": "no"}, "provider", Y, still_open=False)
-    assert (decision.outcome, decision.state) == (Outcome.ALREADY_ANSWERED, State.DECLINED)
 
 
 def open_one(ctx):
@@ -196,6 +191,42 @@ def test_an_answer_after_the_other_declined_changes_nothing(ctx):
     assert len(purposes(referral.id)) == 5
 
 
+def test_a_yes_after_ones_own_no_changes_nothing_and_tells_nobody(ctx):
+    referral = open_one(ctx)
+    prospect = referral.party("prospect").ask_key
+    workflow.answer(ctx, referral.party("provider").ask_key, Y, Channel.LINK, NOW)
+    workflow.answer(ctx, prospect, N, Channel.LINK, NOW)
+    sent, history = purposes(referral.id), queries.events_for(referral.id)
+    later = workflow.answer(ctx, prospect, Y, Channel.REPLY, NOW)
+    assert (later.outcome, later.answer, later.state) == (Outcome.NO_STANDS, "no", State.DECLINED)
+    stored = queries.referral_by_id(referral.id)
+    assert stored.state == "declined" and stored.party("prospect").answer == "no"
+    # The provider was told it will not go ahead; nothing may say otherwise, nor hint at it.
+    assert purposes(referral.id) == sent and queries.events_for(referral.id) == history
+
+
+def test_a_yes_by_reply_after_ones_own_no_is_explained_once(ctx):
+    referral = open_one(ctx)
+    prospect = referral.party("prospect").ask_key
+    workflow.answer(ctx, prospect, N, Channel.REPLY, NOW)
+    assert workflow.tell_no_stands(ctx, prospect, NOW)
+    assert not workflow.tell_no_stands(ctx, prospect, NOW)
+    assert purposes(referral.id)[-1] == ("no_stands", ("bob@bakery.example",))
+    assert [p for p, _ in purposes(referral.id)].count("no_stands") == 1
+    # Only a standing no is explained: a party who said yes, or nothing, gets no such note.
+    assert not workflow.tell_no_stands(ctx, referral.party("provider").ask_key, NOW)
+
+
+def test_a_no_stands_note_counts_in_the_days_limit_of_unprompted_mail(ctx):
+    limit = ctx.settings.outbound.daily_limit_per_address
+    referral = open_one(ctx)
+    for _ in range(limit):
+        workflow.explain_unclear(ctx, open_one(ctx).party("prospect").ask_key, NOW)
+    workflow.answer(ctx, referral.party("prospect").ask_key, N, Channel.REPLY, NOW)
+    assert not workflow.tell_no_stands(ctx, referral.party("prospect").ask_key, NOW)
+    assert "no_stands" not in [p for p, _ in purposes(referral.id)]
+
+
 def test_an_unknown_question_is_not_found(ctx):
     with pytest.raises(NotFound):
         workflow.answer(ctx, "no-such-key", Y, Channel.LINK, NOW)
@@ -249,8 +280,6 @@ LIFECYCLE = {
     (State.ASKING, State.DECLINED),
     (State.ASKING, State.EXPIRED),
     (State.ASKING, State.UNDELIVERABLE),
-    (State.DECLINED, State.ASKING),
-    (State.DECLINED, State.INTRODUCED),
     (State.INTRODUCED, State.EVALUATING),
     (State.INTRODUCED, State.EVALUATED),
     (State.EVALUATING, State.EVALUATED),

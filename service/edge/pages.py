@@ -175,12 +175,13 @@ class Pages:
             self.on_change()
         after = await self.run_db(workflow.find_question, party.ask_key)
         referral, party = after if after is not None else (referral, party)
+        outcome = {Outcome.RECORDED: "recorded", Outcome.NO_STANDS: "no_stands"}
         context = {
             **consent_context(referral, party),
             "action": request.path,
             "optout_url": self._optout_link(party.ask_key),
             "answer": result.answer,
-            "outcome": "recorded" if result.outcome is Outcome.RECORDED else "already",
+            "outcome": outcome.get(result.outcome, "already"),
             "state": result.state,
             "can_change": self._can_change(referral, party),
         }
@@ -190,15 +191,13 @@ class Pages:
         return self.ctx.link("/u/" + self.ctx.tokens.make(Purpose.OPTOUT, f"q:{ask_key}"))
 
     def _can_change(self, referral: ReferralRecord, party: PartyRecord) -> bool:
-        """Whether the other answer would still count: until the introduction is sent."""
+        """Whether the other answer would still count: a yes, until the introduction is sent
+        (a no is final, so a page after a no offers no yes)."""
         if party.answer is None:
             return False
         other = Answer.NO if party.answer == Answer.YES else Answer.YES
         answers = {p.role: p.answer for p in referral.parties}
-        still_open = self.clock.now() < referral.expires_at
-        decision = workflow.decide_answer(
-            State(referral.state), answers, party.role, other, still_open
-        )
+        decision = workflow.decide_answer(State(referral.state), answers, party.role, other)
         return decision.outcome is Outcome.RECORDED
 
     async def show_optout(self, request: web.Request) -> web.StreamResponse:

@@ -52,10 +52,11 @@ def process_reply(
         reason_text=reading.reason_text,
         shown=Shown(tuple(referenced_ids(message)), record.message_id),
     )
-    return Disposition(
-        InboundState.PROCESSED,
-        f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})",
-    )
+    done = f"{referral.ref}: {party.role} answered {reading.verdict} ({result.outcome})"
+    if result.outcome is workflow.Outcome.NO_STANDS:
+        told = workflow.tell_no_stands(ctx, ask_key, now)
+        done += "; told their no stands" if told else "; not told again"
+    return Disposition(InboundState.PROCESSED, done)
 
 
 def process_survey_reply(

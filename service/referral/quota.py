@@ -2,9 +2,10 @@
 
 Questions, reminders, introductions and the notices a referral's steps send are never held
 back. What nobody asked for in a step (a refused request, a message we could not read, how
-to answer) is capped per address and day, so no loop with a robot or a confused sender can
-run up a pile of mail. A report is different: the referrer asked for it, so it does not use
-up that allowance; it has its own daily cap, so a loop of "report" mails still ends.
+to answer, why a no cannot become a yes) is capped per address and day, so no loop with a
+robot or a confused sender can run up a pile of mail. A report is different: the referrer
+asked for it, so it does not use up that allowance; it has its own daily cap, so a loop of
+"report" mails still ends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from store import queries
 
 log = logging.getLogger(__name__)
 
-UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear")
+UNPROMPTED = ("request_refused", "request_unreadable", "reply_unclear", "no_stands")
 REPORT = "report"
 
 

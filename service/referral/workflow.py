@@ -29,12 +29,12 @@ from store.db import transaction
 from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
 
 # Where a referral may go from each state. Received: stored, its questions not yet asked (it
-# leaves in the transaction that created it). A no may become a yes while the question is
-# open (declined -> asking or introduced); the end states lead nowhere.
+# leaves in the transaction that created it). Declined is an end state like the others: the
+# other party was told at once that it will not go ahead, and nothing may contradict that.
 TRANSITIONS: Mapping[State, frozenset[State]] = {
     State.RECEIVED: frozenset({State.ASKING}),
     State.ASKING: frozenset({State.INTRODUCED, State.DECLINED, State.EXPIRED, State.UNDELIVERABLE}),
-    State.DECLINED: frozenset({State.ASKING, State.INTRODUCED}),
+    State.DECLINED: frozenset(),
     State.INTRODUCED: frozenset({State.EVALUATING, State.EVALUATED}),
     State.EVALUATING: frozenset({State.EVALUATED}),
     State.EVALUATED: frozenset(),
@@ -77,6 +77,8 @@ class Outcome(enum.StrEnum):
     RECORDED = "recorded"
     ALREADY_ANSWERED = "already_answered"
     CLOSED = "closed"
+    # A yes after one's own no: nothing changes, and the party is told why (see decide_answer).
+    NO_STANDS = "no_stands"
 
 
 class Notice(enum.StrEnum):
@@ -84,7 +86,6 @@ class Notice(enum.StrEnum):
     REFERRER_INTRODUCED = "referrer_introduced"
     DECLINED_TO_OTHER = "declined_to_other"
     REFERRER_DECLINED = "referrer_declined"
-    REFERRER_REOPENED = "referrer_reopened"
 
 
 @dataclass(frozen=True)
@@ -103,23 +104,20 @@ class AnswerResult:
 
 
 def decide_answer(
-    state: State,
-    answers: dict[str, str | None],
-    role: str,
-    answer: Answer,
-    still_open: bool = True,
+    state: State, answers: dict[str, str | None], role: str, answer: Answer
 ) -> Decision:
     """Pure: what one party's answer does to a referral, given everyone's answers so far.
 
-    Until the introduction is sent a party may change their mind: a No after their own Yes
-    withdraws it, and a Yes after their own No reopens the question while it is still open
-    (the other's answer stands, so a Yes from both introduces them at once).
+    Until the introduction is sent a party may take a yes back: that is a no like any other.
+    A no is final: the other party was told at that moment that it will not go ahead, and a
+    later yes would contradict what they were told. Such a yes changes nothing and has its
+    own outcome, so whoever took it can say why (the referrer may send a new request).
     """
     mine = answers.get(role)
     if mine == answer:
         return Decision(Outcome.ALREADY_ANSWERED, state)
-    others = [answers.get(r) for r in ROLES if r != role]
-    both_yes = all(a == Answer.YES for a in others)
+    if mine == Answer.NO:
+        return Decision(Outcome.NO_STANDS, state)
     if state is State.ASKING:
         if answer is Answer.NO:
             return Decision(
@@ -127,26 +125,14 @@ def decide_answer(
                 State.DECLINED,
                 (Notice.DECLINED_TO_OTHER, Notice.REFERRER_DECLINED),
             )
-        if both_yes:
+        others = [answers.get(r) for r in ROLES if r != role]
+        if all(a == Answer.YES for a in others):
             return Decision(
                 Outcome.RECORDED,
                 State.INTRODUCED,
                 (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED),
             )
         return Decision(Outcome.RECORDED, State.ASKING)
-    reopens = (
-        state is State.DECLINED
-        and mine == Answer.NO
-        and answer is Answer.YES
-        and still_open
-        and Answer.NO not in others
-    )
-    if reopens and both_yes:
-        return Decision(
-            Outcome.RECORDED, State.INTRODUCED, (Notice.INTRODUCTION, Notice.REFERRER_INTRODUCED)
-        )
-    if reopens:
-        return Decision(Outcome.RECORDED, State.ASKING, (Notice.REFERRER_REOPENED,))
     if mine is not None:
         return Decision(Outcome.ALREADY_ANSWERED, state)
     return Decision(Outcome.CLOSED, state)
@@ -234,7 +220,7 @@ def answer(
     shown: Shown | None = None,
 ) -> AnswerResult:
     """Record a party's yes or no (a no with its reason, if they gave one) with what they
-    were shown; introduce, close or reopen the referral when that decides it."""
+    were shown; introduce or close the referral when that decides it."""
     with transaction():
         referral, party = _lock_question(ask_key)
         return answer_locked(ctx, referral, party, given, channel, now, reason, reason_text, shown)
@@ -253,9 +239,7 @@ def answer_locked(
 ) -> AnswerResult:
     """`answer`, for a caller that already holds the referral's lock in its transaction."""
     answers = {p.role: p.answer for p in referral.parties}
-    decision = decide_answer(
-        State(referral.state), answers, party.role, given, now < referral.expires_at
-    )
+    decision = decide_answer(State(referral.state), answers, party.role, given)
     if decision.outcome is not Outcome.RECORDED:
         return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
     if given is Answer.NO:
@@ -321,6 +305,23 @@ def explain_unclear(ctx: Context, ask_key: str, now: datetime) -> bool:
         if not queries.mark_unclear_told(party.id):
             return False
         queries.enqueue([letters.reply_unclear(ctx, referral, party, now)], now)
+    return True
+
+
+def tell_no_stands(ctx: Context, ask_key: str, now: datetime) -> bool:
+    """After a party's no, their yes by mail changed nothing; tell them why and whom to ask.
+
+    A reply deserves an answer, but one is enough: once per question, and counted in the
+    day's limit of unprompted mail, so a sender who keeps writing yes cannot run up a pile
+    of mail. The page says the same thing itself. Nobody else hears of it.
+    """
+    with transaction():
+        referral, party = _lock_question(ask_key)
+        if party.answer != Answer.NO or queries.wrote_to_party(party.id, "no_stands"):
+            return False
+        if not quota.may_write(ctx.settings, party.email, now, "no_stands", referral.ref):
+            return False
+        queries.enqueue([letters.no_stands(ctx, referral, party, now)], now)
     return True
 
 

@@ -137,17 +137,6 @@ def notice(
                 reason_text=decliner.decline_text,
             )
         ]
-    if kind == "referrer_reopened":
-        return [
-            to_referrer(
-                ctx,
-                "referrer_reopened",
-                referral,
-                now,
-                changed_by=card(referral.party(actor_role)),
-                expires_at=referral.expires_at,
-            )
-        ]
     raise ValueError(f"no letter for notice {kind!r}")
 
 
@@ -167,6 +156,29 @@ def referrer_not_introduced(
     them, learns whom, and may tell them another way."""
     return to_referrer(
         ctx, "referrer_not_introduced", referral, now, failed=card(failed), status=status
+    )
+
+
+def no_stands(
+    ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
+) -> OutgoingMail:
+    """A yes by reply after the party's own no: why it changes nothing, and whom to ask for a
+    new request. Like every mail before both agreed, nothing about the other party."""
+    return post(
+        ctx,
+        "no_stands",
+        [mailbox_of(party)],
+        party.language,
+        {
+            "name": party.name,
+            "referrer": referral.referrer_display,
+            "referrer_email": referral.referrer_email,
+            "need": redact(referral.need, _person(referral.other(party.role))),
+        },
+        now,
+        referral.id,
+        party_id=party.id,
+        timezone=party.timezone,
     )
 
 
