@@ -293,9 +293,19 @@ const found = [...document.querySelectorAll("div[lang]")].map((part) => {
   const range = document.createRange();
   range.selectNodeContents(part.querySelector("p"));
   const hello = range.getBoundingClientRect();
+  // Where "400" and "EUR" of the budget "400 EUR/month" land: in reading order or not.
+  const budget = [...part.querySelectorAll("bdi")].find((b) => b.textContent.includes("EUR"));
+  const at = (start, end) => {
+    const r = document.createRange();
+    r.setStart(budget.firstChild, start);
+    r.setEnd(budget.firstChild, end);
+    return r.getBoundingClientRect().left;
+  };
   return {lang: part.lang, direction: getComputedStyle(part).direction,
           text: part.innerText, left: box.left, right: box.right,
-          helloLeft: hello.left, helloRight: hello.right, height: box.height};
+          helloLeft: hello.left, helloRight: hello.right, height: box.height,
+          need: getComputedStyle(part.querySelector("blockquote")).direction,
+          amountLeft: budget ? at(0, 3) : null, currencyLeft: budget ? at(4, 7) : null};
 });
 document.body.setAttribute("data-measured", JSON.stringify(found));
 </script>"""
@@ -325,3 +335,7 @@ def test_arabic_reads_right_to_left_beside_a_left_to_right_part_in_a_browser(
         else:
             assert abs(part["helloLeft"] - part["left"]) <= 2
             assert part["helloRight"] < part["right"] - 100
+        # What people typed keeps its own direction inside the other's: the English need
+        # reads left to right in the Arabic part, "400 EUR/month" is not turned around.
+        assert part["need"] == "ltr"
+        assert part["amountLeft"] < part["currencyLeft"]
