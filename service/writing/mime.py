@@ -21,9 +21,10 @@ LINE = 78
 _WORD_BYTES = 39
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 _ESCAPE = re.compile(r'([\\"])')
-# What a 7bit body may not hold: bytes outside printable ASCII (tab and LF aside), or a line
-# longer than RFC 5322's 998 octets.
-_NOT_7BIT = re.compile(rb"[^\t\n\x20-\x7e]|[^\n]{999}")
+# What a 7bit body may not hold, besides lines over RFC 5322's 998 octets: bytes outside
+# printable ASCII, tab and LF aside.
+_NOT_7BIT = re.compile(rb"[^\t\n\x20-\x7e]")
+_MOST_OCTETS = 998
 
 
 def header(name: str, words: Iterable[str]) -> str:
@@ -135,7 +136,9 @@ def text_part(text: str) -> tuple[str, bytes]:
     data = text.encode("utf-8")
     if not data.endswith(b"\n"):
         data += b"\n"
-    if _NOT_7BIT.search(data) is None:
+    if _NOT_7BIT.search(data) is None and (
+        len(data) <= _MOST_OCTETS or max(map(len, data.split(b"\n"))) <= _MOST_OCTETS
+    ):
         return "7bit", data
     return "quoted-printable", b2a_qp(data, istext=True)
 
