@@ -119,6 +119,8 @@ def _environment(root: Path, language: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates ship with the code and change only with it: no stat() per render.
+        auto_reload=False,
     )
     env.filters["date"] = _in_zone(formats.format_date, language)
     env.filters["datetime"] = _in_zone(formats.format_datetime, language)
