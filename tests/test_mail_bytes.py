@@ -89,9 +89,9 @@ def assert_reads_back(
 ) -> None:
     assert raw.isascii(), "not 7-bit"
     assert b"\r" not in raw and b"\x00" not in raw
-    head, _, _ = raw.partition(b"\n\n")
-    for line in raw.split(b"\n"):
-        assert len(line) <= 998
+    head, _, body = raw.partition(b"\n\n")
+    assert max(len(line) for line in body.split(b"\n")) <= 78
+    assert max(len(line) for line in head.split(b"\n")) <= 998
     for line in head.decode().split("\n"):
         if len(line) > 78:
             name, _, value = line.partition(": ")
@@ -145,7 +145,7 @@ def assert_reads_back(
         assert part.get_content_charset() == "utf-8"
         sent = as_sent(text)
         plain = sent.isascii() and not re.search(r"[^\t\n\x20-\x7e]", sent)
-        plain = plain and max(len(line) for line in sent.split("\n")) <= 998
+        plain = plain and max(len(line) for line in sent.split("\n")) <= 78
         assert part["Content-Transfer-Encoding"] == ("7bit" if plain else "quoted-printable")
         assert part.get_content() == sent
     assert not message.defects and not any(p.defects for p in parts)

@@ -21,10 +21,11 @@ LINE = 78
 _WORD_BYTES = 39
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 _ESCAPE = re.compile(r'([\\"])')
-# What a 7bit body may not hold, besides lines over RFC 5322's 998 octets: bytes outside
-# printable ASCII, tab and LF aside.
+# What a body sent as it is may not hold: bytes outside printable ASCII (tab and LF aside),
+# or a line longer than a header's (RFC 5322 allows 998, but readers and relays that wrap
+# at 78 columns break what they wrap; quoted-printable lines stay within 76).
 _NOT_7BIT = re.compile(rb"[^\t\n\x20-\x7e]")
-_MOST_OCTETS = 998
+_MOST_OCTETS = LINE
 
 
 def header(name: str, words: Iterable[str]) -> str:
@@ -127,7 +128,7 @@ def ascii_address(address: str) -> str:
 def text_part(text: str) -> tuple[str, bytes]:
     """(Content-Transfer-Encoding, body) of one text part, LF line ends, ending in one LF.
 
-    7bit when the text is printable ASCII in lines of at most 998 octets; quoted-printable
+    7bit when the text is printable ASCII in lines of at most 78 octets; quoted-printable
     otherwise (not 8bit: 8BITMIME is not a given on every relay). Any CR becomes a line
     end, as the stdlib's own builder does.
     """
