@@ -62,8 +62,13 @@ def text_words(value: str) -> list[str]:
 
 
 def encoded_words(value: str) -> list[str]:
-    """RFC 2047 `=?utf-8?b?…?=` words, each cut after a space where one is near, else at a
-    character boundary: never inside a multibyte character, so each word decodes alone."""
+    """RFC 2047 `=?utf-8?b?…?=` words, each cut at a character boundary, never inside a
+    multibyte character, so each word decodes alone.
+
+    Cut after a space where one is near: a reader that wrongly keeps the whitespace between
+    encoded words in a display name (Python 3.11's address parser does) then shows a doubled
+    space, not a name broken in two.
+    """
     data = value.encode("utf-8")
     size = len(data)
     words = []
