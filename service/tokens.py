@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.serializer import Serializer
 
 from service.clock import Clock
 from service.errors import BadToken, TokenExpired
@@ -18,6 +20,17 @@ class Purpose(enum.StrEnum):
     OPTOUT = "optout"
     REPORT = "report"
     DIGEST = "digest"
+
+
+class _KeySerializer(URLSafeTimedSerializer):
+    """Tokens as URLSafeTimedSerializer writes them, without its attempt to compress.
+
+    Our payloads are short random keys that zlib never shortens, and trying cost more than
+    the signature. `loads` reads compressed and plain payloads alike.
+    """
+
+    def dump_payload(self, obj: object) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
 
 
 class Tokens:
@@ -39,14 +52,15 @@ class Tokens:
         # Our configuration lists keys newest first; itsdangerous signs with the last.
         keys = list(reversed(list(secret_keys)))
         self._serializers = {
-            purpose: URLSafeTimedSerializer(
-                keys, salt=f"care-intro/{purpose.value}", signer=_ClockSigner
-            )
+            purpose: _KeySerializer(keys, salt=f"care-intro/{purpose.value}", signer=_ClockSigner)
             for purpose in Purpose
         }
+        # `dumps` builds a signer for every token; one per purpose signs them all the same.
+        self._signers = {purpose: s.make_signer() for purpose, s in self._serializers.items()}
 
     def make(self, purpose: Purpose, key: str) -> str:
-        return self._serializers[purpose].dumps(key)
+        serializer = self._serializers[purpose]
+        return self._signers[purpose].sign(serializer.dump_payload(key)).decode("ascii")
 
     def read(self, purpose: Purpose, token: str) -> str:
         try:

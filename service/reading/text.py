@@ -7,6 +7,8 @@ import unicodedata
 
 def fold(text: str) -> str:
     """Case- and accent-blind: Zoë, ZOE and zoe are one word; Arabic marks are dropped too."""
+    if text.isascii():  # no accents to drop; most words, and the cost of redacting a need
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import email.policy
 import importlib.util
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.header import Header
-from email.message import EmailMessage
 from email.utils import format_datetime
 from functools import cache
 from pathlib import Path
@@ -19,16 +16,13 @@ import jinja2
 import markupsafe
 
 from service.reading.addresses import Mailbox
-from service.writing import formats
+from service.writing import formats, mime
 
 FALLBACK_LANGUAGE = "en"
 # Between the parts of a plain-text mail in several languages: not "-- ", which readers
 # take for the start of a signature and hide.
 SECTION_BREAK = "\n\n" + "=" * 40 + "\n\n"
 
-# LF line ends (the SMTP client converts), 78-column headers, and 7bit: bodies that are not
-# ASCII go as quoted-printable or base64, because 8BITMIME is not a given on every relay.
-_POLICY = email.policy.default.clone(max_line_length=78, cte_type="7bit")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -125,6 +119,8 @@ def _environment(root: Path, language: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates ship with the code and change only with it: no stat() per render.
+        auto_reload=False,
     )
     env.filters["date"] = _in_zone(formats.format_date, language)
     env.filters["datetime"] = _in_zone(formats.format_datetime, language)
@@ -186,34 +182,58 @@ def build_message(
 ) -> bytes:
     """The final bytes of a mail: every header set here, nothing added later.
 
-    `languages` are those the mail is written in, its first part's first (RFC 3282).
+    `languages` are those the mail is written in, its first part's first (RFC 3282). LF line
+    ends (the SMTP client converts), headers folded at 78 columns, and 7-bit throughout.
     """
-    message = EmailMessage(policy=_POLICY)
-    message["From"] = _mailbox(sender)
-    message["To"] = ", ".join(_mailbox(m) for m in to)
+    head = [
+        mime.header("From", mime.address_list([_pair(sender)])),
+        mime.header("To", mime.address_list(_pair(m) for m in to)),
+    ]
     if cc:
-        message["Cc"] = ", ".join(_mailbox(m) for m in cc)
+        head.append(mime.header("Cc", mime.address_list(_pair(m) for m in cc)))
     if reply_to:
-        message["Reply-To"] = ", ".join(_mailbox(m) for m in reply_to)
-    _set_text(message, "Subject", header_safe(rendered.subject))
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = message_id
+        head.append(mime.header("Reply-To", mime.address_list(_pair(m) for m in reply_to)))
+    head.append(mime.header("Subject", mime.text_words(header_safe(rendered.subject))))
+    head.append(mime.header("Date", [format_datetime(date)]))
+    head.append(mime.header("Message-ID", [header_safe(message_id)]))
     in_reply_to = header_safe(in_reply_to or "")
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-        message["References"] = in_reply_to
+        # An identifier: kept as it is when ASCII, so threads hold; readers compare it whole.
+        words = in_reply_to.split(" ") if in_reply_to.isascii() else mime.encoded_words(in_reply_to)
+        head.append(mime.header("In-Reply-To", words))
+        head.append(mime.header("References", words))
     # RFC 3834: we are a robot; auto-responders must not answer us.
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Auto-Response-Suppress"] = "All"
+    head.append("Auto-Submitted: auto-generated\n")
+    head.append("X-Auto-Response-Suppress: All\n")
     if unsubscribe_url:
-        # RFC 8058: mail clients offer "unsubscribe" and POST to the link in one click.
-        message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    # After the body: set_content() drops every Content-* header it finds.
-    message["Content-Language"] = ", ".join(dict.fromkeys(languages))
-    return message.as_bytes(policy=_POLICY)
+        # RFC 8058: mail clients offer "unsubscribe" and POST to the link in one click. Never
+        # an encoded word: RFC 2369 readers take the value as it stands.
+        head.append(mime.header("List-Unsubscribe", [f"<{header_safe(unsubscribe_url)}>"]))
+        head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\n")
+    text_cte, text = mime.text_part(rendered.text)
+    html_cte, html = mime.text_part(rendered.html)
+    mark = mime.boundary(message_id, (text, html))
+    head.append("MIME-Version: 1.0\n")
+    head.append(f'Content-Type: multipart/alternative;\n boundary="{mark}"\n')
+    head.append(mime.header("Content-Language", [", ".join(dict.fromkeys(languages))]))
+    return b"".join(
+        (
+            "".join(head).encode("ascii"),
+            f"\n--{mark}\n".encode(),
+            _part_head("plain", text_cte),
+            text,
+            f"\n--{mark}\n".encode(),
+            _part_head("html", html_cte),
+            html,
+            f"\n--{mark}--\n".encode(),
+        )
+    )
+
+
+def _part_head(subtype: str, cte: str) -> bytes:
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\nContent-Transfer-Encoding: {cte}\n\n'
+    ).encode("ascii")
 
 
 def header_safe(text: str) -> str:
@@ -225,18 +245,5 @@ def header_safe(text: str) -> str:
     return " ".join(_CONTROLS.sub(" ", text).split())
 
 
-def _mailbox(mailbox: Mailbox) -> str:
-    return str(Mailbox(header_safe(mailbox.name), header_safe(mailbox.address)))
-
-
-def _set_text(message: EmailMessage, name: str, value: str) -> None:
-    """An unstructured header, encoded so that every reader gets back exactly `value`.
-
-    Python 3.11's folder drops the spaces between adjacent encoded words (an Arabic subject
-    loses all of them) and keeps a space before a fold that readers then see twice; one run of
-    RFC 2047 encoded words, split by Header at character boundaries, has neither problem.
-    """
-    if value.isascii():
-        message[name] = value
-        return
-    message.set_raw(name, Header(value, "utf-8", header_name=name).encode(linesep="\n"))
+def _pair(mailbox: Mailbox) -> tuple[str, str]:
+    return header_safe(mailbox.name), header_safe(mailbox.address)
