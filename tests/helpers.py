@@ -53,6 +53,11 @@ def text_of(delivery: Delivery) -> str:
     return parse(delivery).get_body(("plain",)).get_content()
 
 
+def words_of(delivery: Delivery) -> str:
+    """The plain text without its links: a link's random token may spell any short name."""
+    return re.sub(r"https?://\S+", "", text_of(delivery))
+
+
 def consent_link(delivery: Delivery) -> str:
     match = re.search(r"(http://\S+/c/[A-Za-z0-9_.\-]+)\?answer=yes", text_of(delivery))
     assert match, "a consent mail without a Yes link"

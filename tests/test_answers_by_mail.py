@@ -12,7 +12,16 @@ from email.policy import compat32
 
 from store import queries
 from tests.conftest import REFERRER, eventually, fixture_bytes, on_the_wire
-from tests.helpers import PROSPECT, PROVIDER, RCPT, inbound_counts, parse, request_referral, text_of
+from tests.helpers import (
+    PROSPECT,
+    PROVIDER,
+    RCPT,
+    inbound_counts,
+    parse,
+    request_referral,
+    text_of,
+    words_of,
+)
 
 NAMES = {PROVIDER: "Jane Roe", PROSPECT: "Bob Smith"}
 
@@ -74,7 +83,8 @@ def test_an_unclear_reply_is_explained_once(running, sink):
     assert explained.rcpt_tos == (PROVIDER,)
     text = " ".join(text_of(explained).split())
     assert "We could not tell from it whether you would like the introduction" in text
-    assert "/c/" in text and "Bob" not in text and "bakery.example" not in text
+    assert "/c/" in text and "bakery.example" not in text
+    assert "Bob" not in words_of(explained)
     assert parse(explained)["Reply-To"] == question(sink, PROVIDER)["Reply-To"]
     reply(running, sink, PROVIDER, "reply_thunderbird_bottom_fr_unclear.eml")
     processed(3)
