@@ -16,6 +16,7 @@ from service.clock import Clock, SystemClock
 from service.delivery import transports
 from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
+from service.edge.group_commit import GroupCommit
 from service.edge.health import Health, Runs
 from service.edge.metrics import Metrics, metrics_app
 from service.edge.pages import make_app
@@ -100,6 +101,7 @@ class Service:
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self.smtp_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-store")
         self.runs = Runs()
+        self.group = GroupCommit(settings, self.clock, self.run_smtp_db)
         self.metrics = Metrics(self.run_db)
         self.sender = Outbox(
             self.transport,
@@ -138,7 +140,7 @@ class Service:
         self.ctx = make_context(self.settings, self.clock)
         loop = asyncio.get_running_loop()
 
-        handler = InboundHandler(self.settings, self.clock, self.run_smtp_db, self.intake.kick)
+        handler = InboundHandler(self.settings, self.group, self.intake.kick)
         handler.on_answer = self.metrics.answered
         inbound = self.settings.inbound
         self.smtp_server = await loop.create_server(
@@ -221,6 +223,7 @@ class Service:
                 await self.failures.close()
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
+        await self.group.close()
         await self.transport.close()
         await self.metrics.settle()
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
