@@ -61,11 +61,46 @@ def store_inbound(message: NewInbound) -> int | None:
 
 def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
     """Insert raw messages in one transaction, each as `store_inbound` would: a commit per
-    group, not per message, where that commit (an fsync) is what a message costs. Each
-    insert is a savepoint, so a message stored before, or twice in the group, is None
-    without undoing the others."""
+    group, not per message, where that commit (an fsync) is what a message costs. None for a
+    message stored before, or earlier in the same group: it is kept once."""
+    firsts: dict[str, int] = {}  # each key's first message in the group
+    for n, message in enumerate(messages):
+        firsts.setdefault(message.dedupe_key, n)
     with database.atomic():
-        return [store_inbound(m) for m in messages]
+        if is_postgresql():
+            # One round trip; a key another instance is inserting right now waits for its
+            # commit and is then skipped, so "already stored" is only said of a durable row.
+            query = InboundMessage.insert_many([_inbound_row(messages[n]) for n in firsts.values()])
+            returned = query.on_conflict_ignore().returning(
+                InboundMessage.dedupe_key, InboundMessage.id
+            )
+            ids = dict(returned.tuples().execute())
+        else:
+            # BEGIN IMMEDIATE holds the only write lock: no key can appear between the two.
+            held = InboundMessage.select(InboundMessage.dedupe_key).where(
+                InboundMessage.dedupe_key.in_(list(firsts))
+            )
+            stored = {key for (key,) in held.tuples()}
+            ids = {
+                key: InboundMessage.insert(_inbound_row(messages[n])).execute()
+                for key, n in firsts.items()
+                if key not in stored
+            }
+    return [
+        ids.get(m.dedupe_key) if firsts[m.dedupe_key] == n else None for n, m in enumerate(messages)
+    ]
+
+
+def _inbound_row(message: NewInbound) -> dict[str, object]:
+    return {
+        "dedupe_key": message.dedupe_key,
+        "message_id": message.message_id,
+        "envelope_from": message.envelope_from,
+        "recipients": "\n".join(message.recipients),
+        "via": message.via,
+        "raw": message.raw,
+        "received_at": message.received_at,
+    }
 
 
 def lock_next_inbound() -> InboundRecord | None:
