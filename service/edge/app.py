@@ -41,6 +41,9 @@ DEADLINES_EVERY_SECONDS = 60
 # this soon, rather than after their lease.
 RELEASE_EVERY_SECONDS = 60
 STOP_GRACE_SECONDS = 30
+# Groups of inbound mail committed at once on PostgreSQL; the SMTP edge's pool has a thread
+# for each and one for the policy service, so Postfix's questions never wait behind them.
+GROUP_WRITERS_POSTGRESQL = 2
 
 
 class Kicker:
@@ -99,9 +102,8 @@ class Service:
         # The SMTP edge has a pool of its own, so a message is stored while batch work
         # (intake, deadlines, the outbox) keeps the other busy: no SMTP reply waits on it.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
-        self.smtp_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-store")
+        self.smtp_executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="smtp-store")
         self.runs = Runs()
-        self.group = GroupCommit(settings, self.clock, self.run_smtp_db)
         self.metrics = Metrics(self.run_db)
         self.sender = Outbox(
             self.transport,
@@ -111,6 +113,7 @@ class Service:
             observe=self.metrics.attempted,
         )
         self.ctx: Context | None = None
+        self.group: GroupCommit | None = None
         self.smtp_server: asyncio.base_events.Server | None = None
         self.policy: PolicyServer | None = None
         self.web_runner: web.AppRunner | None = None
@@ -140,6 +143,8 @@ class Service:
         self.ctx = make_context(self.settings, self.clock)
         loop = asyncio.get_running_loop()
 
+        writers = GROUP_WRITERS_POSTGRESQL if db.is_postgresql() else 1
+        self.group = GroupCommit(self.settings, self.clock, self.run_smtp_db, writers)
         handler = InboundHandler(self.settings, self.group, self.intake.kick)
         handler.on_answer = self.metrics.answered
         inbound = self.settings.inbound
@@ -223,7 +228,8 @@ class Service:
                 await self.failures.close()
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
-        await self.group.close()
+        if self.group is not None:
+            await self.group.close()
         await self.transport.close()
         await self.metrics.settle()
         # Store calls still under way (an SMTP DATA being stored) finish before we go.

@@ -26,26 +26,42 @@ MAX_GROUP_BYTES = 8 * 1024 * 1024
 class GroupCommit:
     """Hands the messages of concurrent sessions to one writer, a group at a time."""
 
-    def __init__(self, settings: Settings, clock: Clock, run_db: RunDb) -> None:
+    def __init__(self, settings: Settings, clock: Clock, run_db: RunDb, writers: int = 1) -> None:
+        """`writers`: groups written at once. SQLite has one writer however many ask; on
+        PostgreSQL a second group commits while the first waits for its WAL flush."""
         self.settings = settings
         self.clock = clock
         self.run_db = run_db
+        self.writers = writers
         self._waiting: deque[tuple[receiving.Offered, asyncio.Future[receiving.Fate]]] = deque()
-        self._writer: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def admit(self, offered: receiving.Offered) -> receiving.Fate:
         """The message's fate once its group is committed; raises what failed its write."""
         loop = asyncio.get_running_loop()
         fate: asyncio.Future[receiving.Fate] = loop.create_future()
         self._waiting.append((offered, fate))
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._write(), name="smtp-group-commit")
+        if self.writing < self.writers:
+            writer = loop.create_task(self._write(), name="smtp-group-commit")
+            self._running.add(writer)
+            writer.add_done_callback(self._running.discard)
         return await fate
 
+    @property
+    def waiting(self) -> int:
+        """Messages gathered for the next group."""
+        return len(self._waiting)
+
+    @property
+    def writing(self) -> int:
+        """Groups being written now. A writer that found nothing left is done before its
+        callback takes it out of the set."""
+        return sum(not w.done() for w in self._running)
+
     async def close(self) -> None:
-        """Let the group under way, and those waiting, finish."""
-        if self._writer is not None:
-            await self._writer
+        """Let the groups under way, and those waiting, finish."""
+        if self._running:
+            await asyncio.gather(*self._running)
 
     async def _write(self) -> None:
         while self._waiting:
