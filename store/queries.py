@@ -68,9 +68,12 @@ def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
         firsts.setdefault(message.dedupe_key, n)
     with database.atomic():
         if is_postgresql():
-            # One round trip; a key another instance is inserting right now waits for its
+            # One round trip; a key another writer is inserting right now waits for its
             # commit and is then skipped, so "already stored" is only said of a durable row.
-            query = InboundMessage.insert_many([_inbound_row(messages[n]) for n in firsts.values()])
+            # Keys go in sorted order: two groups that share keys then wait in the same
+            # order, one behind the other, and never for each other (a deadlock).
+            rows = [_inbound_row(messages[firsts[key]]) for key in sorted(firsts)]
+            query = InboundMessage.insert_many(rows)
             returned = query.on_conflict_ignore().returning(
                 InboundMessage.dedupe_key, InboundMessage.id
             )
