@@ -14,7 +14,7 @@ import pytest
 from service.edge.group_commit import GroupCommit
 from store import db
 from store.models import InboundMessage
-from tests.conftest import REFERRER, InProcess, eventually, wire_fixture
+from tests.conftest import REFERRER, InProcess, eventually, make_settings, wire_fixture
 from tests.helpers import RCPT, inbound_counts
 
 THUNDERBIRD_ID = b"<8f3c2a1e-7b4d-4c1a-9e2f-1a2b3c4d5e6f@referrer.example>"
@@ -142,6 +142,32 @@ def test_a_group_whose_store_fails_answers_451_to_each_and_keeps_what_came_befor
     generic = (451, b"4.3.0 Temporary local problem, please try again later")
     assert answers == [generic] * len(answers)
     assert stored_message_ids() == ["<before@referrer.example>"]
+
+
+def test_a_group_too_large_for_a_full_store_answers_452_to_each_and_small_mail_still_fits(
+    tmp_path, sqlite_url, sink
+):
+    # database.quota_mb works as a full disk would: SQLite's page limit, one megabyte here.
+    settings = make_settings(tmp_path, sqlite_url, sink.port).replace("database", quota_mb=1)
+    service = InProcess(settings)
+    try:
+        port = service.service.smtp_port
+        # Each with a long need, as when someone pastes a whole brief: four do not fit.
+        padding = b"We also keep the books for two sister shops, in detail.\r\n" * 5000
+        large = [request(f"large-{n}") + padding for n in range(4)]
+        with writes_held():
+            senders = gathered(service, port, large)
+        answers = [s.answered()[0] for s in senders]
+        small = Sender(port, [request("small")])
+        small.start()
+        after = small.answered()
+    finally:
+        service.stop()
+
+    full = (452, b"4.3.1 Insufficient system storage, please try again later")
+    assert answers[-4:] == [full] * 4
+    assert after[0][1].startswith(b"2.0.0 OK: queued as ")
+    assert not any(m.startswith("<large-") for m in stored_message_ids())
 
 
 def test_a_message_the_store_cannot_take_fails_alone_in_its_group(running):
