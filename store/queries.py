@@ -66,19 +66,10 @@ def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
     firsts: dict[str, int] = {}  # each key's first message in the group
     for n, message in enumerate(messages):
         firsts.setdefault(message.dedupe_key, n)
-    with database.atomic():
-        if is_postgresql():
-            # One round trip; a key another writer is inserting right now waits for its
-            # commit and is then skipped, so "already stored" is only said of a durable row.
-            # Keys go in sorted order: two groups that share keys then wait in the same
-            # order, one behind the other, and never for each other (a deadlock).
-            rows = [_inbound_row(messages[firsts[key]]) for key in sorted(firsts)]
-            query = InboundMessage.insert_many(rows)
-            returned = query.on_conflict_ignore().returning(
-                InboundMessage.dedupe_key, InboundMessage.id
-            )
-            ids = dict(returned.tuples().execute())
-        else:
+    if is_postgresql():
+        ids = _insert_new_on_postgresql([messages[n] for n in firsts.values()])
+    else:
+        with database.atomic():
             # BEGIN IMMEDIATE holds the only write lock: no key can appear between the two.
             held = InboundMessage.select(InboundMessage.dedupe_key).where(
                 InboundMessage.dedupe_key.in_(list(firsts))
@@ -92,6 +83,19 @@ def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
     return [
         ids.get(m.dedupe_key) if firsts[m.dedupe_key] == n else None for n, m in enumerate(messages)
     ]
+
+
+def _insert_new_on_postgresql(messages: Sequence[NewInbound]) -> dict[str, int]:
+    """The ids of those inserted, by key. One statement, run on its own: atomic by itself and
+    committed (flushed, with PostgreSQL's default synchronous_commit) when it returns, in one
+    round trip where BEGIN and COMMIT would add two. A key another writer is inserting right
+    now waits for that commit and is then skipped, so "already stored" is said only of a
+    durable row. Keys go in sorted order: two groups sharing keys then wait one behind the
+    other, never for each other (a deadlock)."""
+    rows = [_inbound_row(m) for m in sorted(messages, key=lambda m: m.dedupe_key)]
+    query = InboundMessage.insert_many(rows).on_conflict_ignore()
+    returned = query.returning(InboundMessage.dedupe_key, InboundMessage.id).tuples()
+    return dict(returned.execute())
 
 
 def _inbound_row(message: NewInbound) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """Group commit at the SMTP edge: messages that arrive together are stored in one commit.
 
 A commit is what storing a message costs (an fsync on SQLite and on PostgreSQL), and on
-SQLite every commit also waits its turn for the one write lock. One writer takes every
+SQLite every commit also waits its turn for the one write lock. A writer takes every
 message waiting, stores them in one transaction and only then lets each session answer, so
 each 250 still follows its own message's durable write, and sixteen sessions pay for one
 commit instead of sixteen. While a group is being written, the next one gathers.
