@@ -139,6 +139,7 @@ def test_ruff_finds_nothing():
         ["bench/admission_lookup.py", "--referrers", "20", "--rounds", "3"],
         ["bench/policy_answers.py", "--requests", "5"],
         ["bench/health_check.py", "--small", "20", "--factor", "2", "--rounds", "1"],
+        ["bench/smtp_accept.py", "--messages", "40", "--sessions", "4", "--rounds", "1"],
     ],
     ids=lambda args: Path(args[0]).stem,
 )

@@ -16,6 +16,7 @@ from service.clock import Clock, SystemClock
 from service.delivery import transports
 from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
+from service.edge.group_commit import GroupCommit
 from service.edge.health import Health, Runs
 from service.edge.metrics import Metrics, metrics_app
 from service.edge.pages import make_app
@@ -40,6 +41,9 @@ DEADLINES_EVERY_SECONDS = 60
 # this soon, rather than after their lease.
 RELEASE_EVERY_SECONDS = 60
 STOP_GRACE_SECONDS = 30
+# Groups of inbound mail committed at once on PostgreSQL; the SMTP edge's pool has a thread
+# for each and one for the policy service, so Postfix's questions never wait behind them.
+GROUP_WRITERS_POSTGRESQL = 2
 
 
 class Kicker:
@@ -98,7 +102,7 @@ class Service:
         # The SMTP edge has a pool of its own, so a message is stored while batch work
         # (intake, deadlines, the outbox) keeps the other busy: no SMTP reply waits on it.
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
-        self.smtp_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="smtp-store")
+        self.smtp_executor = ThreadPoolExecutor(max_workers=3, thread_name_prefix="smtp-store")
         self.runs = Runs()
         self.metrics = Metrics(self.run_db)
         self.sender = Outbox(
@@ -109,6 +113,7 @@ class Service:
             observe=self.metrics.attempted,
         )
         self.ctx: Context | None = None
+        self.group: GroupCommit | None = None
         self.smtp_server: asyncio.base_events.Server | None = None
         self.policy: PolicyServer | None = None
         self.web_runner: web.AppRunner | None = None
@@ -138,7 +143,9 @@ class Service:
         self.ctx = make_context(self.settings, self.clock)
         loop = asyncio.get_running_loop()
 
-        handler = InboundHandler(self.settings, self.clock, self.run_smtp_db, self.intake.kick)
+        writers = GROUP_WRITERS_POSTGRESQL if db.is_postgresql() else 1
+        self.group = GroupCommit(self.settings, self.clock, self.run_smtp_db, writers)
+        handler = InboundHandler(self.settings, self.group, self.intake.kick)
         handler.on_answer = self.metrics.answered
         inbound = self.settings.inbound
         self.smtp_server = await loop.create_server(
@@ -221,6 +228,8 @@ class Service:
                 await self.failures.close()
         except TimeoutError:
             log.warning("stopped before the workers finished; leases and the store resume them")
+        if self.group is not None:
+            await self.group.close()
         await self.transport.close()
         await self.metrics.settle()
         # Store calls still under way (an SMTP DATA being stored) finish before we go.

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from email.message import Message
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from service.clock import Clock
+from service.edge.group_commit import GroupCommit
 from service.edge.lmtp import PerRecipientLMTP
 from service.intake import receiving
 from service.reading.limits import header_excess, limits_of
 from service.reading.relay_replies import without_addresses
 from service.reading.routing import route
 from service.settings import Settings
-from store.db import DatabaseUnavailable, RunDb, is_full
+from store.db import DatabaseUnavailable, is_full
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +33,10 @@ class InboundHandler:
     """An aiosmtpd handler; it never parses bodies or renders anything (that runs later)."""
 
     def __init__(
-        self, settings: Settings, clock: Clock, run_db: RunDb, on_stored: Callable[[], None]
+        self, settings: Settings, group: GroupCommit, on_stored: Callable[[], None]
     ) -> None:
         self.settings = settings
-        self.clock = clock
-        self.run_db = run_db
+        self.group = group
         self.on_stored = on_stored
         self.limits = limits_of(settings)
         self.per_recipient = settings.inbound.protocol == "lmtp"
@@ -80,22 +78,14 @@ class InboundHandler:
         try:
             headers = receiving.headers_of(raw)
             message_id = receiving.message_id_of(headers)
-            if self.per_recipient:
-                return await self._store_each(raw, envelope, headers)
-            sender = envelope_sender(envelope)
-            refused, received = await self.run_db(
-                receiving.admit_and_receive,
+            offered = receiving.Offered(
                 raw,
-                sender,
-                list(envelope.rcpt_tos),
-                self.settings,
-                self.clock.now(),
+                envelope_sender(envelope),
+                tuple(envelope.rcpt_tos),
                 headers,
+                each=self.per_recipient,
             )
-            if refused:
-                _log_refusal(message_id, sender, refused)
-                return refusal_reply(refused)
-            assert received is not None
+            fate = await self.group.admit(offered)
         except DatabaseUnavailable as exc:
             # The MTA keeps the message and tries again; the log says why, without who.
             log.warning("could not store a message, answered 451: %s", exc)
@@ -106,24 +96,16 @@ class InboundHandler:
                 return STORE_FULL
             log.exception("could not store message %s from %s", message_id, session.peer)
             return TEMPORARY_FAILURE
+        for refusal in dict.fromkeys(filter(None, fate.refusals)):  # one sender, one refusal
+            _log_refusal(message_id, offered.envelope_from, refusal)
+        received = fate.received
+        if self.per_recipient:  # one reply line per recipient, in the order of their RCPTs
+            accepted = "" if received is None else self._accepted(received, message_id)
+            return "\r\n".join(accepted if r is None else refusal_reply(r) for r in fate.refusals)
+        if fate.refusals[0]:
+            return refusal_reply(fate.refusals[0])
+        assert received is not None
         return self._accepted(received, message_id)
-
-    async def _store_each(self, raw: bytes, envelope: Envelope, headers: Message) -> str:
-        """LMTP: one reply line per recipient, in the order of their RCPT commands."""
-        sender = envelope_sender(envelope)
-        refusals, received = await self.run_db(
-            receiving.admit_and_receive_each,
-            raw,
-            sender,
-            list(envelope.rcpt_tos),
-            self.settings,
-            self.clock.now(),
-            headers,
-        )
-        accepted = "" if received is None else self._accepted(received, received.message_id)
-        for refused in dict.fromkeys(filter(None, refusals)):  # one sender, one refusal
-            _log_refusal(receiving.message_id_of(headers), sender, refused)
-        return "\r\n".join(accepted if r is None else refusal_reply(r) for r in refusals)
 
     def _accepted(self, received: receiving.Received, message_id: str | None) -> str:
         if received.duplicate:

@@ -17,6 +17,7 @@ from service.reading.authorization import Verdict, candidates, judge, may_send
 from service.reading.routing import Route, route
 from service.settings import Settings
 from store import queries, referrers
+from store.db import DatabaseUnavailable, is_full, is_unavailable
 from store.records import NewInbound
 
 _HEADERS = BytesHeaderParser(policy=compat32)
@@ -71,21 +72,28 @@ def _judged(recipient: str, settings: Settings) -> bool:
     return destination is None or destination.route is Route.REQUEST
 
 
-def _sender_refusal(envelope_from: str, headers: Message, settings: Settings) -> str | None:
-    """The sender and headers' part of admission: the same for every recipient."""
-    refusal = verdict(envelope_from, headers, settings).refusal
+def _sender_refusal(
+    envelope_from: str, headers: Message, settings: Settings, stored: set[str] | None = None
+) -> str | None:
+    """The sender and headers' part of admission: the same for every recipient. `stored`:
+    the store's allowed referrers among this message's candidates, when already asked."""
+    refusal = verdict(envelope_from, headers, settings, stored).refusal
     if refusal and envelope_from and queries.answers_our_mail(referenced_ids(headers)):
         return None
     return refusal
 
 
-def verdict(envelope_from: str, headers: Message, settings: Settings) -> Verdict:
+def verdict(
+    envelope_from: str, headers: Message, settings: Settings, stored: set[str] | None = None
+) -> Verdict:
     """Who may refer, by the configuration and the store together: the one judgement that
     SMTP, `submit` and intake all make, so a referrer added in the store counts everywhere
-    at once. Asks the store only about addresses the configuration does not allow."""
+    at once. Asks the store only about addresses the configuration does not allow, and not
+    at all when given what it holds of them (`stored`)."""
     asked = candidates(envelope_from, headers, settings.security)
-    stored = referrers.allowed_among(asked) if asked else set()
-    return judge(envelope_from, headers, settings.security, stored)
+    if stored is None:
+        stored = referrers.allowed_among(asked) if asked else set()
+    return judge(envelope_from, headers, settings.security, stored.intersection(asked))
 
 
 def may_refer(envelope_from: str, settings: Settings) -> bool:
@@ -95,43 +103,114 @@ def may_refer(envelope_from: str, settings: Settings) -> bool:
     return bool(referrers.allowed_among([normalize(envelope_from)]))
 
 
-def admit_and_receive(
-    raw: bytes,
-    envelope_from: str,
-    recipients: Sequence[str],
-    settings: Settings,
-    now: datetime,
-    headers: Message,
-) -> tuple[str | None, Received | None]:
-    """The SMTP edge's one trip to the store: refuse, or store durably."""
-    refusal = admission(envelope_from, recipients, headers, settings)
-    if refusal:
-        return refusal, None
-    return None, receive(raw, envelope_from, recipients, Channel.SMTP, now, headers)
+@dataclass(frozen=True)
+class Offered:
+    """A message the SMTP or LMTP dialogue waits to answer, its header block already read."""
+
+    raw: bytes
+    envelope_from: str
+    recipients: tuple[str, ...]
+    headers: Message
+    # LMTP: each recipient has its own fate. SMTP: one for the message, refused only when
+    # every recipient is one that must come from a referrer.
+    each: bool = False
 
 
-def admit_and_receive_each(
-    raw: bytes,
-    envelope_from: str,
-    recipients: Sequence[str],
-    settings: Settings,
-    now: datetime,
-    headers: Message,
-) -> tuple[list[str | None], Received | None]:
-    """LMTP's one trip to the store: each recipient's refusal, or None for those stored.
+@dataclass(frozen=True)
+class Fate:
+    """What the dialogue answers: a refusal per recipient (None: accepted), and the stored
+    message when any recipient was accepted."""
 
-    The accepted recipients share one stored row, written before any of their replies: one
-    commit makes every 250 true at once, and intake processes the message once, not once per
-    recipient. None as the second value: no recipient was accepted, nothing was stored.
+    refusals: tuple[str | None, ...]
+    received: Received | None
+
+
+def admit_and_receive_together(
+    offered: Sequence[Offered], settings: Settings, now: datetime
+) -> list[Fate | Exception]:
+    """The SMTP edge's one trip to the store for several messages: refuse, or store durably.
+
+    The store is asked once for the whole group which of its senders may refer, and every
+    accepted message is written in one transaction: one commit (one fsync) makes all their
+    250s true. The same message twice, in the group or already stored, is kept once. When
+    the group fails for something one message brought (not a full or absent store), each is
+    written alone, so one bad message fails only itself; each fate is then its own, an
+    exception where its write failed.
     """
-    judged = [_judged(r, settings) for r in recipients]
-    # Asked once for the message, not once per recipient: it depends on the sender alone.
-    refusal = _sender_refusal(envelope_from, headers, settings) if any(judged) else None
-    refusals = [refusal if j else None for j in judged]
-    accepted = [r for r, refusal in zip(recipients, refusals, strict=True) if refusal is None]
-    if not accepted:
-        return refusals, None
-    return refusals, receive(raw, envelope_from, accepted, Channel.SMTP, now, headers)
+    refusals = _refusals(offered, settings)
+    fates: list[Fate | Exception] = [Fate(r, None) for r in refusals]
+    wanted = [
+        (i, _new_inbound(o, r, now))
+        for i, (o, r) in enumerate(zip(offered, refusals, strict=True))
+        if None in r
+    ]
+    if not wanted:
+        return fates
+    try:
+        stored: list[int | Exception | None] = list(
+            queries.store_inbound_together([m for _, m in wanted])
+        )
+    except Exception as exc:
+        if len(wanted) == 1 or is_full(exc) or is_unavailable(exc) or _absent(exc):
+            raise
+        stored = [_alone(m) for _, m in wanted]
+    for (i, message), inbound_id in zip(wanted, stored, strict=True):
+        if isinstance(inbound_id, Exception):
+            fates[i] = inbound_id
+        else:
+            received = Received(inbound_id, inbound_id is None, message.message_id)
+            fates[i] = Fate(refusals[i], received)
+    return fates
+
+
+def _refusals(offered: Sequence[Offered], settings: Settings) -> list[tuple[str | None, ...]]:
+    """Each message's refusal per recipient, asking the store once which senders may refer:
+    in the same moment each message would have asked it alone, so a referrer added with
+    `referrers add` counts for every message that arrives after the command returned."""
+    judged = [[_judged(r, settings) for r in o.recipients] for o in offered]
+    asked = {
+        address
+        for o, j in zip(offered, judged, strict=True)
+        if any(j)
+        for address in candidates(o.envelope_from, o.headers, settings.security)
+    }
+    stored = referrers.allowed_among(asked) if asked else set()
+    refusals = []
+    for o, j in zip(offered, judged, strict=True):
+        needed = any(j) if o.each else all(j)
+        refusal = _sender_refusal(o.envelope_from, o.headers, settings, stored) if needed else None
+        if o.each:
+            refusals.append(tuple(refusal if each else None for each in j))
+        else:
+            refusals.append((refusal,) * len(o.recipients))
+    return refusals
+
+
+def _new_inbound(offer: Offered, refusals: tuple[str | None, ...], now: datetime) -> NewInbound:
+    # The accepted recipients share one stored row: intake reads the message once.
+    pairs = zip(offer.recipients, refusals, strict=True)
+    accepted = tuple(r for r, refusal in pairs if not refusal)
+    message_id = message_id_of(offer.headers)
+    return NewInbound(
+        dedupe_key=dedupe_key(message_id, offer.raw),
+        message_id=message_id,
+        envelope_from=offer.envelope_from,
+        recipients=accepted,
+        via=Channel.SMTP,
+        raw=offer.raw,
+        received_at=now,
+    )
+
+
+def _absent(exc: Exception) -> bool:
+    return isinstance(exc, DatabaseUnavailable)
+
+
+def _alone(message: NewInbound) -> int | Exception | None:
+    try:
+        return queries.store_inbound(message)
+    except Exception as exc:
+        return exc
 
 
 def referenced_ids(headers: Message) -> list[str]:
