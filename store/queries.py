@@ -151,6 +151,19 @@ def create_referral(new: NewReferral, make_ref: Callable[[], str]) -> ReferralRe
     raise AssertionError("unreachable")
 
 
+def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
+    """Insert a referral and its parties under a reference drawn beforehand; None when that
+    reference is taken (nothing is written then)."""
+    try:
+        with database.atomic():
+            referral_id = _insert_referral(new, ref)
+    except peewee.IntegrityError:
+        return None
+    found = referral_by_id(referral_id)
+    assert found is not None
+    return found
+
+
 def _insert_referral(new: NewReferral, ref: str) -> int:
     referral_id = Referral.insert(
         ref=ref,

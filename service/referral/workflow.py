@@ -26,7 +26,7 @@ from service.writing import letters
 from service.writing.context import Context
 from store import queries, suppressions
 from store.db import transaction
-from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
+from store.records import NewParty, NewReferral, OutgoingMail, PartyRecord, ReferralRecord
 
 # Where a referral may go from each state. Received: stored, its questions not yet asked (it
 # leaves in the transaction that created it). Declined is an end state like the others: the
@@ -138,6 +138,25 @@ def decide_answer(
     return Decision(Outcome.CLOSED, state)
 
 
+@dataclass(frozen=True)
+class PreparedReferral:
+    """A referral and its first mails, decided and rendered before any write.
+
+    Its ids are placeholders until `record_referral` inserts it: nothing rendered depends
+    on them (mails carry the reference, keys and tokens), only the outbox rows' links do.
+    """
+
+    draft: RequestDraft
+    referrer: Mailbox
+    inbound_id: int | None
+    channel: Channel
+    now: datetime
+    withheld: Mapping[str, datetime]
+    ref: str
+    new: NewReferral
+    mails: tuple[OutgoingMail, ...]
+
+
 def open_referral(
     ctx: Context,
     draft: RequestDraft,
@@ -153,43 +172,141 @@ def open_referral(
     their silent no is due: they are asked nothing, and everyone else sees what a no
     without reason looks like (see `referral.withheld`).
     """
+    prepared = prepare_referral(ctx, draft, referrer, inbound_id, channel, now, withheld)
+    return record_referral(ctx, prepared)
+
+
+def prepare_referral(
+    ctx: Context,
+    draft: RequestDraft,
+    referrer: Mailbox,
+    inbound_id: int | None,
+    channel: Channel,
+    now: datetime,
+    withheld: Mapping[str, datetime] | None = None,
+) -> PreparedReferral:
+    """Everything `open_referral` decides and renders, with no write: call it outside the
+    transaction, so the store's write lock is not held while mail is built."""
     withheld = withheld or {}
     language = request_language(draft, ctx.settings.service.default_language)
     expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
     remind_at = now + timedelta(days=ctx.settings.timing.reminder_after_days)
+    new = NewReferral(
+        state=State.RECEIVED,
+        referrer_email=referrer.address,
+        referrer_name=referrer.name,
+        need=draft.need,
+        budget=draft.budget,
+        follow_up_days=draft.follow_up_days,
+        language=language,
+        subject=draft.subject,
+        request_message_id=draft.message_id,
+        copy_me=draft.copy_me,
+        inbound_id=inbound_id,
+        created_at=now,
+        expires_at=expires_at,
+        # A reminder due at or after expiry would never go: none is scheduled.
+        remind_at=remind_at if remind_at < expires_at else None,
+        parties=(
+            _new_party(draft.provider, language, withheld),
+            _new_party(draft.prospect, language, withheld),
+        ),
+    )
+    ref = ids.reference()
+    referral = _unsaved(new, ref)
+    mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
+    for party in referral.parties:
+        if party.withheld_until is None:
+            mails.append(letters.consent_request(ctx, referral, party, now))
+    return PreparedReferral(
+        draft, referrer, inbound_id, channel, now, withheld, ref, new, tuple(mails)
+    )
+
+
+def record_referral(ctx: Context, prepared: PreparedReferral) -> ReferralRecord:
+    """Write a prepared referral, its event and its mails, and move it to asking: the short
+    write after `prepare_referral`. Should its reference have been taken meanwhile (rare),
+    a new one is drawn and the mails rendered again, here."""
+    now, channel = prepared.now, prepared.channel
     with transaction():
-        referral = queries.create_referral(
-            NewReferral(
-                state=State.RECEIVED,
-                referrer_email=referrer.address,
-                referrer_name=referrer.name,
-                need=draft.need,
-                budget=draft.budget,
-                follow_up_days=draft.follow_up_days,
-                language=language,
-                subject=draft.subject,
-                request_message_id=draft.message_id,
-                copy_me=draft.copy_me,
-                inbound_id=inbound_id,
-                created_at=now,
-                expires_at=expires_at,
-                # A reminder due at or after expiry would never go: none is scheduled.
-                remind_at=remind_at if remind_at < expires_at else None,
-                parties=(
-                    _new_party(draft.provider, language, withheld),
-                    _new_party(draft.prospect, language, withheld),
-                ),
-            ),
-            make_ref=ids.reference,
-        )
+        for attempt in range(5):
+            referral = queries.insert_referral(prepared.new, prepared.ref)
+            if referral is not None:
+                break
+            if attempt == 4:
+                raise WrongState(f"no free reference for inbound {prepared.inbound_id}")
+            prepared = prepare_referral(
+                ctx,
+                prepared.draft,
+                prepared.referrer,
+                prepared.inbound_id,
+                channel,
+                now,
+                prepared.withheld,
+            )
+        assert referral is not None
         queries.add_event(referral.id, now, State.RECEIVED, "referrer", channel)
-        mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
-        for party in referral.parties:
-            if party.withheld_until is None:
-                mails.append(letters.consent_request(ctx, referral, party, now))
-        queries.enqueue(mails, now)
+        queries.enqueue([_bound(mail, referral, prepared.new) for mail in prepared.mails], now)
         asking = move(referral, State.ASKING, now, channel, event="asked", detail=", ".join(ROLES))
     return asking
+
+
+# Stand-in ids of a referral not yet stored: never a real row's (those start at 1).
+_UNSAVED = 0
+
+
+def _unsaved(new: NewReferral, ref: str) -> ReferralRecord:
+    """The record a referral will have once stored, to render its first mails from."""
+    parties = tuple(
+        PartyRecord(
+            id=_UNSAVED - n,
+            role=p.role,
+            name=p.name,
+            email=p.email,
+            phone=p.phone,
+            prefers=p.prefers,
+            best_time=p.best_time,
+            booking=p.booking,
+            language=p.language,
+            ask_key=p.ask_key,
+            answer=None,
+            answered_at=None,
+            answer_channel=None,
+            reply_key=p.reply_key,
+            timezone=p.timezone,
+            withheld_until=p.withheld_until,
+        )
+        for n, p in enumerate(new.parties, start=1)
+    )
+    return ReferralRecord(
+        id=_UNSAVED,
+        ref=ref,
+        state=new.state,
+        referrer_email=new.referrer_email,
+        referrer_name=new.referrer_name,
+        need=new.need,
+        budget=new.budget,
+        follow_up_days=new.follow_up_days,
+        language=new.language,
+        subject=new.subject,
+        request_message_id=new.request_message_id,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+        expires_at=new.expires_at,
+        introduced_at=None,
+        parties=parties,
+        copy_me=new.copy_me,
+        remind_at=new.remind_at,
+    )
+
+
+def _bound(mail: OutgoingMail, referral: ReferralRecord, new: NewReferral) -> OutgoingMail:
+    """A mail rendered for the unsaved referral, linked to the stored one's rows."""
+    party_id = mail.party_id
+    if party_id is not None:
+        role = {_UNSAVED - n: p.role for n, p in enumerate(new.parties, start=1)}[party_id]
+        party_id = referral.party(role).id
+    return replace(mail, referral_id=referral.id, party_id=party_id)
 
 
 def refuse_request(
