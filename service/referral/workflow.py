@@ -326,6 +326,18 @@ def refuse_request(
         queries.enqueue([refusal], now)
 
 
+@dataclass(frozen=True)
+class _Answering:
+    """A recorded answer as worked out, its mails rendered, before the write that keeps it."""
+
+    given: Answer
+    decision: Decision
+    reason: DeclineReason | None
+    reason_text: str
+    seen: consent_evidence.Seen
+    mails: tuple[OutgoingMail, ...]
+
+
 def answer(
     ctx: Context,
     ask_key: str,
@@ -337,10 +349,24 @@ def answer(
     shown: Shown | None = None,
 ) -> AnswerResult:
     """Record a party's yes or no (a no with its reason, if they gave one) with what they
-    were shown; introduce or close the referral when that decides it."""
+    were shown; introduce or close the referral when that decides it.
+
+    Decided and rendered from the referral as read before the transaction; written under
+    the referral's lock only if it is still exactly as read, else decided again there (an
+    answer, reminder or expiry came in between: rare).
+    """
+    shown = shown or Shown()
+    found = find_question(ask_key)
+    if found is None:
+        raise NotFound("no such consent question")
+    read, party = found
+    given_as = (given, channel, now, reason, reason_text, shown)
+    planned = _work_out(ctx, read, party, *given_as)
     with transaction():
         referral, party = _lock_question(ask_key)
-        return answer_locked(ctx, referral, party, given, channel, now, reason, reason_text, shown)
+        if referral != read:
+            planned = _work_out(ctx, referral, party, *given_as)
+        return _write_answer(ctx, referral, party, channel, now, shown, planned)
 
 
 def answer_locked(
@@ -355,31 +381,79 @@ def answer_locked(
     shown: Shown | None = None,
 ) -> AnswerResult:
     """`answer`, for a caller that already holds the referral's lock in its transaction."""
+    shown = shown or Shown()
+    planned = _work_out(ctx, referral, party, given, channel, now, reason, reason_text, shown)
+    return _write_answer(ctx, referral, party, channel, now, shown, planned)
+
+
+def _work_out(
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    given: Answer,
+    channel: Channel,
+    now: datetime,
+    reason: DeclineReason | None,
+    reason_text: str,
+    shown: Shown,
+) -> Decision | _Answering:
+    """Reads only: what an answer does to the referral as given, and the mails it sends."""
     answers = {p.role: p.answer for p in referral.parties}
     decision = decide_answer(State(referral.state), answers, party.role, given)
     if decision.outcome is not Outcome.RECORDED:
-        return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
+        return decision
     if given is Answer.NO:
         reason = reason or (DeclineReason.OTHER if reason_text.strip() else None)
+        reason_text = reason_text.strip()[:500]
     else:
         reason, reason_text = None, ""
-    queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
-    consent_evidence.record(party, shown or Shown(), now)
+    # The referral as it will be once the answer is written: what the notices are about.
+    answered = replace(
+        party,
+        answer=given,
+        answered_at=now,
+        answer_channel=channel,
+        decline_reason=reason,
+        decline_text=reason_text,
+    )
+    parties = tuple(answered if p.id == party.id else p for p in referral.parties)
+    after = replace(referral, parties=parties)
+    if decision.state != referral.state:
+        introduced = now if decision.state is State.INTRODUCED else referral.introduced_at
+        after = replace(after, state=decision.state, updated_at=now, introduced_at=introduced)
+    mails = tuple(
+        mail
+        for notice in decision.notices
+        for mail in letters.notice(ctx, notice, after, party.role, now)
+    )
+    seen = consent_evidence.gather(party, shown)
+    return _Answering(given, decision, reason, reason_text, seen, mails)
+
+
+def _write_answer(
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    channel: Channel,
+    now: datetime,
+    shown: Shown,
+    planned: Decision | _Answering,
+) -> AnswerResult:
+    """Under the referral's lock: keep what `_work_out` decided from this very record."""
+    if isinstance(planned, Decision):
+        return AnswerResult(planned.outcome, party.answer, planned.state, referral.id)
+    given, decision = planned.given, planned.decision
+    queries.record_answer(party.id, given, channel, now, planned.reason, planned.reason_text)
+    consent_evidence.keep(party, shown, planned.seen, now)
     changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
-    queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
+    queries.add_event(referral.id, now, changed, party.role, channel, planned.reason or "")
     if decision.state != referral.state:
         introduced = decision.state is State.INTRODUCED
         move(referral, decision.state, now, channel, introduced_at=now if introduced else None)
         if introduced:
             _schedule_follow_up(ctx, referral, now)
-    if decision.notices:
-        referral = queries.referral_by_id(referral.id) or referral
-        mails = [
-            mail
-            for notice in decision.notices
-            for mail in letters.notice(ctx, notice, referral, party.role, now)
-        ]
-        queries.enqueue(mails, now)
+    if planned.mails:
+        queries.enqueue(planned.mails, now)
     return AnswerResult(Outcome.RECORDED, given, decision.state, referral.id)
 
 
