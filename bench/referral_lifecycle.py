@@ -29,6 +29,7 @@ from service.clock import FixedClock
 from service.intake import pipeline, receiving
 from service.model import Answer, Channel
 from service.referral import workflow
+from service.referral.consent_evidence import Shown
 from service.settings import Settings
 from service.writing.context import Context, make_context
 from store import db, queries
@@ -79,7 +80,9 @@ def lifecycle(ctx: Context, count: int) -> None:
     for referral in queries.recent_referrals(limit=count):
         assert referral.state == "asking", referral.state
         for party in referral.parties:
-            workflow.answer(ctx, party.ask_key, Answer.YES, Channel.LINK, NOW)
+            # As the consent page answers: with the text it showed them.
+            shown = Shown(page_text=f"{party.name}, {referral.need}: yes")
+            workflow.answer(ctx, party.ask_key, Answer.YES, Channel.LINK, NOW, shown=shown)
         assert queries.referral_by_id(referral.id).state == "introduced"
 
 
