@@ -139,6 +139,7 @@ def test_ruff_finds_nothing():
         ["bench/admission_lookup.py", "--referrers", "20", "--rounds", "3"],
         ["bench/policy_answers.py", "--requests", "5"],
         ["bench/health_check.py", "--small", "20", "--factor", "2", "--rounds", "1"],
+        ["bench/referral_lifecycle.py", "--referrals", "5", "--rounds", "1"],
     ],
     ids=lambda args: Path(args[0]).stem,
 )
