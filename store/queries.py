@@ -11,6 +11,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
+from store.compiled import CompiledRead
 from store.db import database, is_postgresql, once_more_if_connection_lost
 from store.models import (
     Event,
@@ -104,9 +105,7 @@ def inbound_claims(now: datetime) -> list[str]:
     """The claims that hold unprocessed messages now."""
     rows = (
         InboundMessage.select(InboundMessage.claimed_by)
-        .where(
-            (InboundMessage.state == InboundState.NEW) & (InboundMessage.claimed_until > now)
-        )
+        .where((InboundMessage.state == InboundState.NEW) & (InboundMessage.claimed_until > now))
         .distinct()
     )
     return [r.claimed_by for r in rows]
@@ -258,8 +257,27 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
     return referral_id
 
 
+# Stand-ins for the values of a compiled read (store/compiled.py): never a real id or key.
+_ID = -7_000_001
+_KEY = "\x00key"
+
+_REFERRAL = CompiledRead(lambda i: Referral.select().where(Referral.id == i), _ID)
+_REFERRAL_LOCKED = CompiledRead(
+    lambda i: (
+        Referral.select().where(Referral.id == i).for_update()
+        if is_postgresql()
+        else Referral.select().where(Referral.id == i)
+    ),
+    _ID,
+)
+_PARTIES = CompiledRead(lambda i: Party.select().where(Party.referral == i).order_by(Party.id), _ID)
+_REFERRAL_OF_ASK = CompiledRead(
+    lambda k: Party.select(Party.referral).where(Party.ask_key == k).limit(1), _KEY
+)
+
+
 def referral_by_id(referral_id: int) -> ReferralRecord | None:
-    row = Referral.get_or_none(Referral.id == referral_id)
+    row = _REFERRAL.first(referral_id)
     return _referral(row) if row else None
 
 
@@ -274,14 +292,14 @@ def lock_referral(referral_id: int) -> ReferralRecord:
     Two answers arriving together both lock the referral, so the second sees the first.
     SQLite needs no row lock: IMMEDIATE transactions already run one writer at a time.
     """
-    query = Referral.select().where(Referral.id == referral_id)
-    if is_postgresql():
-        query = query.for_update()
-    return _referral(query.get())
+    row = _REFERRAL_LOCKED.first(referral_id)
+    if row is None:
+        raise Referral.DoesNotExist(f"no referral {referral_id}")
+    return _referral(row)
 
 
 def referral_id_for_ask(ask_key: str) -> int | None:
-    row = Party.select(Party.referral).where(Party.ask_key == ask_key).first()
+    row = _REFERRAL_OF_ASK.first(ask_key)
     return row.referral_id if row else None
 
 
@@ -374,9 +392,7 @@ def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
 
 def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> ReferralRecord:
     if parties is None:
-        parties = tuple(
-            _party(p) for p in Party.select().where(Party.referral == row.id).order_by(Party.id)
-        )
+        parties = tuple(_party(p) for p in _PARTIES.rows(row.id))
     return ReferralRecord(
         id=row.id,
         ref=row.ref,
