@@ -4,8 +4,9 @@ Each referral is one distinct request stored as the SMTP edge stores it, taken b
 (the receipt and both consent questions), then both parties' yes through the workflow (the
 introduction and the referrer's note): every mail rendered and queued, none sent. The
 baseline is the same number of bare inserts of the inbound row, in the same store, rounds
-interleaved. Prints referrals per second, CPU milliseconds each, and the ratio of the
-lifecycle's time to the baseline's.
+interleaved. Prints referrals per second, CPU milliseconds each, the ratio of the
+lifecycle's time to the baseline's, and how long the store's write lock was held per
+referral (what an SMTP insert or the outbox waits behind).
 
     python bench/referral_lifecycle.py [--referrals 200] [--rounds 3] [--profile]
 """
@@ -86,6 +87,32 @@ def lifecycle(ctx: Context, count: int) -> None:
         assert queries.referral_by_id(referral.id).state == "introduced"
 
 
+class LockClock:
+    """How long the store's write lock is held: from each BEGIN to its COMMIT or ROLLBACK,
+    the time every other writer (an SMTP insert, the outbox) would wait behind it."""
+
+    def __init__(self, database) -> None:
+        self.held = 0.0
+        self._since = 0.0
+        begin, commit, rollback = database.begin, database.commit, database.rollback
+
+        def timed_begin(*args, **kwargs):
+            begin(*args, **kwargs)
+            self._since = time.perf_counter()
+
+        def ended(end):
+            def run(*args, **kwargs):
+                try:
+                    return end(*args, **kwargs)
+                finally:
+                    self.held += time.perf_counter() - self._since
+
+            return run
+
+        database.begin, database.commit = timed_begin, ended(commit)
+        database.rollback = ended(rollback)
+
+
 def timed(work) -> tuple[float, float]:
     """Wall and CPU seconds of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -110,10 +137,10 @@ def main() -> None:
             .replace("security", allowed_referrers=(REFERRER,))
             .replace("outbound", transport="maildir", maildir=str(folder / "outbox"))
         )
-        db.bind(url)
+        lock = LockClock(db.bind(url))
         ctx = make_context(settings, FixedClock(NOW))
         lifecycle(ctx, 5)  # templates compiled, keys made: not what a round should pay
-        bare, full = [], []
+        bare, full, held = [], [], []
         profile = cProfile.Profile() if args.profile else None
         for _ in range(args.rounds):
             bare.append(timed(lambda: store(n)))
@@ -121,7 +148,9 @@ def main() -> None:
             pipeline.process_pending(ctx, NOW, limit=n)
             if profile:
                 profile.enable()
+            before = lock.held
             full.append(timed(lambda: lifecycle(ctx, n)))
+            held.append(lock.held - before)
             if profile:
                 profile.disable()
         db.close()
@@ -135,6 +164,10 @@ def main() -> None:
         f"{full_cpu / n * 1000:6.2f} ms CPU each"
     )
     print(f"ratio lifecycle/bare: {full_wall / bare_wall:.1f}")
+    print(
+        f"write lock held:      {statistics.median(held) / n * 1000:6.2f} ms per referral "
+        f"({statistics.median(held) / full_wall * 100:.0f}% of the time)"
+    )
     if profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
 
