@@ -363,7 +363,11 @@ def answer(
     given_as = (given, channel, now, reason, reason_text, shown)
     planned = _work_out(ctx, read, party, *given_as)
     with transaction():
-        referral, party = _lock_question(ask_key)
+        # A question never moves to another referral: the id read is the one to lock.
+        referral = queries.lock_referral(read.id)
+        party = next((p for p in referral.parties if p.ask_key == ask_key), None)
+        if party is None:  # erased since it was read
+            raise NotFound("no such consent question")
         if referral != read:
             planned = _work_out(ctx, referral, party, *given_as)
         return _write_answer(ctx, referral, party, channel, now, shown, planned)
