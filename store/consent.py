@@ -8,6 +8,7 @@ from datetime import datetime
 
 import peewee
 
+from store.compiled import CompiledRead
 from store.models import ConsentText, OutboxMail, Party
 
 # The mails that ask the consent question: the question itself and its one reminder.
@@ -44,8 +45,19 @@ def question_asked(party_id: int, named: Sequence[str] = ()) -> AskedMail | None
         row = query.where(OutboxMail.message_id.in_(list(named))).first()
         if row is not None:
             return AskedMail(row.message_id, bytes(row.raw))
-    row = query.order_by(OutboxMail.id.desc()).first()
+    row = _LATEST_QUESTION.first(party_id)
     return None if row is None else AskedMail(row.message_id, bytes(row.raw))
+
+
+_LATEST_QUESTION = CompiledRead(
+    lambda party_id: (
+        OutboxMail.select(OutboxMail.message_id, OutboxMail.raw)
+        .where((OutboxMail.party == party_id) & OutboxMail.purpose.in_(QUESTION_PURPOSES))
+        .order_by(OutboxMail.id.desc())
+        .limit(1)
+    ),
+    -7_000_001,
+)
 
 
 def keep_text(text_hash: str, text: str, now: datetime) -> None:

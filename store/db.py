@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 import peewee
 from playhouse import db_url
 
-from store import schema
+from store import schema, suppressions
 from store.models import database
 from store.postgresql import (
     DatabaseUnavailable,
@@ -97,6 +97,9 @@ def bind(url: str, quota_mb: int = 0) -> peewee.Database:
         schema.ensure()
     except schema.SchemaBusy as exc:
         raise DatabaseUnavailable(str(exc)) from exc
+    # A full or busy store: the key is read (or made) when first needed instead.
+    with contextlib.suppress(peewee.OperationalError):
+        suppressions.ensure_key()
     return real
 
 

@@ -49,6 +49,9 @@ class InboundMessage(BaseModel):
     note = peewee.TextField(default="")
     processed_at = UTCDateTimeField(null=True)
     referrer_told = peewee.BooleanField(default=False)
+    # Intake's claim on a message it works on, and until when: see queries.claim_inbound.
+    claimed_by = peewee.CharField(max_length=200, default="")
+    claimed_until = UTCDateTimeField(null=True)
 
 
 class Referral(BaseModel):

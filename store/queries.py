@@ -11,6 +11,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
+from store.compiled import CompiledRead
 from store.db import database, is_postgresql, once_more_if_connection_lost
 from store.models import (
     Event,
@@ -124,6 +125,55 @@ def lock_next_inbound() -> InboundRecord | None:
     return _inbound(row) if row else None
 
 
+def claim_inbound(
+    now: datetime, lease_until: datetime, limit: int, claim: str, stale: Sequence[str] = ()
+) -> list[InboundRecord]:
+    """Take up to `limit` unprocessed messages, oldest first, for one claim until the lease
+    ends: free ones, those whose lease ran out, and those held by the `stale` claims (of a
+    process that is gone). The claim is the whole lock: the work is done outside any
+    transaction, and `finish_claimed` writes its result only while the claim still holds."""
+    free = InboundMessage.claimed_until.is_null() | (InboundMessage.claimed_until <= now)
+    if stale:
+        free |= InboundMessage.claimed_by.in_(list(stale))
+    with database.atomic():
+        query = (
+            InboundMessage.select()
+            .where((InboundMessage.state == InboundState.NEW) & free)
+            .order_by(InboundMessage.received_at, InboundMessage.id)
+            .limit(limit)
+        )
+        if is_postgresql():
+            query = query.for_update(skip_locked=True)
+        rows = list(query)
+        if rows:
+            InboundMessage.update(claimed_by=claim, claimed_until=lease_until).where(
+                InboundMessage.id.in_([r.id for r in rows])
+            ).execute()
+    return [_inbound(r) for r in rows]
+
+
+def inbound_claims(now: datetime) -> list[str]:
+    """The claims that hold unprocessed messages now."""
+    rows = (
+        InboundMessage.select(InboundMessage.claimed_by)
+        .where((InboundMessage.state == InboundState.NEW) & (InboundMessage.claimed_until > now))
+        .distinct()
+    )
+    return [r.claimed_by for r in rows]
+
+
+def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
+    """Give back what a claim could not finish, for the next run to take at once."""
+    if not inbound_ids:
+        return
+    with database.atomic():
+        InboundMessage.update(claimed_by="", claimed_until=None).where(
+            InboundMessage.id.in_(list(inbound_ids))
+            & (InboundMessage.claimed_by == claim)
+            & (InboundMessage.state == InboundState.NEW)
+        ).execute()
+
+
 def inbound_by_id(inbound_id: int) -> InboundRecord | None:
     row = InboundMessage.get_or_none(InboundMessage.id == inbound_id)
     return _inbound(row) if row else None
@@ -133,6 +183,23 @@ def finish_inbound(inbound_id: int, state: str, note: str, now: datetime) -> Non
     InboundMessage.update(state=state, note=note, processed_at=now).where(
         InboundMessage.id == inbound_id
     ).execute()
+
+
+def finish_claimed(inbound_id: int, claim: str, state: str, note: str, now: datetime) -> bool:
+    """Record what became of a message, if it is still unprocessed and held by `claim`;
+    False if not (its lease ran out and another took it): the caller's work must not stand."""
+    changed = (
+        InboundMessage.update(
+            state=state, note=note, processed_at=now, claimed_by="", claimed_until=None
+        )
+        .where(
+            (InboundMessage.id == inbound_id)
+            & (InboundMessage.state == InboundState.NEW)
+            & (InboundMessage.claimed_by == claim)
+        )
+        .execute()
+    )
+    return bool(changed)
 
 
 def mark_referrer_told(inbound_id: int) -> bool:
@@ -186,20 +253,17 @@ def _inbound(row: InboundMessage) -> InboundRecord:
 # ---------------------------------------------------------------- referrals
 
 
-def create_referral(new: NewReferral, make_ref: Callable[[], str]) -> ReferralRecord:
-    """Insert a referral and its parties under a fresh reference (drawn again on a clash)."""
-    for attempt in range(5):
-        try:
-            with database.atomic():
-                referral_id = _insert_referral(new, make_ref())
-        except peewee.IntegrityError:
-            if attempt == 4:
-                raise
-            continue
-        found = referral_by_id(referral_id)
-        assert found is not None
-        return found
-    raise AssertionError("unreachable")
+def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
+    """Insert a referral and its parties under a reference drawn beforehand; None when that
+    reference is taken (nothing is written then)."""
+    try:
+        with database.atomic():
+            referral_id = _insert_referral(new, ref)
+    except peewee.IntegrityError:
+        return None
+    found = referral_by_id(referral_id)
+    assert found is not None
+    return found
 
 
 def _insert_referral(new: NewReferral, ref: str) -> int:
@@ -244,8 +308,27 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
     return referral_id
 
 
+# Stand-ins for the values of a compiled read (store/compiled.py): never a real id or key.
+_ID = -7_000_001
+_KEY = "\x00key"
+
+_REFERRAL = CompiledRead(lambda i: Referral.select().where(Referral.id == i), _ID)
+_REFERRAL_LOCKED = CompiledRead(
+    lambda i: (
+        Referral.select().where(Referral.id == i).for_update()
+        if is_postgresql()
+        else Referral.select().where(Referral.id == i)
+    ),
+    _ID,
+)
+_PARTIES = CompiledRead(lambda i: Party.select().where(Party.referral == i).order_by(Party.id), _ID)
+_REFERRAL_OF_ASK = CompiledRead(
+    lambda k: Party.select(Party.referral).where(Party.ask_key == k).limit(1), _KEY
+)
+
+
 def referral_by_id(referral_id: int) -> ReferralRecord | None:
-    row = Referral.get_or_none(Referral.id == referral_id)
+    row = _REFERRAL.first(referral_id)
     return _referral(row) if row else None
 
 
@@ -260,14 +343,14 @@ def lock_referral(referral_id: int) -> ReferralRecord:
     Two answers arriving together both lock the referral, so the second sees the first.
     SQLite needs no row lock: IMMEDIATE transactions already run one writer at a time.
     """
-    query = Referral.select().where(Referral.id == referral_id)
-    if is_postgresql():
-        query = query.for_update()
-    return _referral(query.get())
+    row = _REFERRAL_LOCKED.first(referral_id)
+    if row is None:
+        raise Referral.DoesNotExist(f"no referral {referral_id}")
+    return _referral(row)
 
 
 def referral_id_for_ask(ask_key: str) -> int | None:
-    row = Party.select(Party.referral).where(Party.ask_key == ask_key).first()
+    row = _REFERRAL_OF_ASK.first(ask_key)
     return row.referral_id if row else None
 
 
@@ -360,9 +443,7 @@ def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
 
 def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> ReferralRecord:
     if parties is None:
-        parties = tuple(
-            _party(p) for p in Party.select().where(Party.referral == row.id).order_by(Party.id)
-        )
+        parties = tuple(_party(p) for p in _PARTIES.rows(row.id))
     return ReferralRecord(
         id=row.id,
         ref=row.ref,

@@ -13,10 +13,14 @@ from datetime import datetime
 
 import peewee
 
-from store.db import database
-from store.models import StoreKey, Suppression
+from store.models import StoreKey, Suppression, database
 
 _KEY_NAME = "suppression"
+
+# The key of the store this process is bound to, read once: it never changes once made,
+# and every address hashed (each mail queued asks) used to read it again. Held beside the
+# database it came from, so binding another store reads that store's key.
+_known: tuple[peewee.Database, bytes] | None = None
 
 
 def address_hash(address: str) -> str:
@@ -45,7 +49,31 @@ def suppressed(addresses: list[str]) -> set[str]:
     return {hashes[row.address_hash] for row in found}
 
 
+def ensure_key() -> None:
+    """Make the store's key if it has none, in a commit of its own, and keep it: at bind,
+    so that the process reads it once. A key seen only inside a transaction is not kept, as
+    that transaction may be the one making it, and may yet roll back."""
+    global _known
+    with database.atomic():
+        key = _stored_key()
+    _known = (database.obj, key)
+
+
 def _key() -> bytes:
+    global _known
+    bound = database.obj
+    if _known is not None and _known[0] is bound:
+        return _known[1]
+    found = StoreKey.get_or_none(StoreKey.name == _KEY_NAME)
+    if found is None:
+        return _stored_key()
+    key = bytes.fromhex(found.value)
+    if not database.in_transaction():
+        _known = (bound, key)
+    return key
+
+
+def _stored_key() -> bytes:
     row = StoreKey.get_or_none(StoreKey.name == _KEY_NAME)
     if row is None:
         # Two instances may race here: the unique name lets one win, and both read its key.

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from service.clock import FixedClock
+from service.delivery import holder
 from service.intake import pipeline, receiving
 from service.model import Channel
 from service.writing.compose import Templates
 from service.writing.context import make_context
 from store import queries
 from tests.conftest import REFERRER, fixture_bytes
-from tests.helpers import NOW, arrive, inbound_counts, outbox_mails, outcome
+from tests.helpers import NOW, arrive, at_once, inbound_counts, outbox_mails, outcome
 
 
 @pytest.mark.parametrize(
@@ -117,6 +118,60 @@ def test_the_same_message_id_twice_is_one_referral(ctx):
     assert (first.duplicate, again.duplicate) == (False, True)
     pipeline.process_pending(ctx, NOW)
     assert queries.referral_counts() == {"asking": 1}
+
+
+# A run of intake in another instance, on another host: alive as far as we can tell.
+ELSEWHERE = "other-host.example/4242/77#run"
+
+
+def test_a_message_another_instance_is_working_on_is_left_to_it(ctx):
+    inbound_id = arrive("request_thunderbird_labelled_lines.eml")
+    assert [r.id for r in queries.claim_inbound(NOW, NOW + pipeline.LEASE, 10, ELSEWHERE)] == [
+        inbound_id
+    ]
+    assert pipeline.process_pending(ctx, NOW) == 0
+    assert queries.inbound_by_id(inbound_id).state == "new"
+    assert queries.referral_counts() == {}
+
+
+def test_a_message_whose_claim_ran_out_is_taken_over_and_handled_once(ctx):
+    """The instance that stalled past its lease comes back with its result: it must not
+    stand beside the one that took the message over."""
+    inbound_id = arrive("request_thunderbird_labelled_lines.eml")
+    queries.claim_inbound(NOW, NOW + pipeline.LEASE, 10, ELSEWHERE)
+    later = NOW + pipeline.LEASE + timedelta(seconds=1)
+    assert pipeline.process_pending(ctx, later) == 1
+    assert not queries.finish_claimed(inbound_id, ELSEWHERE, "processed", "R-LATE", later)
+    record = queries.inbound_by_id(inbound_id)
+    assert (record.state, record.note) == ("processed", queries.recent_referrals()[0].ref)
+    assert queries.referral_counts() == {"asking": 1}
+    queued = [m.purpose for m in queries.claim_outbox(later, later, 100)]
+    assert sorted(queued) == ["consent_request", "consent_request", "receipt"]
+
+
+def test_a_claim_left_by_a_process_that_is_gone_is_taken_at_once(ctx):
+    """`serve` killed mid-batch: its successor on the same host (the same pid, as in a
+    restarted container, but a later start) does not wait out the lease."""
+    me = holder.this_process()
+    predecessor = f"{holder.Holder(me.host, me.pid, 'an-earlier-start')}#run"
+    inbound_id = arrive("request_thunderbird_labelled_lines.eml")
+    queries.claim_inbound(NOW, NOW + pipeline.LEASE, 10, predecessor)
+    assert pipeline.process_pending(ctx, NOW) == 1
+    assert queries.inbound_by_id(inbound_id).state == "processed"
+
+
+def test_two_instances_at_once_handle_each_message_once(ctx):
+    raw = fixture_bytes("request_thunderbird_labelled_lines.eml")
+    for n in range(12):
+        copy = raw.replace(b"Message-ID: <", f"Message-ID: <copy{n}.".encode(), 1)
+        receiving.receive(copy, REFERRER, ["refer@intro.example.org"], Channel.SMTP, NOW)
+    # Small batches, so that the two take turns claiming.
+    done = at_once(lambda: sum(pipeline.process_pending(ctx, NOW, limit=1) for _ in range(12)))
+    assert sum(done) == 12
+    assert inbound_counts() == {"processed": 12}
+    assert queries.referral_counts() == {"asking": 12}
+    # A receipt and two questions for each, none written twice.
+    assert len({m["Message-ID"] for m in outbox_mails()}) == 36
 
 
 def test_a_failure_while_processing_is_quarantined_and_contained(ctx, tmp_path: Path):

@@ -140,6 +140,7 @@ def test_ruff_finds_nothing():
         ["bench/policy_answers.py", "--requests", "5"],
         ["bench/health_check.py", "--small", "20", "--factor", "2", "--rounds", "1"],
         ["bench/smtp_accept.py", "--messages", "40", "--sessions", "4", "--rounds", "1"],
+        ["bench/referral_lifecycle.py", "--referrals", "5", "--rounds", "1"],
     ],
     ids=lambda args: Path(args[0]).stem,
 )

@@ -34,8 +34,18 @@ def mail_text(raw: bytes) -> str:
     return body_text(message) or ""
 
 
-def record(party: PartyRecord, shown: Shown, now: datetime) -> None:
-    """Within the answer's transaction: the question, the text and its hash beside the answer.
+@dataclass(frozen=True)
+class Seen:
+    """What `gather` found a party was shown: the question mail, and the text with its hash."""
+
+    question_message_id: str | None
+    text: str | None
+    digest: str | None
+
+
+def gather(party: PartyRecord, shown: Shown) -> Seen:
+    """Reads only, so it may run before the answer's transaction: the question a party
+    answered and the text they consented to.
 
     An answer by link was given on the page, so the page's text is what they consented to;
     an answer by mail was given to the question mail, so its text is.
@@ -44,14 +54,14 @@ def record(party: PartyRecord, shown: Shown, now: datetime) -> None:
     text = shown.page_text
     if text is None and asked is not None:
         text = mail_text(asked.raw)
-    digest = None
-    if text is not None:
-        digest = text_hash(text)
-        consent.keep_text(digest, text, now)
+    digest = text_hash(text) if text is not None else None
+    return Seen(asked.message_id if asked else None, text, digest)
+
+
+def keep(party: PartyRecord, shown: Shown, seen: Seen, now: datetime) -> None:
+    """Within the answer's transaction: the question, the text and its hash beside the answer."""
+    if seen.text is not None and seen.digest is not None:
+        consent.keep_text(seen.digest, seen.text, now)
     consent.record_evidence(
-        party.id,
-        asked.message_id if asked else None,
-        shown.answer_message_id,
-        party.language,
-        digest,
+        party.id, seen.question_message_id, shown.answer_message_id, party.language, seen.digest
     )

@@ -26,7 +26,7 @@ from service.writing import letters
 from service.writing.context import Context
 from store import queries, suppressions
 from store.db import transaction
-from store.records import NewParty, NewReferral, PartyRecord, ReferralRecord
+from store.records import NewParty, NewReferral, OutgoingMail, PartyRecord, ReferralRecord
 
 # Where a referral may go from each state. Received: stored, its questions not yet asked (it
 # leaves in the transaction that created it). Declined is an end state like the others: the
@@ -138,6 +138,25 @@ def decide_answer(
     return Decision(Outcome.CLOSED, state)
 
 
+@dataclass(frozen=True)
+class PreparedReferral:
+    """A referral and its first mails, decided and rendered before any write.
+
+    Its ids are placeholders until `record_referral` inserts it: nothing rendered depends
+    on them (mails carry the reference, keys and tokens), only the outbox rows' links do.
+    """
+
+    draft: RequestDraft
+    referrer: Mailbox
+    inbound_id: int | None
+    channel: Channel
+    now: datetime
+    withheld: Mapping[str, datetime]
+    ref: str
+    new: NewReferral
+    mails: tuple[OutgoingMail, ...]
+
+
 def open_referral(
     ctx: Context,
     draft: RequestDraft,
@@ -153,43 +172,141 @@ def open_referral(
     their silent no is due: they are asked nothing, and everyone else sees what a no
     without reason looks like (see `referral.withheld`).
     """
+    prepared = prepare_referral(ctx, draft, referrer, inbound_id, channel, now, withheld)
+    return record_referral(ctx, prepared)
+
+
+def prepare_referral(
+    ctx: Context,
+    draft: RequestDraft,
+    referrer: Mailbox,
+    inbound_id: int | None,
+    channel: Channel,
+    now: datetime,
+    withheld: Mapping[str, datetime] | None = None,
+) -> PreparedReferral:
+    """Everything `open_referral` decides and renders, with no write: call it outside the
+    transaction, so the store's write lock is not held while mail is built."""
     withheld = withheld or {}
     language = request_language(draft, ctx.settings.service.default_language)
     expires_at = now + timedelta(days=ctx.settings.timing.consent_expiry_days)
     remind_at = now + timedelta(days=ctx.settings.timing.reminder_after_days)
+    new = NewReferral(
+        state=State.RECEIVED,
+        referrer_email=referrer.address,
+        referrer_name=referrer.name,
+        need=draft.need,
+        budget=draft.budget,
+        follow_up_days=draft.follow_up_days,
+        language=language,
+        subject=draft.subject,
+        request_message_id=draft.message_id,
+        copy_me=draft.copy_me,
+        inbound_id=inbound_id,
+        created_at=now,
+        expires_at=expires_at,
+        # A reminder due at or after expiry would never go: none is scheduled.
+        remind_at=remind_at if remind_at < expires_at else None,
+        parties=(
+            _new_party(draft.provider, language, withheld),
+            _new_party(draft.prospect, language, withheld),
+        ),
+    )
+    ref = ids.reference()
+    referral = _unsaved(new, ref)
+    mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
+    for party in referral.parties:
+        if party.withheld_until is None:
+            mails.append(letters.consent_request(ctx, referral, party, now))
+    return PreparedReferral(
+        draft, referrer, inbound_id, channel, now, withheld, ref, new, tuple(mails)
+    )
+
+
+def record_referral(ctx: Context, prepared: PreparedReferral) -> ReferralRecord:
+    """Write a prepared referral, its event and its mails, and move it to asking: the short
+    write after `prepare_referral`. Should its reference have been taken meanwhile (rare),
+    a new one is drawn and the mails rendered again, here."""
+    now, channel = prepared.now, prepared.channel
     with transaction():
-        referral = queries.create_referral(
-            NewReferral(
-                state=State.RECEIVED,
-                referrer_email=referrer.address,
-                referrer_name=referrer.name,
-                need=draft.need,
-                budget=draft.budget,
-                follow_up_days=draft.follow_up_days,
-                language=language,
-                subject=draft.subject,
-                request_message_id=draft.message_id,
-                copy_me=draft.copy_me,
-                inbound_id=inbound_id,
-                created_at=now,
-                expires_at=expires_at,
-                # A reminder due at or after expiry would never go: none is scheduled.
-                remind_at=remind_at if remind_at < expires_at else None,
-                parties=(
-                    _new_party(draft.provider, language, withheld),
-                    _new_party(draft.prospect, language, withheld),
-                ),
-            ),
-            make_ref=ids.reference,
-        )
+        for attempt in range(5):
+            referral = queries.insert_referral(prepared.new, prepared.ref)
+            if referral is not None:
+                break
+            if attempt == 4:
+                raise WrongState(f"no free reference for inbound {prepared.inbound_id}")
+            prepared = prepare_referral(
+                ctx,
+                prepared.draft,
+                prepared.referrer,
+                prepared.inbound_id,
+                channel,
+                now,
+                prepared.withheld,
+            )
+        assert referral is not None
         queries.add_event(referral.id, now, State.RECEIVED, "referrer", channel)
-        mails = [letters.receipt(ctx, referral, gate.suggestions(referral), now)]
-        for party in referral.parties:
-            if party.withheld_until is None:
-                mails.append(letters.consent_request(ctx, referral, party, now))
-        queries.enqueue(mails, now)
+        queries.enqueue([_bound(mail, referral, prepared.new) for mail in prepared.mails], now)
         asking = move(referral, State.ASKING, now, channel, event="asked", detail=", ".join(ROLES))
     return asking
+
+
+# Stand-in ids of a referral not yet stored: never a real row's (those start at 1).
+_UNSAVED = 0
+
+
+def _unsaved(new: NewReferral, ref: str) -> ReferralRecord:
+    """The record a referral will have once stored, to render its first mails from."""
+    parties = tuple(
+        PartyRecord(
+            id=_UNSAVED - n,
+            role=p.role,
+            name=p.name,
+            email=p.email,
+            phone=p.phone,
+            prefers=p.prefers,
+            best_time=p.best_time,
+            booking=p.booking,
+            language=p.language,
+            ask_key=p.ask_key,
+            answer=None,
+            answered_at=None,
+            answer_channel=None,
+            reply_key=p.reply_key,
+            timezone=p.timezone,
+            withheld_until=p.withheld_until,
+        )
+        for n, p in enumerate(new.parties, start=1)
+    )
+    return ReferralRecord(
+        id=_UNSAVED,
+        ref=ref,
+        state=new.state,
+        referrer_email=new.referrer_email,
+        referrer_name=new.referrer_name,
+        need=new.need,
+        budget=new.budget,
+        follow_up_days=new.follow_up_days,
+        language=new.language,
+        subject=new.subject,
+        request_message_id=new.request_message_id,
+        created_at=new.created_at,
+        updated_at=new.created_at,
+        expires_at=new.expires_at,
+        introduced_at=None,
+        parties=parties,
+        copy_me=new.copy_me,
+        remind_at=new.remind_at,
+    )
+
+
+def _bound(mail: OutgoingMail, referral: ReferralRecord, new: NewReferral) -> OutgoingMail:
+    """A mail rendered for the unsaved referral, linked to the stored one's rows."""
+    party_id = mail.party_id
+    if party_id is not None:
+        role = {_UNSAVED - n: p.role for n, p in enumerate(new.parties, start=1)}[party_id]
+        party_id = referral.party(role).id
+    return replace(mail, referral_id=referral.id, party_id=party_id)
 
 
 def refuse_request(
@@ -209,6 +326,18 @@ def refuse_request(
         queries.enqueue([refusal], now)
 
 
+@dataclass(frozen=True)
+class _Answering:
+    """A recorded answer as worked out, its mails rendered, before the write that keeps it."""
+
+    given: Answer
+    decision: Decision
+    reason: DeclineReason | None
+    reason_text: str
+    seen: consent_evidence.Seen
+    mails: tuple[OutgoingMail, ...]
+
+
 def answer(
     ctx: Context,
     ask_key: str,
@@ -220,10 +349,28 @@ def answer(
     shown: Shown | None = None,
 ) -> AnswerResult:
     """Record a party's yes or no (a no with its reason, if they gave one) with what they
-    were shown; introduce or close the referral when that decides it."""
+    were shown; introduce or close the referral when that decides it.
+
+    Decided and rendered from the referral as read before the transaction; written under
+    the referral's lock only if it is still exactly as read, else decided again there (an
+    answer, reminder or expiry came in between: rare).
+    """
+    shown = shown or Shown()
+    found = find_question(ask_key)
+    if found is None:
+        raise NotFound("no such consent question")
+    read, party = found
+    given_as = (given, channel, now, reason, reason_text, shown)
+    planned = _work_out(ctx, read, party, *given_as)
     with transaction():
-        referral, party = _lock_question(ask_key)
-        return answer_locked(ctx, referral, party, given, channel, now, reason, reason_text, shown)
+        # A question never moves to another referral: the id read is the one to lock.
+        referral = queries.lock_referral(read.id)
+        party = next((p for p in referral.parties if p.ask_key == ask_key), None)
+        if party is None:  # erased since it was read
+            raise NotFound("no such consent question")
+        if referral != read:
+            planned = _work_out(ctx, referral, party, *given_as)
+        return _write_answer(ctx, referral, party, channel, now, shown, planned)
 
 
 def answer_locked(
@@ -238,31 +385,79 @@ def answer_locked(
     shown: Shown | None = None,
 ) -> AnswerResult:
     """`answer`, for a caller that already holds the referral's lock in its transaction."""
+    shown = shown or Shown()
+    planned = _work_out(ctx, referral, party, given, channel, now, reason, reason_text, shown)
+    return _write_answer(ctx, referral, party, channel, now, shown, planned)
+
+
+def _work_out(
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    given: Answer,
+    channel: Channel,
+    now: datetime,
+    reason: DeclineReason | None,
+    reason_text: str,
+    shown: Shown,
+) -> Decision | _Answering:
+    """Reads only: what an answer does to the referral as given, and the mails it sends."""
     answers = {p.role: p.answer for p in referral.parties}
     decision = decide_answer(State(referral.state), answers, party.role, given)
     if decision.outcome is not Outcome.RECORDED:
-        return AnswerResult(decision.outcome, party.answer, decision.state, referral.id)
+        return decision
     if given is Answer.NO:
         reason = reason or (DeclineReason.OTHER if reason_text.strip() else None)
+        reason_text = reason_text.strip()[:500]
     else:
         reason, reason_text = None, ""
-    queries.record_answer(party.id, given, channel, now, reason, reason_text.strip()[:500])
-    consent_evidence.record(party, shown or Shown(), now)
+    # The referral as it will be once the answer is written: what the notices are about.
+    answered = replace(
+        party,
+        answer=given,
+        answered_at=now,
+        answer_channel=channel,
+        decline_reason=reason,
+        decline_text=reason_text,
+    )
+    parties = tuple(answered if p.id == party.id else p for p in referral.parties)
+    after = replace(referral, parties=parties)
+    if decision.state != referral.state:
+        introduced = now if decision.state is State.INTRODUCED else referral.introduced_at
+        after = replace(after, state=decision.state, updated_at=now, introduced_at=introduced)
+    mails = tuple(
+        mail
+        for notice in decision.notices
+        for mail in letters.notice(ctx, notice, after, party.role, now)
+    )
+    seen = consent_evidence.gather(party, shown)
+    return _Answering(given, decision, reason, reason_text, seen, mails)
+
+
+def _write_answer(
+    ctx: Context,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    channel: Channel,
+    now: datetime,
+    shown: Shown,
+    planned: Decision | _Answering,
+) -> AnswerResult:
+    """Under the referral's lock: keep what `_work_out` decided from this very record."""
+    if isinstance(planned, Decision):
+        return AnswerResult(planned.outcome, party.answer, planned.state, referral.id)
+    given, decision = planned.given, planned.decision
+    queries.record_answer(party.id, given, channel, now, planned.reason, planned.reason_text)
+    consent_evidence.keep(party, shown, planned.seen, now)
     changed = f"changed to {given}" if party.answer is not None else f"answered {given}"
-    queries.add_event(referral.id, now, changed, party.role, channel, reason or "")
+    queries.add_event(referral.id, now, changed, party.role, channel, planned.reason or "")
     if decision.state != referral.state:
         introduced = decision.state is State.INTRODUCED
         move(referral, decision.state, now, channel, introduced_at=now if introduced else None)
         if introduced:
             _schedule_follow_up(ctx, referral, now)
-    if decision.notices:
-        referral = queries.referral_by_id(referral.id) or referral
-        mails = [
-            mail
-            for notice in decision.notices
-            for mail in letters.notice(ctx, notice, referral, party.role, now)
-        ]
-        queries.enqueue(mails, now)
+    if planned.mails:
+        queries.enqueue(planned.mails, now)
     return AnswerResult(Outcome.RECORDED, given, decision.state, referral.id)
 
 
