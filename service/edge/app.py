@@ -19,6 +19,7 @@ from service.edge import jobs
 from service.edge.group_commit import GroupCommit
 from service.edge.health import Health, Runs
 from service.edge.metrics import Metrics, metrics_app
+from service.edge.pacing import Arrivals
 from service.edge.pages import make_app
 from service.edge.policy import PolicyServer, decider
 from service.edge.smtp import InboundHandler, smtp_factory
@@ -121,6 +122,7 @@ class Service:
         self.scheduler = schedule.Scheduler()
         self._scheduler_task: asyncio.Task[None] | None = None
         self.intake = Kicker("intake", self._intake)
+        self.arrivals = Arrivals()
         self.outbox = Kicker("outbox", self._outbox)
         self.deadlines = Kicker("deadlines", self._deadlines)
         self.failures = Kicker("failures", self._failures)
@@ -145,7 +147,7 @@ class Service:
 
         writers = GROUP_WRITERS_POSTGRESQL if db.is_postgresql() else 1
         self.group = GroupCommit(self.settings, self.clock, self.run_smtp_db, writers)
-        handler = InboundHandler(self.settings, self.group, self.intake.kick)
+        handler = InboundHandler(self.settings, self.group, self._stored)
         handler.on_answer = self.metrics.answered
         inbound = self.settings.inbound
         self.smtp_server = await loop.create_server(
@@ -245,11 +247,32 @@ class Service:
             idle = self.scheduler.idle_seconds
             await asyncio.sleep(min(max(idle or 1.0, 0.05), 1.0))
 
+    def _stored(self) -> None:
+        self.arrivals.arrived(asyncio.get_running_loop().time())
+        self.intake.kick()
+
     async def _intake(self) -> None:
+        """A batch at a time until nothing is left, each when the edge is quiet or has had
+        its turn (see `edge.pacing`)."""
         assert self.ctx is not None
-        done = await self.run_db(pipeline.process_pending, self.ctx, self.clock.now())
-        if done:
-            self.outbox.kick()
+        loop = asyncio.get_running_loop()
+        while True:
+            pause = self.arrivals.pause(loop.time())
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
+            started = loop.time()
+            done = await self.run_db(
+                pipeline.process_pending, self.ctx, self.clock.now(), pipeline.BATCH
+            )
+            if done:
+                self.outbox.kick()
+            if done < pipeline.BATCH:
+                self.arrivals.drained()
+                return
+            rest = self.arrivals.rest(loop.time(), loop.time() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
 
     async def _deadlines(self) -> None:
         assert self.ctx is not None
