@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from service import ids
@@ -24,7 +24,7 @@ from service.referral import deadlines, workflow
 from service.writing.context import Context
 from store import queries, suppressions
 from store.db import transaction
-from store.records import ReferralRecord, SurveyRecord
+from store.records import OutgoingMail, ReferralRecord, SurveyRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,38 +51,67 @@ def settled(surveys: list[SurveyRecord]) -> bool:
     return bool(surveys) and not any(s.state in OPEN_SURVEY_STATES for s in surveys)
 
 
-def send_due(ctx: Context, now: datetime, limit: int = 200) -> int:
+def send_due(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """Send each survey that is due, once; how many were queued."""
-    return _each_due(queries.next_survey_due, _send, ctx, now, limit)
+
+    def write(survey: SurveyRecord, referral: ReferralRecord) -> list[OutgoingMail]:
+        sent = replace(survey, state=SurveyState.SENT, sent_at=now, expires_at=_closes_at(ctx, now))
+        return [letters.survey(ctx, referral, referral.party_by_id(survey.party_id), sent, now)]
+
+    return _each_due("surveys", _send, deadlines.Drafts(write), ctx, now, limit)
 
 
-def close_due(ctx: Context, now: datetime, limit: int = 200) -> int:
+def close_due(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """Close each sent survey nobody answered in time; how many were closed."""
-    return _each_due(queries.next_survey_closing, _close, ctx, now, limit)
+    return _each_due("survey expiries", _close, None, ctx, now, limit)
 
 
-Step = Callable[[Context, SurveyRecord, ReferralRecord, datetime], int]
+Step = Callable[[Context, SurveyRecord, ReferralRecord, datetime, deadlines.Drafts | None], int]
 
 
 def _each_due(
-    next_due: Callable[[datetime], int | None], step: Step, ctx: Context, now: datetime, limit: int
+    kind: str,
+    step: Step,
+    drafts: deadlines.Drafts | None,
+    ctx: Context,
+    now: datetime,
+    limit: int,
 ) -> int:
+    def prepare(survey_ids: list[int]) -> None:
+        assert drafts is not None
+        due = queries.surveys_by_id(survey_ids)
+        referrals = {r.id: r for r in queries.referrals_by_id({s.referral_id for s in due})}
+        for survey in due:
+            if survey.referral_id in referrals:
+                drafts.prepare(survey, referrals[survey.referral_id])
+
     def handle(survey_id: int) -> int:
         survey = queries.lock_survey(survey_id)
         assert survey is not None, "a claimed survey is locked, so it is there"
         referral = queries.lock_referral(survey.referral_id)
         try:
             with transaction():  # a savepoint: one bad survey must not stop the rest
-                return step(ctx, survey, referral, now)
+                return step(ctx, survey, referral, now, drafts)
         except Exception:
             log.exception("survey %s of %s failed; closing it", survey.id, referral.ref)
             queries.move_survey(survey.id, survey.state, SurveyState.SKIPPED)
             return 0
 
-    return deadlines.claim_each(next_due, handle, now, limit)
+    return deadlines.claim_each(kind, handle, now, limit, prepare if drafts else None)
 
 
-def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
+def _closes_at(ctx: Context, now: datetime) -> datetime:
+    return now + timedelta(days=ctx.settings.timing.survey_open_days)
+
+
+def _send(
+    ctx: Context,
+    survey: SurveyRecord,
+    referral: ReferralRecord,
+    now: datetime,
+    drafts: deadlines.Drafts | None,
+) -> int:
+    assert drafts is not None
     if survey.state != SurveyState.SCHEDULED or survey.due_at > now:
         return 0  # claimed under a stale view
     party = referral.party_by_id(survey.party_id)
@@ -100,15 +129,18 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
         queries.add_event(referral.id, now, "survey skipped", party.role, Channel.TICK, why)
         _settle(ctx, referral, now)
         return 0
-    expires_at = now + timedelta(days=ctx.settings.timing.survey_open_days)
+    # Written from the survey as it is once sent (see send_due), before it is marked so.
+    mails = drafts.letters(survey, referral)
     # The conditional move is the "never twice" guard: only one transaction gets to send.
     if not queries.move_survey(
-        survey.id, SurveyState.SCHEDULED, SurveyState.SENT, sent_at=now, expires_at=expires_at
+        survey.id,
+        SurveyState.SCHEDULED,
+        SurveyState.SENT,
+        sent_at=now,
+        expires_at=_closes_at(ctx, now),
     ):
         return 0
-    sent = queries.survey_by_id(survey.id)
-    assert sent is not None
-    queries.enqueue([letters.survey(ctx, referral, party, sent, now)], now)
+    queries.enqueue(mails, now)
     if referral.state == State.INTRODUCED:
         workflow.move(referral, State.EVALUATING, now, Channel.TICK)
     queries.add_event(
@@ -124,7 +156,13 @@ def _not_reached(referral_id: int, role: str) -> bool:
     )
 
 
-def _close(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
+def _close(
+    ctx: Context,
+    survey: SurveyRecord,
+    referral: ReferralRecord,
+    now: datetime,
+    drafts: deadlines.Drafts | None,
+) -> int:
     if survey.state != SurveyState.SENT or survey.expires_at is None or survey.expires_at > now:
         return 0
     if not queries.move_survey(survey.id, SurveyState.SENT, SurveyState.EXPIRED):
