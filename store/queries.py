@@ -286,6 +286,17 @@ def events_for(referral_id: int) -> list[EventRecord]:
     return [EventRecord(r.at, r.kind, r.actor, r.channel, r.detail) for r in rows]
 
 
+def not_introduced(referral_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """(referral, role) of each party of these referrals an introduction did not reach."""
+    found: set[tuple[int, str]] = set()
+    for ids in _chunks(referral_ids):
+        query = Event.select(Event.referral, Event.actor).where(
+            Event.referral.in_(ids) & (Event.kind == "not introduced")
+        )
+        found |= {(referral, actor) for referral, actor in query.tuples()}
+    return found
+
+
 def referral_counts(referrer_email: str | None = None) -> dict[str, int]:
     query = Referral.select(Referral.state, peewee.fn.COUNT(Referral.id))
     if referrer_email:

@@ -43,7 +43,7 @@ def settle_failures(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK
             log.exception("settling failed mail %s (%s) failed", failed.id, failed.purpose)
             return 0
 
-    return deadlines.claim_each("failures", handle, now, limit)
+    return deadlines.claim_each("failures", deadlines.Each(handle), now, limit)
 
 
 def _settle(ctx: Context, failed: FailedMail, now: datetime) -> bool:

@@ -41,19 +41,90 @@ class Drafts:
     (an answer came in) is written again.
     """
 
-    def __init__(self, write: Callable[..., list[OutgoingMail]]) -> None:
+    def __init__(
+        self,
+        write: Callable[..., list[OutgoingMail]],
+        view: Callable[..., Hashable] = lambda *records: records,
+    ) -> None:
         self._write = write
-        self._written: dict[tuple[Hashable, ...], list[OutgoingMail]] = {}
+        # What of the records the letters say: a change elsewhere leaves them as written.
+        self._view = view
+        self._written: dict[Hashable, list[OutgoingMail]] = {}
 
     def prepare(self, *records: Hashable) -> None:
         try:
-            self._written[records] = self._write(*records)
+            self._written[self._view(*records)] = self._write(*records)
         except Exception:  # written again under the lock, where a failure is reported
             return
 
     def letters(self, *records: Hashable) -> list[OutgoingMail]:
-        written = self._written.pop(records, None)
+        written = self._written.pop(self._view(*records), None)
         return written if written is not None else self._write(*records)
+
+
+class Batch:
+    """What `claim_each` does with the due items of one kind, a batch at a time."""
+
+    def prepare(self, ids: list[int]) -> None:
+        """Before the transaction, unlocked: what needs no lock (reading, rendering)."""
+
+    def load(self, ids: list[int]) -> None:
+        """In the transaction, once the batch is claimed: read what its items need at once."""
+
+    def handle(self, item: int) -> int:
+        """One item, in a savepoint of its own; how much it did."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """In the transaction, after the batch's items: write what they gave, together."""
+
+
+class Each(Batch):
+    """Items handled one by one, with nothing for a batch to share."""
+
+    def __init__(self, handle: Callable[[int], int]) -> None:
+        self._handle = handle
+
+    def handle(self, item: int) -> int:
+        return self._handle(item)
+
+
+class Letters(Batch):
+    """A batch whose items write mail: written before the lock where the view allows
+    (`Drafts`), and queued for the whole batch at its end, one suppression check and one
+    insert for all."""
+
+    def __init__(
+        self,
+        write: Callable[..., list[OutgoingMail]],
+        now: datetime,
+        view: Callable[..., Hashable] = lambda *records: records,
+    ) -> None:
+        self.drafts = Drafts(write, view)
+        self.now = now
+        self._queued: list[OutgoingMail] = []
+
+    def contained(self, step: Callable[[], int], recover: Callable[[], None], what: str) -> int:
+        """One item's `step` in a savepoint: a bug in it must not hold up the items behind.
+        On failure its mails are not sent, `recover` runs, and the log says `what` failed."""
+        mark = len(self._queued)
+        try:
+            with transaction():
+                return step()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            del self._queued[mark:]
+            log.exception("%s failed; moving on", what)
+        recover()
+        return 0
+
+    def queue(self, mails: list[OutgoingMail]) -> None:
+        self._queued += mails
+
+    def finish(self) -> None:
+        queued, self._queued = self._queued, []
+        queries.enqueue(queued, self.now)
 
 
 def send_reminders(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
@@ -61,46 +132,62 @@ def send_reminders(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
 
     At most `limit` referrals per call; what is left is due again on the next tick.
     """
-    drafts = Drafts(lambda referral: _reminders(ctx, referral, now))
-    return _each_due("reminders", _remind, drafts, now, limit)
+    batch = _Referrals(_remind, lambda referral: _reminders(ctx, referral, now), now)
+    return claim_each("reminders", batch, now, limit)
 
 
 def expire_due(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
     """End each referral still asking when its question expired; how many were ended."""
-    drafts = Drafts(lambda referral: _expiry_letters(ctx, referral, now))
-    return _each_due("expiries", _expire, drafts, now, limit)
+    batch = _Referrals(_expire, lambda referral: _expiry_letters(ctx, referral, now), now)
+    return claim_each("expiries", batch, now, limit)
 
 
-Step = Callable[[ReferralRecord, datetime, Drafts], int]
+class _Referrals(Letters):
+    """Due referrals: their reminders or their expiries."""
+
+    def __init__(
+        self,
+        step: Callable[[ReferralRecord, _Referrals], int],
+        write: Callable[[ReferralRecord], list[OutgoingMail]],
+        now: datetime,
+    ) -> None:
+        super().__init__(write, now)
+        self.step = step
+        self._held: dict[int, ReferralRecord] = {}
+
+    def prepare(self, ids: list[int]) -> None:
+        for referral in queries.referrals_by_id(ids):
+            self.drafts.prepare(referral)
+
+    def load(self, ids: list[int]) -> None:
+        # The claim locked these referrals, and every change to one starts by locking it
+        # (`queries.lock_referral`): read now, they stay as read until the batch commits.
+        self._held = {r.id: r for r in queries.referrals_by_id(ids)}
+
+    def handle(self, item: int) -> int:
+        referral = self._held.pop(item, None) or queries.lock_referral(item)
+        what = f"{self.step.__name__.strip('_')} of {referral.ref}"
+        return self.contained(
+            lambda: self.step(referral, self), lambda: self.recover(referral), what
+        )
+
+    def recover(self, referral: ReferralRecord) -> None:
+        """The referral still leaves the queue of what is due: its reminder is skipped, or
+        it expires without its letters; the log has the traceback and the reference."""
+        if self.step is _remind:
+            queries.reminders_done(referral.id)
+        elif referral.state == State.ASKING and self.now >= referral.expires_at:
+            workflow.move(referral, State.EXPIRED, self.now, Channel.TICK, detail="letters failed")
 
 
-def _each_due(kind: str, step: Step, drafts: Drafts, now: datetime, limit: int) -> int:
-    """Handle due referrals in batches; the sum of what `step` did."""
-
-    def prepare(referral_ids: list[int]) -> None:
-        for referral in queries.referrals_by_id(referral_ids):
-            drafts.prepare(referral)
-
-    def handle(referral_id: int) -> int:
-        return _contained(step, queries.lock_referral(referral_id), now, drafts)
-
-    return claim_each(kind, handle, now, limit, prepare)
-
-
-def claim_each(
-    kind: str,
-    handle: Callable[[int], int],
-    now: datetime,
-    limit: int,
-    prepare: Callable[[list[int]], None] | None = None,
-) -> int:
+def claim_each(kind: str, batch: Batch, now: datetime, limit: int) -> int:
     """Handle what is due of `kind` (a key of `queries.DUE`), at most `limit` items, the rest
-    on the next run; the sum of what `handle` returned.
+    on the next run; the sum of what the batch's items did.
 
-    A batch at a time: `prepare` gets the ids due, unlocked, to do what needs no lock (read,
-    render); then one transaction claims up to a batch, locked, and handles each item in a
-    savepoint of its own, so a bug in one item does not hold up the rest. What is claimed
-    may differ from what was prepared: another instance took some, or more came due.
+    A batch at a time: `prepare` gets the ids due, unlocked; then one transaction claims up
+    to a batch, locked, loads it, handles each item in a savepoint of its own, so a bug in
+    one does not hold up the rest, and finishes. What is claimed may differ from what was
+    prepared: another instance took some, or more came due.
     """
     done = 0
     tried: set[int] = set()
@@ -110,47 +197,30 @@ def claim_each(
         due = [i for i in queries.due_now(kind, now, size) if i not in tried]
         if not due:
             break
-        if prepare is not None:
-            prepare(due)
+        batch.prepare(due)
         with transaction():
             # An item that failed stays due; it is tried again on the next run, not now.
             claimed = [i for i in queries.claim_due(kind, now, size) if i not in tried]
             queries.hold_referrals_of(kind, claimed)
+            batch.load(claimed)
             for item in claimed:
                 tried.add(item)
-                done += _alone(kind, handle, item)
+                done += _alone(kind, batch, item)
+            batch.finish()
         if not claimed:
             break
     return done
 
 
-def _alone(kind: str, handle: Callable[[int], int], item: int) -> int:
+def _alone(kind: str, batch: Batch, item: int) -> int:
     try:
         with transaction():
-            return handle(item)
+            return batch.handle(item)
     except Exception as exc:
         if is_unavailable(exc):
             raise  # the store's trouble, not the item's: the whole batch waits for next time
         log.exception("%s item %s failed; moving on", kind, item)
         return 0
-
-
-def _contained(step: Step, referral: ReferralRecord, now: datetime, drafts: Drafts) -> int:
-    """One referral's step in a savepoint: a bug in it must not hold up every referral behind.
-
-    On failure the referral still leaves the queue of what is due (its reminder is skipped,
-    or it expires without its letters); the log has the traceback and the reference.
-    """
-    try:
-        with transaction():
-            return step(referral, now, drafts)
-    except Exception:
-        log.exception("%s of %s failed; moving on", step.__name__.strip("_"), referral.ref)
-    if step is _remind:
-        queries.reminders_done(referral.id)
-    elif referral.state == State.ASKING and now >= referral.expires_at:
-        workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail="letters failed")
-    return 0
 
 
 def _waiting(referral: ReferralRecord) -> list[PartyRecord]:
@@ -174,7 +244,8 @@ def _expiry_letters(ctx: Context, referral: ReferralRecord, now: datetime) -> li
     return mails + [letters.expired_to_party(ctx, referral, p, now) for p in agreed]
 
 
-def _remind(referral: ReferralRecord, now: datetime, drafts: Drafts) -> int:
+def _remind(referral: ReferralRecord, batch: Letters) -> int:
+    now = batch.now
     if referral.remind_at is None or referral.remind_at > now:
         return 0  # claimed under a stale view; nothing is due
     # Whatever follows, this referral has had its reminder turn: it leaves the index.
@@ -185,20 +256,20 @@ def _remind(referral: ReferralRecord, now: datetime, drafts: Drafts) -> int:
     waiting = {p.id for p in _waiting(referral) if queries.mark_reminded(p.id, now)}
     if not waiting:
         return 0
-    mails = [m for m in drafts.letters(referral) if m.party_id in waiting]
-    queries.enqueue(mails, now)
+    batch.queue([m for m in batch.drafts.letters(referral) if m.party_id in waiting])
     roles = ", ".join(p.role for p in referral.parties if p.id in waiting)
     queries.add_event(referral.id, now, "reminded", "service", Channel.TICK, roles)
     return len(waiting)
 
 
-def _expire(referral: ReferralRecord, now: datetime, drafts: Drafts) -> int:
+def _expire(referral: ReferralRecord, batch: Letters) -> int:
+    now = batch.now
     if referral.state != State.ASKING or now < referral.expires_at:
         return 0  # an answer decided it first
     silent = [p for p in referral.parties if p.answer is None]
     detail = "no answer from " + ", ".join(p.role for p in silent) if silent else ""
-    # Written before the move: its letters tell of the question that was still open.
-    mails = drafts.letters(referral)
+    # Written from the referral as it was: its letters tell of the question still open.
+    mails = batch.drafts.letters(referral)
     workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail=detail)
-    queries.enqueue(mails, now)
+    batch.queue(mails)
     return 1

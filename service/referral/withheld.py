@@ -43,7 +43,7 @@ def decline_due_withheld(ctx: Context, now: datetime, limit: int = deadlines.PER
         settled.extend(p.email for p in referral.parties if p.id == party_id)
         return _decline(ctx, referral, now)
 
-    declined = deadlines.claim_each("withheld", handle, now, limit)
+    declined = deadlines.claim_each("withheld", deadlines.Each(handle), now, limit)
     # They had said "never contact me again": the request that named them needed their
     # address only until this no, so it goes again as their opt-out promised.
     for address in dict.fromkeys(settled):
