@@ -107,16 +107,69 @@ class Outbox:
         self.observe = observe
 
     async def deliver_due(self, batches: int = 20) -> Report:
-        total = Report()
-        for _ in range(batches):
+        """Send what is due, up to `batches` claims of it, keeping every connection busy: a
+        mail starts as soon as one is free, and the next claim is made while the last mails
+        of the one before are still going (a claim may wait for the store's write lock; the
+        connections should not wait with it). A heartbeat keeps every claim until its mail
+        is settled, claimed ahead or not."""
+        held: set[int] = set()
+        gate = asyncio.Semaphore(self.connections)
+        going: list[asyncio.Task[Report]] = []
+        heartbeat = asyncio.create_task(self._keep_claims(held), name="outbox heartbeat")
+        claim: asyncio.Task[list[OutboxItem]] | None = None
+        try:
+            claim = self._claim(held)
+            for n in range(batches):
+                items = await claim
+                claim = self._claim(held) if items and n + 1 < batches else None
+                for item in items:
+                    await gate.acquire()
+                    going.append(asyncio.create_task(self._one(item, gate, held)))
+                if claim is None:
+                    break
+        except asyncio.CancelledError:
+            for task in going:
+                task.cancel()  # stopping: as before, a send under way is cut short
+            raise
+        finally:
+            # A store error ended the loop: the mails under way still finish and are recorded.
+            settled = await asyncio.gather(*going, return_exceptions=True)
+            if claim is not None:
+                claim.cancel()  # what it took waits out its lease, unsent: nothing twice
+                with contextlib.suppress(BaseException):
+                    await claim
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        reports = [r for r in settled if isinstance(r, Report)]
+        for failure in settled:
+            if isinstance(failure, BaseException):
+                raise failure
+        return sum(reports, Report())
+
+    def _claim(self, held: set[int]) -> asyncio.Task[list[OutboxItem]]:
+        async def claim() -> list[OutboxItem]:
             now = self.clock.now()
-            # Enough for every connection to stay busy until the next claim.
+            # Enough for every connection to stay busy until the next claim is in.
             limit = max(BATCH, 25 * self.connections)
             items = await self.run_db(queries.claim_outbox, now, now + LEASE, limit, self.holder)
-            if not items:
-                break
-            total += await self._send_batch(items)
-        return total
+            held.update(item.id for item in items)
+            return items
+
+        return asyncio.create_task(claim(), name="outbox claim")
+
+    async def _one(self, item: OutboxItem, gate: asyncio.Semaphore, held: set[int]) -> Report:
+        try:
+            now = self.clock.now()
+            report = await _deliver_one(
+                self.transport, item, now, self.run_db, self.recorder.record
+            )
+        finally:
+            gate.release()
+        if self.observe is not None:
+            self.observe(item, report, now)
+        held.discard(item.id)
+        return report
 
     async def release_dead(self) -> int:
         """Make the mails dead processes on this host held due now; how many there were."""
@@ -128,30 +181,6 @@ class Outbox:
                 "took back %d mail(s) claimed by %d process(es) that ended", released, len(gone)
             )
         return released
-
-    async def _send_batch(self, items: list[OutboxItem]) -> Report:
-        unsettled = {item.id for item in items}
-        gate = asyncio.Semaphore(self.connections)
-
-        async def one(item: OutboxItem) -> Report:
-            async with gate:
-                now = self.clock.now()
-                report = await _deliver_one(
-                    self.transport, item, now, self.run_db, self.recorder.record
-                )
-            if self.observe is not None:
-                self.observe(item, report, now)
-            unsettled.discard(item.id)
-            return report
-
-        heartbeat = asyncio.create_task(self._keep_claims(unsettled), name="outbox heartbeat")
-        try:
-            reports = await asyncio.gather(*(one(item) for item in items))
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-        return sum(reports, Report())
 
     async def _keep_claims(self, unsettled: set[int]) -> None:
         while True:
