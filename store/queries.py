@@ -688,16 +688,20 @@ def survey_answer_counts() -> dict[str, int]:
     return {channel or "": count for channel, count in rows.tuples()}
 
 
-def request_received_at(outbox_id: int) -> datetime | None:
-    """When the request a mail is about was accepted; None for mails no request began."""
-    row = (
-        InboundMessage.select(InboundMessage.received_at)
-        .join(Referral, on=Referral.inbound == InboundMessage.id)
-        .join(OutboxMail, on=OutboxMail.referral == Referral.id)
-        .where(OutboxMail.id == outbox_id)
-        .first()
-    )
-    return None if row is None else row.received_at
+def requests_received_at(outbox_ids: Iterable[int]) -> dict[int, datetime]:
+    """When the request each mail is about was accepted, by mail; mails no request began
+    are left out."""
+    found: dict[int, datetime] = {}
+    for ids in _chunks(outbox_ids):
+        rows = (
+            OutboxMail.select(OutboxMail.id, InboundMessage.received_at)
+            .join(Referral, on=OutboxMail.referral == Referral.id)
+            .join(InboundMessage, on=Referral.inbound == InboundMessage.id)
+            .where(OutboxMail.id.in_(ids))
+            .tuples()
+        )
+        found.update(rows)
+    return found
 
 
 def outbox_for_referral(referral_id: int) -> list[tuple[str, str, tuple[str, ...]]]:
