@@ -190,6 +190,26 @@ def test_mails_share_kept_connections_and_go_several_at_once(store_url, counting
     assert queries.outbox_counts() == {"sent": 23, "failed": 1}
 
 
+def test_mail_claimed_ahead_goes_once_and_nothing_is_left_behind(store_url, sink):
+    """The next claim is made while mails of the one before still go: across claims,
+    every mail reaches the relay once and is recorded sent."""
+    message_ids = enqueue(130)  # three claims of 50 with two connections
+    transport = SmtpRelay("127.0.0.1", sink.port, timeout=10, connections=2)
+    outbox = Outbox(transport, clock=FixedClock(NOW), connections=2)
+
+    async def run() -> Report:
+        try:
+            return await outbox.deliver_due()
+        finally:
+            await transport.close()
+
+    assert asyncio.run(run()) == Report(sent=130)
+    got = [email.message_from_bytes(d.data)["Message-ID"] for d in sink.deliveries]
+    assert sorted(got) == sorted(message_ids)
+    assert queries.outbox_counts() == {"sent": 130}
+    assert queries.claim_outbox(NOW + 2 * LEASE, NOW + 3 * LEASE, 10) == []
+
+
 def test_a_hanging_relay_is_given_up_on_while_the_mail_is_still_claimed(store_url):
     enqueue(1)
     with relay_sink(PacedHandler(pause=30)) as hanging:

@@ -51,11 +51,14 @@ class Drafts:
         self._view = view
         self._written: dict[Hashable, list[OutgoingMail]] = {}
 
-    def prepare(self, *records: Hashable) -> None:
+    def prepare(self, *records: Hashable) -> list[OutgoingMail]:
+        """Write the letters of these records now; what was written."""
         try:
-            self._written[self._view(*records)] = self._write(*records)
+            written = self._write(*records)
         except Exception:  # written again under the lock, where a failure is reported
-            return
+            return []
+        self._written[self._view(*records)] = written
+        return written
 
     def letters(self, *records: Hashable) -> list[OutgoingMail]:
         written = self._written.pop(self._view(*records), None)
