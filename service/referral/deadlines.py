@@ -1,10 +1,11 @@
 """Reminders and expiry: what a tick does to referrals whose questions wait too long.
 
 An expiry is a move of the workflow (`workflow.move`, the only way a referral changes
-state). Each referral is claimed, locked and re-checked in its own transaction, so a
-reminder never reaches a party who answered meanwhile and never goes twice, and an expiry
-never ends a referral that an answer has just decided. With several instances on one
-PostgreSQL, each claim skips the referrals another instance holds.
+state). Due referrals are claimed a batch to a transaction, and each is locked and checked
+again in a savepoint of its own, so a reminder never reaches a party who answered
+meanwhile and never goes twice, and an expiry never ends a referral that an answer has
+just decided. With several instances on one PostgreSQL, each claim skips the referrals
+another instance holds. `claim_each` runs every kind of due work a tick does this way.
 """
 
 from __future__ import annotations
@@ -127,7 +128,22 @@ class Letters(Batch):
 
     def finish(self) -> None:
         queued, self._queued = self._queued, []
-        queries.enqueue(queued, self.now)
+        try:
+            with transaction():
+                queries.enqueue(queued, self.now)
+            return
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+        # One mail the store refuses must not take the batch's others with it.
+        for mail in queued:
+            try:
+                with transaction():
+                    queries.enqueue([mail], self.now)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                log.exception("queueing mail %s (%s) failed", mail.message_id, mail.purpose)
 
 
 def send_reminders(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
