@@ -148,8 +148,10 @@ class Outbox:
         return sum(reports, Report())
 
     def _claim(self, held: set[int]) -> asyncio.Task[list[OutboxItem]]:
+        # What is due when the claim is asked for, not whenever its task gets to run.
+        now = self.clock.now()
+
         async def claim() -> list[OutboxItem]:
-            now = self.clock.now()
             # Enough for every connection to stay busy until the next claim is in.
             limit = max(BATCH, 25 * self.connections)
             items = await self.run_db(queries.claim_outbox, now, now + LEASE, limit, self.holder)
