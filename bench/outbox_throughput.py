@@ -5,13 +5,16 @@ installed (`--relay postfix`), else aiosmtpd's Sink (`--relay aiosmtpd`). The ba
 the sink's own rate: the same mails sent straight to it over `--connections` kept
 connections, no store involved. Then the outbox sends the same number of mails from a
 SQLite store (claim, send, record), once as it does now (kept connections, `--connections`
-at once) and once one mail at a time on a new connection each (how it sent before).
+at once) and once one mail at a time on a new connection each (how it sent before); then
+as it does now while another writer in the process holds the store's write lock for
+`--busy-ms` at a time, 5 ms apart, as intake does under load.
 
 Then the same for a maildir: the baseline writes the mails' files straight, each synced,
 with one sync of the directory for them all; the outbox writes them with `--connections`
 at once, each mail durable before it is recorded sent. Prints mails/s and the ratios.
 
-    python bench/outbox_throughput.py [--mails 2000] [--connections 4] [--relay postfix]
+    python bench/outbox_throughput.py [--mails 2000] [--connections 4] [--busy-ms 20]
+                                      [--relay postfix]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -37,6 +41,7 @@ from service.clock import FixedClock
 from service.delivery.outbox import Outbox, Transport
 from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
+from store.models import StoreKey
 from store.records import OutboxItem, OutgoingMail
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
@@ -102,11 +107,20 @@ class NewConnectionEachMail:
 
 
 def through_outbox(
-    folder: Path, port: int, mails: list[OutgoingMail], connections: int, maildir: bool = False
+    folder: Path,
+    port: int,
+    mails: list[OutgoingMail],
+    connections: int,
+    maildir: bool = False,
+    busy_ms: float = 0,
 ) -> float:
-    db.bind(f"sqlite:///{folder / f'outbox-{connections}-{maildir}.db'}")
+    db.bind(f"sqlite:///{folder / f'outbox-{connections}-{maildir}-{busy_ms}.db'}")
     with db.transaction():
         queries.enqueue(mails, NOW)
+    stop = threading.Event()
+    writer = threading.Thread(target=hold_the_store, args=(busy_ms / 1000, stop), daemon=True)
+    if busy_ms:
+        writer.start()
     if maildir:
         transport: Transport = Maildir(folder / "maildir-outbox")
     elif connections:
@@ -125,11 +139,27 @@ def through_outbox(
             sent += report.sent
 
     started = time.perf_counter()
-    sent = asyncio.run(run())
+    try:
+        sent = asyncio.run(run())
+    finally:
+        stop.set()
     elapsed = time.perf_counter() - started
+    if busy_ms:
+        writer.join(10)
     db.close()
     assert sent == len(mails), (sent, len(mails))
     return sent / elapsed
+
+
+def hold_the_store(seconds: float, stop: threading.Event) -> None:
+    """As intake does under load, in the same process: write transactions back to back,
+    each holding the store's write lock for `seconds`, 5 ms apart."""
+    while not stop.is_set():
+        with db.transaction():
+            StoreKey.update(value=StoreKey.value).where(StoreKey.name == "none").execute()
+            time.sleep(seconds)
+        time.sleep(0.005)
+    db.close()  # this thread's connection
 
 
 def straight_to_maildir(folder: Path, mails: list[OutgoingMail], connections: int) -> float:
@@ -190,6 +220,9 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument(
+        "--busy-ms", type=float, default=20, help="how long a writer beside holds the store"
+    )
+    parser.add_argument(
         "--relay",
         choices=("postfix", "aiosmtpd"),
         default="postfix" if SMTP_SINK.exists() else "aiosmtpd",
@@ -209,6 +242,13 @@ def main() -> None:
                 Path(tmp), port, [mail(n, "now") for n in range(args.mails)], args.connections
             )
             before = through_outbox(Path(tmp), port, [mail(n, "old") for n in range(args.mails)], 0)
+            busy = through_outbox(
+                Path(tmp),
+                port,
+                [mail(n, "busy") for n in range(args.mails)],
+                args.connections,
+                busy_ms=args.busy_ms,
+            )
     finally:
         stop_sink(sink)
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,6 +265,10 @@ def main() -> None:
     )
     print(
         f"outbox, a new connection per mail: {before:8.0f} mails/s  ratio {before / baseline:.2f}"
+    )
+    print(
+        f"outbox, {args.connections} kept connections, while a writer holds the store "
+        f"{args.busy_ms:g} ms at a time: {busy:8.0f} mails/s  ratio {busy / baseline:.2f}"
     )
     print(
         f"maildir, files written straight, {args.connections} at once, one directory sync "

@@ -35,6 +35,10 @@ RETRY_FOR = timedelta(days=2)
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
 BATCH = 50
+# How many mails may be handed on and not yet recorded sent. A connection goes on to the
+# next mail once the relay took one, so sending does not wait while intake holds the
+# store's write lock; recording catches up in one commit. A kill sends each of these again.
+UNRECORDED = 64
 
 Record = Callable[[int, datetime, str], Awaitable[None]]
 # Told of each attempt and how it went (the edge counts them); the outbox needs no answer.
@@ -110,10 +114,12 @@ class Outbox:
         """Send what is due, up to `batches` claims of it, keeping every connection busy: a
         mail starts as soon as one is free, and the next claim is made while the last mails
         of the one before are still going (a claim may wait for the store's write lock; the
-        connections should not wait with it). A heartbeat keeps every claim until its mail
-        is settled, claimed ahead or not."""
+        connections should not wait with it). A connection is free once the relay took its
+        mail; up to UNRECORDED mails may wait to be recorded meanwhile. A heartbeat keeps
+        every claim until its mail is settled, claimed ahead or not."""
         held: set[int] = set()
         gate = asyncio.Semaphore(self.connections)
+        unrecorded = asyncio.Semaphore(max(UNRECORDED, self.connections))
         going: list[asyncio.Task[Report]] = []
         heartbeat = asyncio.create_task(self._keep_claims(held), name="outbox heartbeat")
         claim: asyncio.Task[list[OutboxItem]] | None = None
@@ -123,8 +129,9 @@ class Outbox:
                 items = await claim
                 claim = self._claim(held) if items and n + 1 < batches else None
                 for item in items:
+                    await unrecorded.acquire()
                     await gate.acquire()
-                    going.append(asyncio.create_task(self._one(item, gate, held)))
+                    going.append(asyncio.create_task(self._one(item, gate, unrecorded, held)))
                 if claim is None:
                     break
         except asyncio.CancelledError:
@@ -160,14 +167,29 @@ class Outbox:
 
         return asyncio.create_task(claim(), name="outbox claim")
 
-    async def _one(self, item: OutboxItem, gate: asyncio.Semaphore, held: set[int]) -> Report:
+    async def _one(
+        self,
+        item: OutboxItem,
+        gate: asyncio.Semaphore,
+        unrecorded: asyncio.Semaphore,
+        held: set[int],
+    ) -> Report:
+        connection_free = False
+
+        def handed_on() -> None:
+            nonlocal connection_free
+            if not connection_free:
+                connection_free = True
+                gate.release()
+
         try:
             now = self.clock.now()
             report = await _deliver_one(
-                self.transport, item, now, self.run_db, self.recorder.record
+                self.transport, item, now, self.run_db, self.recorder.record, handed_on
             )
         finally:
-            gate.release()
+            handed_on()
+            unrecorded.release()
         if self.observe is not None:
             self.observe(item, report, now)
         held.discard(item.id)
@@ -205,10 +227,18 @@ class Outbox:
 
 
 async def _deliver_one(
-    transport: Transport, item: OutboxItem, now: datetime, run_db: RunDb, record: Record
+    transport: Transport,
+    item: OutboxItem,
+    now: datetime,
+    run_db: RunDb,
+    record: Record,
+    handed_on: Callable[[], None],
 ) -> Report:
     try:
-        note = await transport.send(item)
+        try:
+            note = await transport.send(item)
+        finally:
+            handed_on()  # the connection is free for the next mail, recorded or not
     except DeliveryError as exc:
         give_up = exc.permanent or now - item.created_at >= RETRY_FOR
         if give_up:
