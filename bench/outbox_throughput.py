@@ -1,12 +1,20 @@
 """How fast the outbox hands mail to a relay, against what the relay itself can take.
 
-Starts an SMTP relay sink in a separate process. The baseline is the sink's own rate: the
-same mails sent straight to it over `--connections` kept connections, no store involved.
-Then the outbox sends the same number of mails from a SQLite store (claim, send, record),
-once as it does now (kept connections, `--connections` at once) and once one mail at a time
-on a new connection each (how it sent before). Prints mails/s and the ratios to the baseline.
+Starts an SMTP relay sink in a separate process: Postfix's `smtp-sink` where it is
+installed (`--relay postfix`), else aiosmtpd's Sink (`--relay aiosmtpd`). The baseline is
+the sink's own rate: the same mails sent straight to it over `--connections` kept
+connections, no store involved. Then the outbox sends the same number of mails from a
+SQLite store (claim, send, record), once as it does now (kept connections, `--connections`
+at once) and once one mail at a time on a new connection each (how it sent before); then
+as it does now while another writer in the process holds the store's write lock for
+`--busy-ms` at a time, 5 ms apart, as intake does under load.
 
-    python bench/outbox_throughput.py [--mails 2000] [--connections 4]
+Then the same for a maildir: the baseline writes the mails' files straight, each synced,
+with one sync of the directory for them all; the outbox writes them with `--connections`
+at once, each mail durable before it is recorded sent. Prints mails/s and the ratios.
+
+    python bench/outbox_throughput.py [--mails 2000] [--connections 4] [--busy-ms 20]
+                                      [--relay postfix]
 """
 
 from __future__ import annotations
@@ -14,10 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,12 +38,14 @@ import aiosmtplib
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from service.clock import FixedClock
-from service.delivery.outbox import Outbox
-from service.delivery.transports import SmtpRelay
+from service.delivery.outbox import Outbox, Transport
+from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
+from store.models import StoreKey
 from store.records import OutboxItem, OutgoingMail
 
 NOW = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
+SMTP_SINK = Path("/usr/sbin/smtp-sink")
 BODY = ("A line of a consent question, as long as the lines of mails here are.\n" * 40).encode()
 
 
@@ -92,15 +106,27 @@ class NewConnectionEachMail:
         return None
 
 
-def through_outbox(folder: Path, port: int, mails: list[OutgoingMail], connections: int) -> float:
-    db.bind(f"sqlite:///{folder / f'outbox-{connections}.db'}")
+def through_outbox(
+    folder: Path,
+    port: int,
+    mails: list[OutgoingMail],
+    connections: int,
+    maildir: bool = False,
+    busy_ms: float = 0,
+) -> float:
+    db.bind(f"sqlite:///{folder / f'outbox-{connections}-{maildir}-{busy_ms}.db'}")
     with db.transaction():
         queries.enqueue(mails, NOW)
-    transport = (
-        SmtpRelay("127.0.0.1", port, connections=connections)
-        if connections
-        else NewConnectionEachMail(port)
-    )
+    stop = threading.Event()
+    writer = threading.Thread(target=hold_the_store, args=(busy_ms / 1000, stop), daemon=True)
+    if busy_ms:
+        writer.start()
+    if maildir:
+        transport: Transport = Maildir(folder / "maildir-outbox")
+    elif connections:
+        transport = SmtpRelay("127.0.0.1", port, connections=connections)
+    else:
+        transport = NewConnectionEachMail(port)
     outbox = Outbox(transport, clock=FixedClock(NOW), connections=max(connections, 1))
 
     async def run() -> int:
@@ -113,28 +139,101 @@ def through_outbox(folder: Path, port: int, mails: list[OutgoingMail], connectio
             sent += report.sent
 
     started = time.perf_counter()
-    sent = asyncio.run(run())
+    try:
+        sent = asyncio.run(run())
+    finally:
+        stop.set()
     elapsed = time.perf_counter() - started
+    if busy_ms:
+        writer.join(10)
     db.close()
     assert sent == len(mails), (sent, len(mails))
     return sent / elapsed
+
+
+def hold_the_store(seconds: float, stop: threading.Event) -> None:
+    """As intake does under load, in the same process: write transactions back to back,
+    each holding the store's write lock for `seconds`, 5 ms apart."""
+    while not stop.is_set():
+        with db.transaction():
+            StoreKey.update(value=StoreKey.value).where(StoreKey.name == "none").execute()
+            time.sleep(seconds)
+        time.sleep(0.005)
+    db.close()  # this thread's connection
+
+
+def straight_to_maildir(folder: Path, mails: list[OutgoingMail], connections: int) -> float:
+    """The floor for a maildir: every file written and synced, `connections` at once, then
+    the directory synced once."""
+    new = folder / "maildir-straight" / "new"
+    new.mkdir(parents=True)
+
+    def write(n: int) -> None:
+        with open(new / f"{n}.bench", "wb") as handle:
+            handle.write(mails[n].raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        list(pool.map(write, range(len(mails))))
+    fd = os.open(new, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return len(mails) / (time.perf_counter() - started)
+
+
+def start_sink(relay: str, port: int) -> tuple[object, str]:
+    """The relay sink, running; and what it is, for the table."""
+    if relay == "postfix":
+        # -u: smtp-sink refuses to run as root without a user to become.
+        args = [str(SMTP_SINK), "-u", "nobody", f"127.0.0.1:{port}", "256"]
+        sink = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return sink, "Postfix smtp-sink"
+            time.sleep(0.05)
+        sink.kill()
+        raise SystemExit("smtp-sink did not start")
+    ready = multiprocessing.Event()
+    process = multiprocessing.Process(target=run_sink, args=(port, ready), daemon=True)
+    process.start()
+    if not ready.wait(20):
+        raise SystemExit("the relay sink did not start")
+    return process, "aiosmtpd Sink"
+
+
+def stop_sink(sink: object) -> None:
+    if isinstance(sink, subprocess.Popen):
+        sink.terminate()
+        sink.wait(10)
+    elif isinstance(sink, multiprocessing.Process):
+        sink.terminate()
+        sink.join(10)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--busy-ms", type=float, default=20, help="how long a writer beside holds the store"
+    )
+    parser.add_argument(
+        "--relay",
+        choices=("postfix", "aiosmtpd"),
+        default="postfix" if SMTP_SINK.exists() else "aiosmtpd",
+    )
     args = parser.parse_args()
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    ready = multiprocessing.Event()
-    sink = multiprocessing.Process(target=run_sink, args=(port, ready), daemon=True)
-    sink.start()
+    sink, what = start_sink(args.relay, port)
     try:
-        if not ready.wait(20):
-            raise SystemExit("the relay sink did not start")
         baseline = asyncio.run(
             straight_to_sink(port, [mail(n, "base") for n in range(args.mails)], args.connections)
         )
@@ -143,16 +242,41 @@ def main() -> None:
                 Path(tmp), port, [mail(n, "now") for n in range(args.mails)], args.connections
             )
             before = through_outbox(Path(tmp), port, [mail(n, "old") for n in range(args.mails)], 0)
+            busy = through_outbox(
+                Path(tmp),
+                port,
+                [mail(n, "busy") for n in range(args.mails)],
+                args.connections,
+                busy_ms=args.busy_ms,
+            )
     finally:
-        sink.terminate()
-        sink.join(10)
-    print(f"relay sink, {args.connections} kept connections (baseline): {baseline:8.0f} mails/s")
+        stop_sink(sink)
+    with tempfile.TemporaryDirectory() as tmp:
+        floor = straight_to_maildir(
+            Path(tmp), [mail(n, "dir") for n in range(args.mails)], args.connections
+        )
+        to_maildir = through_outbox(
+            Path(tmp), port, [mail(n, "md") for n in range(args.mails)], args.connections, True
+        )
+    print(f"{what}, {args.connections} kept connections (baseline): {baseline:8.0f} mails/s")
     print(
         f"outbox, {args.connections} kept connections:  {now_rate:8.0f} mails/s"
         f"  ratio {now_rate / baseline:.2f}"
     )
     print(
         f"outbox, a new connection per mail: {before:8.0f} mails/s  ratio {before / baseline:.2f}"
+    )
+    print(
+        f"outbox, {args.connections} kept connections, while a writer holds the store "
+        f"{args.busy_ms:g} ms at a time: {busy:8.0f} mails/s  ratio {busy / baseline:.2f}"
+    )
+    print(
+        f"maildir, files written straight, {args.connections} at once, one directory sync "
+        f"(baseline): {floor:8.0f} mails/s"
+    )
+    print(
+        f"outbox to the maildir, {args.connections} at once:  {to_maildir:8.0f} mails/s"
+        f"  ratio {to_maildir / floor:.2f}"
     )
 
 

@@ -332,6 +332,16 @@ def referral_by_id(referral_id: int) -> ReferralRecord | None:
     return _referral(row) if row else None
 
 
+def referrals_by_id(referral_ids: Iterable[int]) -> list[ReferralRecord]:
+    """The referrals with these ids, in id order, each with its parties; two queries a chunk."""
+    found: list[ReferralRecord] = []
+    for ids in _chunks(referral_ids):
+        rows = list(Referral.select().where(Referral.id.in_(ids)).order_by(Referral.id))
+        parties = _parties_of(r.id for r in rows)
+        found += [_referral(r, parties.get(r.id, ())) for r in rows]
+    return found
+
+
 def referral_by_ref(ref: str) -> ReferralRecord | None:
     row = Referral.get_or_none(Referral.ref == ref.strip().upper())
     return _referral(row) if row else None
@@ -408,6 +418,17 @@ def add_event(
 def events_for(referral_id: int) -> list[EventRecord]:
     rows = Event.select().where(Event.referral == referral_id).order_by(Event.at, Event.id)
     return [EventRecord(r.at, r.kind, r.actor, r.channel, r.detail) for r in rows]
+
+
+def not_introduced(referral_ids: Iterable[int]) -> set[tuple[int, str]]:
+    """(referral, role) of each party of these referrals an introduction did not reach."""
+    found: set[tuple[int, str]] = set()
+    for ids in _chunks(referral_ids):
+        query = Event.select(Event.referral, Event.actor).where(
+            Event.referral.in_(ids) & (Event.kind == "not introduced")
+        )
+        found |= {(referral, actor) for referral, actor in query.tuples()}
+    return found
 
 
 def referral_counts(referrer_email: str | None = None) -> dict[str, int]:
@@ -799,16 +820,20 @@ def survey_answer_counts() -> dict[str, int]:
     return {channel or "": count for channel, count in rows.tuples()}
 
 
-def request_received_at(outbox_id: int) -> datetime | None:
-    """When the request a mail is about was accepted; None for mails no request began."""
-    row = (
-        InboundMessage.select(InboundMessage.received_at)
-        .join(Referral, on=Referral.inbound == InboundMessage.id)
-        .join(OutboxMail, on=OutboxMail.referral == Referral.id)
-        .where(OutboxMail.id == outbox_id)
-        .first()
-    )
-    return None if row is None else row.received_at
+def requests_received_at(outbox_ids: Iterable[int]) -> dict[int, datetime]:
+    """When the request each mail is about was accepted, by mail; mails no request began
+    are left out."""
+    found: dict[int, datetime] = {}
+    for ids in _chunks(outbox_ids):
+        rows = (
+            OutboxMail.select(OutboxMail.id, InboundMessage.received_at)
+            .join(Referral, on=OutboxMail.referral == Referral.id)
+            .join(InboundMessage, on=Referral.inbound == InboundMessage.id)
+            .where(OutboxMail.id.in_(ids))
+            .tuples()
+        )
+        found.update(rows)
+    return found
 
 
 def outbox_for_referral(referral_id: int) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -893,42 +918,46 @@ DUE = {
 }
 
 
-def _claim_due(kind: str, now: datetime) -> int | None:
-    query = DUE[kind](now)
+def claim_due(kind: str, now: datetime, n: int) -> list[int]:
+    """Ids of up to `n` due items of a kind (a key of DUE), the longest due first, locked
+    until the caller's transaction ends. On PostgreSQL rows another instance holds are
+    skipped, so instances share what is due; on SQLite the caller is the one writer."""
+    query = DUE[kind](now).limit(n)
     if is_postgresql():
         query = query.for_update(skip_locked=True)
-    row = query.first()
-    return row.id if row else None
+    return [row.id for row in query]
 
 
-def next_reminder_due(now: datetime) -> int | None:
-    """A referral whose reminder is due, locked until the caller's transaction ends."""
-    return _claim_due("reminders", now)
+def due_now(kind: str, now: datetime, n: int) -> list[int]:
+    """What `claim_due` would claim, read without a lock or a transaction: what to prepare
+    before taking one."""
+    return [row.id for row in DUE[kind](now).limit(n)]
 
 
-def next_expiry_due(now: datetime) -> int | None:
-    """A referral still asking past its expiry, locked until the caller's transaction ends."""
-    return _claim_due("expiries", now)
+# Of each kind's claimed rows, the referral each belongs to.
+_REFERRAL_OF = {
+    "surveys": Survey.referral,
+    "survey expiries": Survey.referral,
+    "failures": OutboxMail.referral,
+    "withheld": Party.referral,
+}
 
 
-def next_survey_due(now: datetime) -> int | None:
-    """A survey due to be sent, locked until the caller's transaction ends."""
-    return _claim_due("surveys", now)
+def hold_referrals_of(kind: str, ids: Sequence[int]) -> None:
+    """Lock, in id order, the referrals of claimed rows that are not referrals themselves.
 
-
-def next_survey_closing(now: datetime) -> int | None:
-    """A sent survey whose time to answer is over, locked until the transaction ends."""
-    return _claim_due("survey expiries", now)
-
-
-def next_failure_unsettled(now: datetime) -> int | None:
-    """A failed mail nobody has settled yet, locked until the caller's transaction ends."""
-    return _claim_due("failures", now)
-
-
-def next_withheld_due(now: datetime) -> int | None:
-    """A withheld party whose silent no is due, locked until the caller's transaction ends."""
-    return _claim_due("withheld", now)
+    Handling a batch locks each item's referral in turn; two instances taking them in their
+    own orders could each wait for the other. Locked here first, in one order for all, none
+    waits in a circle. SQLite has one writer, so nothing to do there.
+    """
+    column = _REFERRAL_OF.get(kind)
+    if column is None or not ids or not is_postgresql():
+        return
+    owners = column.model.select(column).where(column.model.id.in_(list(ids)))
+    referral_ids = sorted({row for (row,) in owners.tuples() if row is not None})
+    if referral_ids:
+        query = Referral.select(Referral.id).where(Referral.id.in_(referral_ids))
+        list(query.order_by(Referral.id).for_update().tuples())
 
 
 def referral_id_of_party(party_id: int) -> int:
@@ -985,6 +1014,13 @@ def create_survey(
 def survey_by_id(survey_id: int) -> SurveyRecord | None:
     row = Survey.get_or_none(Survey.id == survey_id)
     return _survey(row) if row else None
+
+
+def surveys_by_id(survey_ids: Iterable[int]) -> list[SurveyRecord]:
+    found: list[SurveyRecord] = []
+    for ids in _chunks(survey_ids):
+        found += [_survey(row) for row in Survey.select().where(Survey.id.in_(ids))]
+    return found
 
 
 def survey_by_key(survey_key: str) -> SurveyRecord | None:

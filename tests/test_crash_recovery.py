@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from aiosmtpd.controller import Controller
 
+from service.delivery.outbox import UNRECORDED
 from service.model import InboundState
 from store.models import InboundMessage, OutboxMail
 from tests.conftest import (
@@ -71,7 +72,8 @@ def test_a_kill_under_smtp_load_loses_nothing_and_sends_nothing_twice_but_the_wi
     assert set(copies) == outbox
     extra = {m: c for m, c in copies.items() if len(c) > 1}
     assert all(len(c) == 2 and c[0] == c[1] for c in extra.values())
-    assert len(extra) <= serve.settings.outbound.connections  # sent at the kill, not recorded
+    # Handed on or on its way at the kill, not yet recorded.
+    assert len(extra) <= max(UNRECORDED, serve.settings.outbound.connections)
     print(
         f"answered 250: {len(accepted)}, stored: {stored.count()}, mails: {len(outbox)}, "
         f"deliveries: {len(paced_sink.deliveries)}, duplicates: {len(extra)}, "

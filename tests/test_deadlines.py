@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import sqlite3
 import threading
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -17,6 +18,7 @@ from service.reading.addresses import Mailbox
 from service.reading.request import parse_message, parse_request
 from service.referral import deadlines, workflow
 from service.tokens import Purpose
+from service.writing import letters
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes, make_settings, write_config
 from tests.helpers import (
@@ -329,6 +331,56 @@ def test_a_referral_held_by_an_answer_is_skipped_then_rechecked(ctx):
     thread.join(10)
     assert deadlines.send_reminders(ctx, remind_at(ctx)) == 1
     assert [r for p, r in purposes(referral.id) if p == "consent_reminder"] == [(PROVIDER,)]
+
+
+def test_one_tick_reminds_more_than_a_batch_and_each_party_once(ctx):
+    """Due work is claimed a batch at a time; one tick goes on until none is left."""
+    referrals = [open_one(ctx) for _ in range(deadlines.BATCH + 5)]
+    assert deadlines.send_reminders(ctx, remind_at(ctx)) == 2 * len(referrals)
+    assert deadlines.send_reminders(ctx, remind_at(ctx)) == 0
+    for referral in referrals:
+        assert sorted(r for p, r in purposes(referral.id) if p == "consent_reminder") == [
+            (PROSPECT,),
+            (PROVIDER,),
+        ]
+
+
+def test_a_letter_written_before_an_answer_is_written_again_from_what_the_lock_reads(ctx):
+    """Reminders are written before the write lock; an answer in between voids them."""
+    referral = open_one(ctx)
+    at = remind_at(ctx)
+
+    def reminders(seen) -> list:
+        waiting = [p for p in seen.parties if p.answer is None]
+        return [letters.consent_reminder(ctx, seen, p, at) for p in waiting]
+
+    drafts = deadlines.Drafts(reminders)
+    unchanged = queries.referral_by_id(referral.id)
+    written = drafts.prepare(unchanged)
+    assert len(written) == 2
+    assert drafts.letters(queries.referral_by_id(referral.id)) == written  # used as written
+
+    written = drafts.prepare(unchanged)
+    say(ctx, referral, "prospect", Answer.YES, at - MINUTE)
+    [mail] = drafts.letters(queries.referral_by_id(referral.id))
+    assert mail.recipients == (PROVIDER,)
+    assert mail.message_id not in {m.message_id for m in written}
+
+
+def test_a_tick_with_nothing_due_does_not_wait_for_a_writer(ctx, tmp_path):
+    """An idle tick only looks: a writer holding SQLite's lock does not hold it up."""
+    if db.is_postgresql():
+        pytest.skip("PostgreSQL's readers never wait for writers")
+    open_one(ctx)
+    holder = sqlite3.connect(str(tmp_path / "care-intro.db"), timeout=0)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        # Nothing is due yet; with the write lock taken, a tick that wanted it would fail.
+        assert deadlines.expire_due(ctx, NOW) == 0
+        assert deadlines.send_reminders(ctx, NOW) == 0
+    finally:
+        holder.rollback()
+        holder.close()
 
 
 # ------------------------------------------------------------------ the store

@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -188,6 +189,54 @@ def test_mails_share_kept_connections_and_go_several_at_once(store_url, counting
     assert len(set(handler.peers)) <= 3  # 24 mails, at most one connection each at a time
     assert handler.most_at_once >= 2
     assert queries.outbox_counts() == {"sent": 23, "failed": 1}
+
+
+def test_mail_claimed_ahead_goes_once_and_nothing_is_left_behind(store_url, sink):
+    """The next claim is made while mails of the one before still go: across claims,
+    every mail reaches the relay once and is recorded sent."""
+    message_ids = enqueue(130)  # three claims of 50 with two connections
+    transport = SmtpRelay("127.0.0.1", sink.port, timeout=10, connections=2)
+    outbox = Outbox(transport, clock=FixedClock(NOW), connections=2)
+
+    async def run() -> Report:
+        try:
+            return await outbox.deliver_due()
+        finally:
+            await transport.close()
+
+    assert asyncio.run(run()) == Report(sent=130)
+    got = [email.message_from_bytes(d.data)["Message-ID"] for d in sink.deliveries]
+    assert sorted(got) == sorted(message_ids)
+    assert queries.outbox_counts() == {"sent": 130}
+    assert queries.claim_outbox(NOW + 2 * LEASE, NOW + 3 * LEASE, 10) == []
+
+
+def test_sending_goes_on_while_another_writer_holds_the_store(store_url, counting_sink):
+    """A connection takes the next mail once the relay took one: recording waits for the
+    store, sending does not, and every mail is recorded sent once the store is free."""
+    if db.is_postgresql():
+        pytest.skip("recording on PostgreSQL waits for no other writer")
+    message_ids = enqueue(20)
+    transport = SmtpRelay("127.0.0.1", counting_sink.port, timeout=10, connections=2)
+    outbox = Outbox(transport, clock=FixedClock(NOW), connections=2)
+    result: list[Report] = []
+    worker = threading.Thread(target=lambda: result.append(deliver_with(outbox)))
+    worker.start()
+    writer = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=30)
+    try:
+        eventually(lambda: counting_sink.deliveries, "a first mail at the relay")
+        writer.execute("BEGIN IMMEDIATE")  # as intake holds it, here for as long as we like
+        got = len(counting_sink.deliveries)
+        # More than the two connections can carry, so more than one mail each went on.
+        eventually(lambda: len(counting_sink.deliveries) >= got + 4, "mail sent meanwhile")
+    finally:
+        writer.rollback()
+        writer.close()
+        worker.join(60)
+    assert result == [Report(sent=20)]
+    got = [email.message_from_bytes(d.data)["Message-ID"] for d in counting_sink.deliveries]
+    assert sorted(got) == sorted(message_ids)
+    assert queries.outbox_counts() == {"sent": 20}
 
 
 def test_a_hanging_relay_is_given_up_on_while_the_mail_is_still_claimed(store_url):

@@ -35,6 +35,10 @@ RETRY_FOR = timedelta(days=2)
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
 BATCH = 50
+# How many mails may be handed on and not yet recorded sent. A connection goes on to the
+# next mail once the relay took one, so sending does not wait while intake holds the
+# store's write lock; recording catches up in one commit. A kill sends each of these again.
+UNRECORDED = 64
 
 Record = Callable[[int, datetime, str], Awaitable[None]]
 # Told of each attempt and how it went (the edge counts them); the outbox needs no answer.
@@ -107,16 +111,89 @@ class Outbox:
         self.observe = observe
 
     async def deliver_due(self, batches: int = 20) -> Report:
-        total = Report()
-        for _ in range(batches):
-            now = self.clock.now()
-            # Enough for every connection to stay busy until the next claim.
+        """Send what is due, up to `batches` claims of it, keeping every connection busy: a
+        mail starts as soon as one is free, and the next claim is made while the last mails
+        of the one before are still going (a claim may wait for the store's write lock; the
+        connections should not wait with it). A connection is free once the relay took its
+        mail; up to UNRECORDED mails may wait to be recorded meanwhile. A heartbeat keeps
+        every claim until its mail is settled, claimed ahead or not."""
+        held: set[int] = set()
+        gate = asyncio.Semaphore(self.connections)
+        unrecorded = asyncio.Semaphore(max(UNRECORDED, self.connections))
+        going: list[asyncio.Task[Report]] = []
+        heartbeat = asyncio.create_task(self._keep_claims(held), name="outbox heartbeat")
+        claim: asyncio.Task[list[OutboxItem]] | None = None
+        try:
+            claim = self._claim(held)
+            for n in range(batches):
+                items = await claim
+                claim = self._claim(held) if items and n + 1 < batches else None
+                for item in items:
+                    await unrecorded.acquire()
+                    await gate.acquire()
+                    going.append(asyncio.create_task(self._one(item, gate, unrecorded, held)))
+                if claim is None:
+                    break
+        except asyncio.CancelledError:
+            for task in going:
+                task.cancel()  # stopping: as before, a send under way is cut short
+            raise
+        finally:
+            # A store error ended the loop: the mails under way still finish and are recorded.
+            settled = await asyncio.gather(*going, return_exceptions=True)
+            if claim is not None:
+                claim.cancel()  # what it took waits out its lease, unsent: nothing twice
+                with contextlib.suppress(BaseException):
+                    await claim
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        reports = [r for r in settled if isinstance(r, Report)]
+        for failure in settled:
+            if isinstance(failure, BaseException):
+                raise failure
+        return sum(reports, Report())
+
+    def _claim(self, held: set[int]) -> asyncio.Task[list[OutboxItem]]:
+        # What is due when the claim is asked for, not whenever its task gets to run.
+        now = self.clock.now()
+
+        async def claim() -> list[OutboxItem]:
+            # Enough for every connection to stay busy until the next claim is in.
             limit = max(BATCH, 25 * self.connections)
             items = await self.run_db(queries.claim_outbox, now, now + LEASE, limit, self.holder)
-            if not items:
-                break
-            total += await self._send_batch(items)
-        return total
+            held.update(item.id for item in items)
+            return items
+
+        return asyncio.create_task(claim(), name="outbox claim")
+
+    async def _one(
+        self,
+        item: OutboxItem,
+        gate: asyncio.Semaphore,
+        unrecorded: asyncio.Semaphore,
+        held: set[int],
+    ) -> Report:
+        connection_free = False
+
+        def handed_on() -> None:
+            nonlocal connection_free
+            if not connection_free:
+                connection_free = True
+                gate.release()
+
+        try:
+            now = self.clock.now()
+            report = await _deliver_one(
+                self.transport, item, now, self.run_db, self.recorder.record, handed_on
+            )
+        finally:
+            handed_on()
+            unrecorded.release()
+        if self.observe is not None:
+            self.observe(item, report, now)
+        held.discard(item.id)
+        return report
 
     async def release_dead(self) -> int:
         """Make the mails dead processes on this host held due now; how many there were."""
@@ -128,30 +205,6 @@ class Outbox:
                 "took back %d mail(s) claimed by %d process(es) that ended", released, len(gone)
             )
         return released
-
-    async def _send_batch(self, items: list[OutboxItem]) -> Report:
-        unsettled = {item.id for item in items}
-        gate = asyncio.Semaphore(self.connections)
-
-        async def one(item: OutboxItem) -> Report:
-            async with gate:
-                now = self.clock.now()
-                report = await _deliver_one(
-                    self.transport, item, now, self.run_db, self.recorder.record
-                )
-            if self.observe is not None:
-                self.observe(item, report, now)
-            unsettled.discard(item.id)
-            return report
-
-        heartbeat = asyncio.create_task(self._keep_claims(unsettled), name="outbox heartbeat")
-        try:
-            reports = await asyncio.gather(*(one(item) for item in items))
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-        return sum(reports, Report())
 
     async def _keep_claims(self, unsettled: set[int]) -> None:
         while True:
@@ -174,10 +227,18 @@ class Outbox:
 
 
 async def _deliver_one(
-    transport: Transport, item: OutboxItem, now: datetime, run_db: RunDb, record: Record
+    transport: Transport,
+    item: OutboxItem,
+    now: datetime,
+    run_db: RunDb,
+    record: Record,
+    handed_on: Callable[[], None],
 ) -> Report:
     try:
-        note = await transport.send(item)
+        try:
+            note = await transport.send(item)
+        finally:
+            handed_on()  # the connection is free for the next mail, recorded or not
     except DeliveryError as exc:
         give_up = exc.permanent or now - item.created_at >= RETRY_FOR
         if give_up:

@@ -112,7 +112,9 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(StoreFigures())
-        self._lookups: set[asyncio.Task[None]] = set()
+        # Consent mails sent and not yet timed: (outbox id, when it went).
+        self._to_time: list[tuple[int, datetime]] = []
+        self._timing: asyncio.Task[None] | None = None
 
     def answered(self, reply: str) -> None:
         self.smtp.labels(outcome_of_reply(reply)).inc()
@@ -120,24 +122,30 @@ class Metrics:
     def attempted(self, item: OutboxItem, report: Report, now: datetime) -> None:
         self.attempts.labels(outcome_of_report(report)).inc()
         if report.sent and item.purpose == "consent_request":
-            # Off the outbox's path: the request's arrival is one indexed look-up away.
-            task = asyncio.get_running_loop().create_task(self._observe_delay(item.id, now))
-            self._lookups.add(task)
-            task.add_done_callback(self._lookups.discard)
+            # Off the outbox's path, and together: one look-up for what went meanwhile, not
+            # a store call per mail competing with the outbox's own.
+            self._to_time.append((item.id, now))
+            if self._timing is None or self._timing.done():
+                self._timing = asyncio.get_running_loop().create_task(self._observe_delays())
 
-    async def _observe_delay(self, outbox_id: int, sent_at: datetime) -> None:
-        try:
-            received_at = await self.run_db(queries.request_received_at, outbox_id)
-        except Exception as exc:
-            log.warning("metrics: could not time a consent mail: %s", type(exc).__name__)
-            return
-        if received_at is not None:
-            self.consent_delay.observe(max((sent_at - received_at).total_seconds(), 0))
+    async def _observe_delays(self) -> None:
+        while self._to_time:
+            batch, self._to_time = self._to_time, []
+            try:
+                received = await self.run_db(
+                    queries.requests_received_at, [outbox_id for outbox_id, _ in batch]
+                )
+            except Exception as exc:
+                log.warning("metrics: could not time consent mails: %s", type(exc).__name__)
+                continue
+            for outbox_id, sent_at in batch:
+                if (received_at := received.get(outbox_id)) is not None:
+                    self.consent_delay.observe(max((sent_at - received_at).total_seconds(), 0))
 
     async def settle(self) -> None:
         """Let the look-ups under way finish, before the store threads stop."""
-        if self._lookups:
-            await asyncio.gather(*self._lookups, return_exceptions=True)
+        if self._timing is not None:
+            await asyncio.gather(self._timing, return_exceptions=True)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await self.run_db(generate_latest, self.registry)

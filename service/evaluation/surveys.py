@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from service import ids
@@ -24,7 +24,7 @@ from service.referral import deadlines, workflow
 from service.writing.context import Context
 from store import queries, suppressions
 from store.db import transaction
-from store.records import ReferralRecord, SurveyRecord
+from store.records import OutgoingMail, ReferralRecord, SurveyRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,47 +51,95 @@ def settled(surveys: list[SurveyRecord]) -> bool:
     return bool(surveys) and not any(s.state in OPEN_SURVEY_STATES for s in surveys)
 
 
-def send_due(ctx: Context, now: datetime, limit: int = 200) -> int:
+def send_due(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """Send each survey that is due, once; how many were queued."""
-    return _each_due(queries.next_survey_due, _send, ctx, now, limit)
+
+    def write(survey: SurveyRecord, referral: ReferralRecord) -> list[OutgoingMail]:
+        # The survey as it is once sent: its letter says until when it is open.
+        sent = replace(survey, state=SurveyState.SENT, sent_at=now, expires_at=_closes_at(ctx, now))
+        return [letters.survey(ctx, referral, referral.party_by_id(survey.party_id), sent, now)]
+
+    return deadlines.claim_each("surveys", _Surveys(ctx, _send, now, write), now, limit)
 
 
-def close_due(ctx: Context, now: datetime, limit: int = 200) -> int:
+def close_due(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """Close each sent survey nobody answered in time; how many were closed."""
-    return _each_due(queries.next_survey_closing, _close, ctx, now, limit)
+    return deadlines.claim_each("survey expiries", _Surveys(ctx, _close, now), now, limit)
 
 
-Step = Callable[[Context, SurveyRecord, ReferralRecord, datetime], int]
+class _Surveys(deadlines.Letters):
+    """Due surveys, to send or to close; only sending writes letters before the lock."""
 
+    def __init__(
+        self,
+        ctx: Context,
+        step: Callable[[_Surveys, SurveyRecord, ReferralRecord], int],
+        now: datetime,
+        write: Callable[[SurveyRecord, ReferralRecord], list[OutgoingMail]] | None = None,
+    ) -> None:
+        super().__init__(write or (lambda *_: []), now, _what_a_survey_says)
+        self.ctx, self.step, self.sending = ctx, step, write is not None
+        self._surveys: dict[int, SurveyRecord] = {}
+        self._referrals: dict[int, ReferralRecord] = {}
+        self.stopped: set[str] = set()  # addresses of the batch that said stop
+        self.missed: set[tuple[int, str]] = set()  # (referral, role) no introduction reached
 
-def _each_due(
-    next_due: Callable[[datetime], int | None], step: Step, ctx: Context, now: datetime, limit: int
-) -> int:
-    def handle(survey_id: int) -> int:
-        survey = queries.lock_survey(survey_id)
+    def prepare(self, ids: list[int]) -> None:
+        if not self.sending:
+            return
+        due = queries.surveys_by_id(ids)
+        referrals = {r.id: r for r in queries.referrals_by_id({s.referral_id for s in due})}
+        for survey in due:
+            if survey.referral_id in referrals:
+                self.drafts.prepare(survey, referrals[survey.referral_id])
+
+    def load(self, ids: list[int]) -> None:
+        # Claimed surveys are locked, and so are their referrals (`hold_referrals_of`; on
+        # SQLite, by being the one writer): read now, they stay as read until the commit.
+        self._surveys = {s.id: s for s in queries.surveys_by_id(ids)}
+        referral_ids = {s.referral_id for s in self._surveys.values()}
+        self._referrals = {r.id: r for r in queries.referrals_by_id(referral_ids)}
+        if self.sending:
+            parties = [p for r in self._referrals.values() for p in r.parties]
+            self.stopped = suppressions.suppressed(sorted({p.email for p in parties}))
+            self.missed = queries.not_introduced(referral_ids)
+
+    def handle(self, item: int) -> int:
+        survey = self._surveys.pop(item, None) or queries.lock_survey(item)
         assert survey is not None, "a claimed survey is locked, so it is there"
-        referral = queries.lock_referral(survey.referral_id)
-        try:
-            with transaction():  # a savepoint: one bad survey must not stop the rest
-                return step(ctx, survey, referral, now)
-        except Exception:
-            log.exception("survey %s of %s failed; closing it", survey.id, referral.ref)
+        # Taken out: this survey may move its referral, so another of it reads it again.
+        referral = self._referrals.pop(survey.referral_id, None)
+        referral = referral or queries.lock_referral(survey.referral_id)
+
+        def recover() -> None:
             queries.move_survey(survey.id, survey.state, SurveyState.SKIPPED)
-            return 0
 
-    return deadlines.claim_each(next_due, handle, now, limit)
+        what = f"survey {survey.id} of {referral.ref} (closing it)"
+        return self.contained(lambda: self.step(self, survey, referral), recover, what)
 
 
-def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
+def _what_a_survey_says(survey: SurveyRecord, referral: ReferralRecord) -> Hashable:
+    """A survey's letter names neither its referral's state nor when that last changed: the
+    first of two surveys moving it to evaluating leaves the other's letter as written."""
+    return survey, replace(referral, state="", updated_at=referral.created_at)
+
+
+def _closes_at(ctx: Context, now: datetime) -> datetime:
+    return now + timedelta(days=ctx.settings.timing.survey_open_days)
+
+
+def _send(batch: _Surveys, survey: SurveyRecord, referral: ReferralRecord) -> int:
+    ctx, now = batch.ctx, batch.now
     if survey.state != SurveyState.SCHEDULED or survey.due_at > now:
         return 0  # claimed under a stale view
     party = referral.party_by_id(survey.party_id)
     introduced = referral.introduced_at is not None and referral.introduced_at <= now
     if not introduced or referral.state not in (State.INTRODUCED, State.EVALUATING):
         why = "not introduced"
-    elif suppressions.suppressed([party.email]):
+    elif party.email in batch.stopped:
         why = "address said stop"
-    elif _not_reached(referral.id, party.role):
+    elif (referral.id, party.role) in batch.missed:
+        # A party the introduction never reached has nothing to tell us about it.
         why = "the introduction did not reach them"
     else:
         why = ""
@@ -100,15 +148,17 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
         queries.add_event(referral.id, now, "survey skipped", party.role, Channel.TICK, why)
         _settle(ctx, referral, now)
         return 0
-    expires_at = now + timedelta(days=ctx.settings.timing.survey_open_days)
+    mails = batch.drafts.letters(survey, referral)
     # The conditional move is the "never twice" guard: only one transaction gets to send.
     if not queries.move_survey(
-        survey.id, SurveyState.SCHEDULED, SurveyState.SENT, sent_at=now, expires_at=expires_at
+        survey.id,
+        SurveyState.SCHEDULED,
+        SurveyState.SENT,
+        sent_at=now,
+        expires_at=_closes_at(ctx, now),
     ):
         return 0
-    sent = queries.survey_by_id(survey.id)
-    assert sent is not None
-    queries.enqueue([letters.survey(ctx, referral, party, sent, now)], now)
+    batch.queue(mails)
     if referral.state == State.INTRODUCED:
         workflow.move(referral, State.EVALUATING, now, Channel.TICK)
     queries.add_event(
@@ -117,14 +167,8 @@ def _send(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: dat
     return 1
 
 
-def _not_reached(referral_id: int, role: str) -> bool:
-    """A party the introduction never reached has nothing to tell us about it."""
-    return any(
-        e.kind == "not introduced" and e.actor == role for e in queries.events_for(referral_id)
-    )
-
-
-def _close(ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime) -> int:
+def _close(batch: _Surveys, survey: SurveyRecord, referral: ReferralRecord) -> int:
+    ctx, now = batch.ctx, batch.now
     if survey.state != SurveyState.SENT or survey.expires_at is None or survey.expires_at > now:
         return 0
     if not queries.move_survey(survey.id, SurveyState.SENT, SurveyState.EXPIRED):

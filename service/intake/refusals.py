@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 INTRODUCTION = "introduction"  # the purpose letters.introduction gives its mails
 
 
-def settle_failures(ctx: Context, now: datetime, limit: int = 200) -> int:
+def settle_failures(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """Settle each failed mail not yet settled; how many changed a referral or a survey."""
 
     def handle(outbox_id: int) -> int:
@@ -43,7 +43,7 @@ def settle_failures(ctx: Context, now: datetime, limit: int = 200) -> int:
             log.exception("settling failed mail %s (%s) failed", failed.id, failed.purpose)
             return 0
 
-    return deadlines.claim_each(queries.next_failure_unsettled, handle, now, limit)
+    return deadlines.claim_each("failures", deadlines.Each(handle), now, limit)
 
 
 def _settle(ctx: Context, failed: FailedMail, now: datetime) -> bool:

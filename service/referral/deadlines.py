@@ -1,16 +1,17 @@
 """Reminders and expiry: what a tick does to referrals whose questions wait too long.
 
 An expiry is a move of the workflow (`workflow.move`, the only way a referral changes
-state). Each referral is claimed, locked and re-checked in its own transaction, so a
-reminder never reaches a party who answered meanwhile and never goes twice, and an expiry
-never ends a referral that an answer has just decided. With several instances on one
-PostgreSQL, each claim skips the referrals another instance holds.
+state). Due referrals are claimed a batch to a transaction, and each is locked and checked
+again in a savepoint of its own, so a reminder never reaches a party who answered
+meanwhile and never goes twice, and an expiry never ends a referral that an answer has
+just decided. With several instances on one PostgreSQL, each claim skips the referrals
+another instance holds. `claim_each` runs every kind of due work a tick does this way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 
 from service.model import Answer, Channel, State
@@ -18,108 +19,276 @@ from service.referral import workflow
 from service.writing import letters
 from service.writing.context import Context
 from store import queries
-from store.db import transaction
-from store.records import ReferralRecord
+from store.db import is_unavailable, transaction
+from store.records import OutgoingMail, PartyRecord, ReferralRecord
 
 log = logging.getLogger(__name__)
 
+# Due items handled in one write transaction: one commit (one fsync on SQLite) for them all,
+# while the write lock, which SMTP sessions wait on, is held for milliseconds at a time.
+BATCH = 50
 
-def send_reminders(ctx: Context, now: datetime, limit: int = 200) -> int:
+# How many items of one kind a tick handles at most; the rest are due again on the next
+# tick, a minute later in `serve`. A bound on one tick's time, far above a day's work.
+PER_TICK = 10_000
+
+
+class Drafts:
+    """Letters written before the write transaction from an unlocked view of their records.
+
+    Rendering is most of an item's cost; done under the lock, it would hold every other
+    writer for it. Under the lock the locked records ask again: the letters written from an
+    equal view are the ones these records write, and only a view that changed meanwhile
+    (an answer came in) is written again.
+    """
+
+    def __init__(
+        self,
+        write: Callable[..., list[OutgoingMail]],
+        view: Callable[..., Hashable] = lambda *records: records,
+    ) -> None:
+        self._write = write
+        # What of the records the letters say: a change elsewhere leaves them as written.
+        self._view = view
+        self._written: dict[Hashable, list[OutgoingMail]] = {}
+
+    def prepare(self, *records: Hashable) -> list[OutgoingMail]:
+        """Write the letters of these records now; what was written."""
+        try:
+            written = self._write(*records)
+        except Exception:  # written again under the lock, where a failure is reported
+            return []
+        self._written[self._view(*records)] = written
+        return written
+
+    def letters(self, *records: Hashable) -> list[OutgoingMail]:
+        written = self._written.pop(self._view(*records), None)
+        return written if written is not None else self._write(*records)
+
+
+class Batch:
+    """What `claim_each` does with the due items of one kind, a batch at a time."""
+
+    def prepare(self, ids: list[int]) -> None:
+        """Before the transaction, unlocked: what needs no lock (reading, rendering)."""
+
+    def load(self, ids: list[int]) -> None:
+        """In the transaction, once the batch is claimed: read what its items need at once."""
+
+    def handle(self, item: int) -> int:
+        """One item, in a savepoint of its own; how much it did."""
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """In the transaction, after the batch's items: write what they gave, together."""
+
+
+class Each(Batch):
+    """Items handled one by one, with nothing for a batch to share."""
+
+    def __init__(self, handle: Callable[[int], int]) -> None:
+        self._handle = handle
+
+    def handle(self, item: int) -> int:
+        return self._handle(item)
+
+
+class Letters(Batch):
+    """A batch whose items write mail: written before the lock where the view allows
+    (`Drafts`), and queued for the whole batch at its end, one suppression check and one
+    insert for all."""
+
+    def __init__(
+        self,
+        write: Callable[..., list[OutgoingMail]],
+        now: datetime,
+        view: Callable[..., Hashable] = lambda *records: records,
+    ) -> None:
+        self.drafts = Drafts(write, view)
+        self.now = now
+        self._queued: list[OutgoingMail] = []
+
+    def contained(self, step: Callable[[], int], recover: Callable[[], None], what: str) -> int:
+        """One item's `step` in a savepoint: a bug in it must not hold up the items behind.
+        On failure its mails are not sent, `recover` runs, and the log says `what` failed."""
+        mark = len(self._queued)
+        try:
+            with transaction():
+                return step()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            del self._queued[mark:]
+            log.exception("%s failed; moving on", what)
+        recover()
+        return 0
+
+    def queue(self, mails: list[OutgoingMail]) -> None:
+        self._queued += mails
+
+    def finish(self) -> None:
+        queued, self._queued = self._queued, []
+        try:
+            with transaction():
+                queries.enqueue(queued, self.now)
+            return
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+        # One mail the store refuses must not take the batch's others with it.
+        for mail in queued:
+            try:
+                with transaction():
+                    queries.enqueue([mail], self.now)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise
+                log.exception("queueing mail %s (%s) failed", mail.message_id, mail.purpose)
+
+
+def send_reminders(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
     """Remind each party who has not answered, once; how many reminders were queued.
 
     At most `limit` referrals per call; what is left is due again on the next tick.
     """
-    return _each_due(queries.next_reminder_due, _remind, ctx, now, limit)
+    batch = _Referrals(_remind, lambda referral: _reminders(ctx, referral, now), now)
+    return claim_each("reminders", batch, now, limit)
 
 
-def expire_due(ctx: Context, now: datetime, limit: int = 200) -> int:
+def expire_due(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
     """End each referral still asking when its question expired; how many were ended."""
-    return _each_due(queries.next_expiry_due, _expire, ctx, now, limit)
+    batch = _Referrals(_expire, lambda referral: _expiry_letters(ctx, referral, now), now)
+    return claim_each("expiries", batch, now, limit)
 
 
-Step = Callable[[Context, ReferralRecord, datetime], int]
+class _Referrals(Letters):
+    """Due referrals: their reminders or their expiries."""
+
+    def __init__(
+        self,
+        step: Callable[[ReferralRecord, _Referrals], int],
+        write: Callable[[ReferralRecord], list[OutgoingMail]],
+        now: datetime,
+    ) -> None:
+        super().__init__(write, now)
+        self.step = step
+        self._held: dict[int, ReferralRecord] = {}
+
+    def prepare(self, ids: list[int]) -> None:
+        for referral in queries.referrals_by_id(ids):
+            self.drafts.prepare(referral)
+
+    def load(self, ids: list[int]) -> None:
+        # The claim locked these referrals, and every change to one starts by locking it
+        # (`queries.lock_referral`): read now, they stay as read until the batch commits.
+        self._held = {r.id: r for r in queries.referrals_by_id(ids)}
+
+    def handle(self, item: int) -> int:
+        referral = self._held.pop(item, None) or queries.lock_referral(item)
+        what = f"{self.step.__name__.strip('_')} of {referral.ref}"
+        return self.contained(
+            lambda: self.step(referral, self), lambda: self.recover(referral), what
+        )
+
+    def recover(self, referral: ReferralRecord) -> None:
+        """The referral still leaves the queue of what is due: its reminder is skipped, or
+        it expires without its letters; the log has the traceback and the reference."""
+        if self.step is _remind:
+            queries.reminders_done(referral.id)
+        elif referral.state == State.ASKING and self.now >= referral.expires_at:
+            workflow.move(referral, State.EXPIRED, self.now, Channel.TICK, detail="letters failed")
 
 
-def _each_due(
-    next_due: Callable[[datetime], int | None], step: Step, ctx: Context, now: datetime, limit: int
-) -> int:
-    """Lock and handle due referrals one transaction each; the sum of what `step` did."""
+def claim_each(kind: str, batch: Batch, now: datetime, limit: int) -> int:
+    """Handle what is due of `kind` (a key of `queries.DUE`), at most `limit` items, the rest
+    on the next run; the sum of what the batch's items did.
 
-    def handle(referral_id: int) -> int:
-        return _contained(step, ctx, queries.lock_referral(referral_id), now)
-
-    return claim_each(next_due, handle, now, limit)
-
-
-def claim_each(
-    next_due: Callable[[datetime], int | None],
-    handle: Callable[[int], int],
-    now: datetime,
-    limit: int,
-) -> int:
-    """Claim what is due one row at a time, each claim and its handling in one transaction;
-    at most `limit`, the rest on the next run. The sum of what `handle` returned."""
+    A batch at a time: `prepare` gets the ids due, unlocked; then one transaction claims up
+    to a batch, locked, loads it, handles each item in a savepoint of its own, so a bug in
+    one does not hold up the rest, and finishes. What is claimed may differ from what was
+    prepared: another instance took some, or more came due.
+    """
     done = 0
-    for _ in range(limit):
+    tried: set[int] = set()
+    while len(tried) < limit:
+        size = min(BATCH, limit - len(tried))
+        # Looking costs no write lock: an idle tick takes none.
+        due = [i for i in queries.due_now(kind, now, size) if i not in tried]
+        if not due:
+            break
+        batch.prepare(due)
         with transaction():
-            claimed = next_due(now)
-            if claimed is None:
-                break
-            done += handle(claimed)
+            # An item that failed stays due; it is tried again on the next run, not now.
+            claimed = [i for i in queries.claim_due(kind, now, size) if i not in tried]
+            queries.hold_referrals_of(kind, claimed)
+            batch.load(claimed)
+            for item in claimed:
+                tried.add(item)
+                done += _alone(kind, batch, item)
+            batch.finish()
+        if not claimed:
+            break
     return done
 
 
-def _contained(
-    step: Step,
-    ctx: Context,
-    referral: ReferralRecord,
-    now: datetime,
-) -> int:
-    """One referral's step in a savepoint: a bug in it must not hold up every referral behind.
-
-    On failure the referral still leaves the queue of what is due (its reminder is skipped,
-    or it expires without its letters); the log has the traceback and the reference.
-    """
+def _alone(kind: str, batch: Batch, item: int) -> int:
     try:
         with transaction():
-            return step(ctx, referral, now)
-    except Exception:
-        log.exception("%s of %s failed; moving on", step.__name__.strip("_"), referral.ref)
-    if step is _remind:
-        queries.reminders_done(referral.id)
-    elif referral.state == State.ASKING and now >= referral.expires_at:
-        workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail="letters failed")
-    return 0
+            return batch.handle(item)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise  # the store's trouble, not the item's: the whole batch waits for next time
+        log.exception("%s item %s failed; moving on", kind, item)
+        return 0
 
 
-def _remind(ctx: Context, referral: ReferralRecord, now: datetime) -> int:
+def _waiting(referral: ReferralRecord) -> list[PartyRecord]:
+    return [p for p in referral.parties if p.answer is None and p.reminded_at is None]
+
+
+def _reminders(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
+    """Pure: the reminders a referral due for them writes, one per party still silent."""
+    if referral.state != State.ASKING or now >= referral.expires_at:
+        return []
+    return [letters.consent_reminder(ctx, referral, p, now) for p in _waiting(referral)]
+
+
+def _expiry_letters(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
+    """Pure: the referrer learns who did not answer; whoever said yes only that it will not
+    go ahead; whoever never answered hears nothing more."""
+    if referral.state != State.ASKING or now < referral.expires_at:
+        return []
+    agreed = [p for p in referral.parties if p.answer == Answer.YES]
+    mails = [letters.referrer_expired(ctx, referral, now)]
+    return mails + [letters.expired_to_party(ctx, referral, p, now) for p in agreed]
+
+
+def _remind(referral: ReferralRecord, batch: Letters) -> int:
+    now = batch.now
     if referral.remind_at is None or referral.remind_at > now:
         return 0  # claimed under a stale view; nothing is due
     # Whatever follows, this referral has had its reminder turn: it leaves the index.
     queries.reminders_done(referral.id)
     if referral.state != State.ASKING or now >= referral.expires_at:
         return 0
-    waiting = [p for p in referral.parties if p.answer is None and p.reminded_at is None]
     # mark_reminded is the "never two" guard: only the transaction that sets it sends.
-    waiting = [p for p in waiting if queries.mark_reminded(p.id, now)]
+    waiting = {p.id for p in _waiting(referral) if queries.mark_reminded(p.id, now)}
     if not waiting:
         return 0
-    queries.enqueue([letters.consent_reminder(ctx, referral, p, now) for p in waiting], now)
-    roles = ", ".join(p.role for p in waiting)
+    batch.queue([m for m in batch.drafts.letters(referral) if m.party_id in waiting])
+    roles = ", ".join(p.role for p in referral.parties if p.id in waiting)
     queries.add_event(referral.id, now, "reminded", "service", Channel.TICK, roles)
     return len(waiting)
 
 
-def _expire(ctx: Context, referral: ReferralRecord, now: datetime) -> int:
+def _expire(referral: ReferralRecord, batch: Letters) -> int:
+    now = batch.now
     if referral.state != State.ASKING or now < referral.expires_at:
         return 0  # an answer decided it first
     silent = [p for p in referral.parties if p.answer is None]
-    agreed = [p for p in referral.parties if p.answer == Answer.YES]
     detail = "no answer from " + ", ".join(p.role for p in silent) if silent else ""
+    # Written from the referral as it was: its letters tell of the question still open.
+    mails = batch.drafts.letters(referral)
     workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail=detail)
-    # The referrer learns who did not answer; whoever said yes only that it will not go
-    # ahead; whoever never answered hears nothing more.
-    mails = [letters.referrer_expired(ctx, referral, now)]
-    mails += [letters.expired_to_party(ctx, referral, p, now) for p in agreed]
-    queries.enqueue(mails, now)
+    batch.queue(mails)
     return 1

@@ -33,7 +33,7 @@ def decline_due(now: datetime, expires_at: datetime, fraction: float) -> datetim
     return min(due, now + (expires_at - now) * 0.9)
 
 
-def decline_due_withheld(ctx: Context, now: datetime, limit: int = 200) -> int:
+def decline_due_withheld(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """End each referral whose withheld party's no is due; how many were declined."""
 
     settled: list[str] = []
@@ -43,7 +43,7 @@ def decline_due_withheld(ctx: Context, now: datetime, limit: int = 200) -> int:
         settled.extend(p.email for p in referral.parties if p.id == party_id)
         return _decline(ctx, referral, now)
 
-    declined = deadlines.claim_each(queries.next_withheld_due, handle, now, limit)
+    declined = deadlines.claim_each("withheld", deadlines.Each(handle), now, limit)
     # They had said "never contact me again": the request that named them needed their
     # address only until this no, so it goes again as their opt-out promised.
     for address in dict.fromkeys(settled):
