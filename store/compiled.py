@@ -64,3 +64,50 @@ class _Built:
     sql: str
     params: tuple[Any, ...]
     slots: tuple[int, ...]
+
+
+class CompiledWrite:
+    """One INSERT or UPDATE whose SQL is written once per bound database; `run` converts each
+    value the way its field does (a datetime to what the column holds) and executes it.
+
+    The SQL is plain: "INSERT INTO t (a, b) VALUES (?, ?)" or "UPDATE t SET a = ?, b = ?
+    WHERE c = ? AND d = ?", with the bound database's quoting and placeholder.
+    """
+
+    def __init__(
+        self,
+        model: type[peewee.Model],
+        fields: tuple[peewee.Field, ...],
+        where: tuple[peewee.Field, ...] = (),
+    ) -> None:
+        self._model = model
+        self._fields = fields + where
+        self._set = fields
+        self._where = where
+        self._sql: tuple[peewee.Database, str] | None = None
+
+    def run(self, *values: Any) -> int:
+        """Execute with `values` for the fields, then the conditions; the rows it changed."""
+        params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
+        cursor = database.execute_sql(self._statement(), params)
+        return cursor.rowcount
+
+    def _statement(self) -> str:
+        built = self._sql
+        if built is None or built[0] is not database.obj:
+            quotes, mark = database.obj.quote, database.obj.param
+
+            def quote(name: str) -> str:
+                return quotes[0] + name + quotes[1]
+
+            table = quote(self._model._meta.table_name)
+            if self._where:
+                sets = ", ".join(f"{quote(f.column_name)} = {mark}" for f in self._set)
+                cond = " AND ".join(f"{quote(f.column_name)} = {mark}" for f in self._where)
+                sql = f"UPDATE {table} SET {sets} WHERE {cond}"
+            else:
+                columns = ", ".join(quote(f.column_name) for f in self._set)
+                marks = ", ".join(mark for _ in self._set)
+                sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+            built = self._sql = (database.obj, sql)
+        return built[1]

@@ -11,7 +11,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
-from store.compiled import CompiledRead
+from store.compiled import CompiledRead, CompiledWrite
 from store.db import database, is_postgresql, once_more_if_connection_lost
 from store.models import (
     Event,
@@ -364,6 +364,13 @@ def referral_id_for_ask(ask_key: str) -> int | None:
     return row.referral_id if row else None
 
 
+_MOVE = CompiledWrite(
+    Referral,
+    (Referral.state, Referral.updated_at, Referral.introduced_at),
+    where=(Referral.id, Referral.state),
+)
+
+
 def move_referral(
     referral_id: int,
     from_state: State,
@@ -372,12 +379,7 @@ def move_referral(
     introduced_at: datetime | None,
 ) -> bool:
     """Change a referral's state only if it is still `from_state`; False if it was not."""
-    changed = (
-        Referral.update(state=to_state, updated_at=now, introduced_at=introduced_at)
-        .where((Referral.id == referral_id) & (Referral.state == from_state))
-        .execute()
-    )
-    return bool(changed)
+    return bool(_MOVE.run(to_state, now, introduced_at, referral_id, from_state))
 
 
 def record_answer(
@@ -407,12 +409,15 @@ def mark_unclear_told(party_id: int) -> bool:
     return bool(changed)
 
 
+_ADD_EVENT = CompiledWrite(
+    Event, (Event.referral, Event.at, Event.kind, Event.actor, Event.channel, Event.detail)
+)
+
+
 def add_event(
     referral_id: int, now: datetime, kind: str, actor: str, channel: str, detail: str = ""
 ) -> None:
-    Event.insert(
-        referral=referral_id, at=now, kind=kind, actor=actor, channel=channel, detail=detail
-    ).execute()
+    _ADD_EVENT.run(referral_id, now, kind, actor, channel, detail)
 
 
 def events_for(referral_id: int) -> list[EventRecord]:
