@@ -94,11 +94,9 @@ def smtp_accept(messages: int, rounds: int, postgresql: str | None) -> list[Row]
     return rows
 
 
-def _pending(url: str) -> tuple[int, int]:
-    """(messages not yet processed, mails not yet sent) in the store."""
-    with bound(url):
-        counts = queries.outbox_counts()
-        return queries.intake_backlog(), counts.get("pending", 0)
+def _all_done() -> bool:
+    """Every stored message processed, and every mail that queued sent."""
+    return queries.intake_backlog() == 0 and queries.oldest_pending_mail() is None
 
 
 def _copies(record: Path) -> tuple[int, int]:
@@ -123,9 +121,8 @@ def instances_rate(
                 servers.append(Serve(where, settings_for(where, url, relay.port)).start())
             started = time.perf_counter()
             load = send_load([s.port for s in servers], requests(messages, "pg"), SESSIONS)
-            wait_until(
-                lambda: _pending(url) == (0, 0), "every request processed and sent", seconds, 0.2
-            )
+            with bound(url):
+                wait_until(_all_done, "every request processed and its mail sent", seconds, 0.2)
             finished = time.perf_counter() - started
         finally:
             for serve in servers:
