@@ -45,14 +45,15 @@ def through_serve(folder: Path, relay: Relay, count: int, window: float, busy: b
     url = database_url(folder)
     _preload(url, count, "pre")
     stop = threading.Event()
+    # More requests than the stream can send in the window, even at the bare sink's rate.
+    stream = requests(int(window * 3000), "stream") if busy else []
     with Serve(folder, settings_for(folder, url, relay.port)) as serve:
-        stream = threading.Thread(
-            target=send_load,
-            args=(serve.port, requests(100_000, "stream"), 16, window + 30, stop),
+        sender = threading.Thread(
+            target=send_load, args=(serve.port, stream, 16, window + 30, stop)
         )
         started = time.perf_counter()
         if busy:
-            stream.start()
+            sender.start()
         try:
             with bound(url):
                 sent = 0
@@ -63,7 +64,7 @@ def through_serve(folder: Path, relay: Relay, count: int, window: float, busy: b
         finally:
             stop.set()
             if busy:
-                stream.join(120)
+                sender.join(120)
     return sent / elapsed
 
 
