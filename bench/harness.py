@@ -243,17 +243,28 @@ def memory_kb(pid: int) -> tuple[int, int]:
 # ------------------------------------------------------------------ relay sinks
 
 
-def _bare_sink(port: int, ready: multiprocessing.synchronize.Event) -> None:
+def _serve_until_terminated(
+    handler: object, port: int, ready: multiprocessing.synchronize.Event
+) -> None:
+    """A sink process's life: serve `handler` until SIGTERM, then stop cleanly."""
     from aiosmtpd.controller import Controller
-    from aiosmtpd.handlers import Sink
 
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    # Blocked before the controller's thread starts, so that thread inherits the mask and
+    # the signal waits for sigwait below instead of killing the process mid-reply.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     ready.set()
     try:
         signal.sigwait({signal.SIGTERM})
     finally:
         controller.stop()
+
+
+def _bare_sink(port: int, ready: multiprocessing.synchronize.Event) -> None:
+    from aiosmtpd.handlers import Sink
+
+    _serve_until_terminated(Sink(), port, ready)
 
 
 class RecordingHandler:
@@ -279,15 +290,7 @@ class RecordingHandler:
 
 
 def _recording_sink(port: int, ready: multiprocessing.synchronize.Event, path: str) -> None:
-    from aiosmtpd.controller import Controller
-
-    controller = Controller(RecordingHandler(path), hostname="127.0.0.1", port=port)
-    controller.start()
-    ready.set()
-    try:
-        signal.sigwait({signal.SIGTERM})
-    finally:
-        controller.stop()
+    _serve_until_terminated(RecordingHandler(path), port, ready)
 
 
 class Relay:
