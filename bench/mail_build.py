@@ -65,14 +65,18 @@ def question_context(ctx: Context, referral: ReferralRecord) -> dict[str, Any]:
 
 
 def introduction_context(ctx: Context, referral: ReferralRecord) -> dict[str, Any]:
-    """What letters.introduction gives its templates, for the provider's copy."""
+    """What letters.introduction gives its template when both read one language."""
     return {
         "referrer": referral.referrer_display,
         "need": referral.need,
         "budget": referral.budget,
         "provider": letters.card(referral.party(Role.PROVIDER)),
         "prospect": letters.card(referral.party(Role.PROSPECT)),
-        "reader": Role.PROVIDER,
+        "readers": [Role.PROVIDER, Role.PROSPECT],
+        "optouts": [
+            {"name": referral.party(role).display, "url": OPTOUT_URL}
+            for role in (Role.PROVIDER, Role.PROSPECT)
+        ],
         **_shared(ctx),
     }
 
@@ -175,7 +179,7 @@ def mail_build(calls: int, rounds: int) -> list[Row]:
         "introduction",
         "en",
         lambda: letters.introduction(ctx, referral, NOW),
-        2,  # one copy per party
+        1,  # one mail To both (an envelope each, the same bytes)
         introduction_context(ctx, referral),
         calls,
         rounds,

@@ -256,8 +256,9 @@ class InProcess:
         asyncio.run_coroutine_threadsafe(self.service.start(), self.loop).result(15)
 
     def deliver(self) -> None:
-        """Send what the outbox holds now, on the service's own loop, and wait for it."""
-        asyncio.run_coroutine_threadsafe(self.service._outbox(), self.loop).result(30)
+        """Send what the outbox holds now, on the service's own loop, and wait for it: through
+        the outbox's own runner, so no second run goes beside one a page or a mail kicked."""
+        asyncio.run_coroutine_threadsafe(self.service.outbox.settle(), self.loop).result(30)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.service.stop(), self.loop).result(40)

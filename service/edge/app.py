@@ -81,6 +81,13 @@ class Kicker:
             if not self._again:
                 return
 
+    async def settle(self) -> None:
+        """Kick, and return once no run is under way: the job has run on everything that was
+        there when asked (a caller that must see it done, like a test)."""
+        self.kick()
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
     async def close(self) -> None:
         """Take no more kicks and let the run under way finish."""
         self._closed = True
