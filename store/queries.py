@@ -11,7 +11,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
-from store.compiled import CompiledRead, CompiledWrite
+from store.compiled import CompiledInsert, CompiledRead, CompiledWrite
 from store.db import database, is_postgresql, once_more_if_connection_lost
 from store.models import (
     Event,
@@ -253,6 +253,10 @@ def _inbound(row: InboundMessage) -> InboundRecord:
 # ---------------------------------------------------------------- referrals
 
 
+_PARTIES_INSERT = CompiledInsert(Party)
+_OUTBOX_INSERT = CompiledInsert(OutboxMail)
+
+
 def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
     """Insert a referral and its parties under a reference drawn beforehand; None when that
     reference is taken (nothing is written then)."""
@@ -285,7 +289,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
         remind_at=new.remind_at,
         copy_me=new.copy_me,
     ).execute()
-    Party.insert_many(
+    _PARTIES_INSERT.run(
         [
             {
                 "referral": referral_id,
@@ -304,7 +308,7 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
             }
             for p in new.parties
         ]
-    ).execute()
+    )
     return referral_id
 
 
@@ -616,7 +620,7 @@ def enqueue(mails: Iterable[OutgoingMail], now: datetime) -> None:
         for m in mails
     ]
     if rows:
-        OutboxMail.insert_many(rows).execute()
+        _OUTBOX_INSERT.run(rows)
 
 
 def wrote_to_party(party_id: int, purpose: str) -> bool:
