@@ -132,12 +132,26 @@ class CompiledInsert:
 
     def run(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
-            unknown = set(row) - self._names
-            assert not unknown, f"{self._model.__name__} has no field {sorted(unknown)}"
+            self._check(row)
         for start in range(0, len(rows), self.ROWS_PER_STATEMENT):
             chunk = rows[start : start + self.ROWS_PER_STATEMENT]
             params = [f.db_value(_value(f, row)) for row in chunk for f in self._fields]
             database.execute_sql(self._statement(len(chunk)), params)
+
+    def one(self, row: Mapping[str, Any]) -> int:
+        """Insert one row; its new id."""
+        self._check(row)
+        params = [f.db_value(_value(f, row)) for f in self._fields]
+        if isinstance(database.obj, peewee.PostgresqlDatabase):
+            quotes = database.obj.quote
+            key = quotes[0] + self._model._meta.primary_key.column_name + quotes[1]
+            returning = f"{self._statement(1)} RETURNING {key}"
+            return database.execute_sql(returning, params).fetchone()[0]
+        return database.execute_sql(self._statement(1), params).lastrowid
+
+    def _check(self, row: Mapping[str, Any]) -> None:
+        unknown = set(row) - self._names
+        assert not unknown, f"{self._model.__name__} has no field {sorted(unknown)}"
 
     def _statement(self, count: int) -> str:
         if self._database is not database.obj:

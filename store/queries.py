@@ -60,6 +60,9 @@ def store_inbound(message: NewInbound) -> int | None:
         return None
 
 
+_INBOUND_INSERT = CompiledInsert(InboundMessage)
+
+
 def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
     """Insert raw messages in one transaction, each as `store_inbound` would: a commit per
     group, not per message, where that commit (an fsync) is what a message costs. None for a
@@ -77,7 +80,7 @@ def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
             )
             stored = {key for (key,) in held.tuples()}
             ids = {
-                key: InboundMessage.insert(_inbound_row(messages[n])).execute()
+                key: _INBOUND_INSERT.one(_inbound_row(messages[n]))
                 for key, n in firsts.items()
                 if key not in stored
             }

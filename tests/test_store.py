@@ -48,6 +48,24 @@ def test_the_same_message_is_stored_once(store_url):
     assert queries.inbound_by_id(first).raw == b"Subject: x\n\nbody\n"
 
 
+def test_a_row_written_with_sql_built_once_reads_back_as_peewee_would_write_it(store_url):
+    """The compiled insert fills every default and converts each value as its field does."""
+    from store.compiled import CompiledInsert
+    from store.models import Referrer
+
+    at = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
+    made = CompiledInsert(Referrer).one({"email": "ada@x.example", "key": "k1", "created_at": at})
+    row = Referrer.get_by_id(made)
+    assert (row.email, row.key, row.digest, row.digest_slot) == ("ada@x.example", "k1", True, None)
+    assert row.created_at == datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
+    CompiledInsert(Referrer).run(
+        [{"email": f"{n}@x.example", "key": f"m{n}", "created_at": at} for n in range(3)]
+    )
+    assert Referrer.select().count() == 4
+    with pytest.raises(AssertionError):
+        CompiledInsert(Referrer).one({"emial": "typo@x.example"})
+
+
 def test_timestamps_come_back_aware_and_utc(store_url):
     berlin = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     stored = queries.store_inbound(inbound("tz", berlin))
