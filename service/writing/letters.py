@@ -163,23 +163,9 @@ def no_stands(
     ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
 ) -> OutgoingMail:
     """A yes by reply after the party's own no: why it changes nothing, and whom to ask for a
-    new request. Like every mail before both agreed, nothing about the other party."""
-    return post(
-        ctx,
-        "no_stands",
-        [mailbox_of(party)],
-        party.language,
-        {
-            "name": party.name,
-            "referrer": referral.referrer_display,
-            "referrer_email": referral.referrer_email,
-            "need": redact(referral.need, _person(referral.other(party.role))),
-        },
-        now,
-        referral.id,
-        party_id=party.id,
-        timezone=party.timezone,
-    )
+    new request. Like every mail before both agreed, nothing about the other party. It names
+    the party, so `wrote_to_party` finds it and it goes once."""
+    return _to_one_party(ctx, "no_stands", referral, party, now, party_id=party.id)
 
 
 def reply_unclear(
@@ -284,12 +270,18 @@ def declined_to_other(
     ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
 ) -> OutgoingMail:
     """Only that it will not go ahead: not who declined, not why."""
-    return _will_not_go_ahead(ctx, "declined_to_other", referral, party, now)
+    return _to_one_party(ctx, "declined_to_other", referral, party, now)
 
 
-def _will_not_go_ahead(
-    ctx: Context, template: str, referral: ReferralRecord, party: PartyRecord, now: datetime
+def _to_one_party(
+    ctx: Context,
+    template: str,
+    referral: ReferralRecord,
+    party: PartyRecord,
+    now: datetime,
+    party_id: int | None = None,
 ) -> OutgoingMail:
+    """A short word to one party about the need, never about the other party."""
     return post(
         ctx,
         template,
@@ -298,10 +290,12 @@ def _will_not_go_ahead(
         {
             "name": party.name,
             "referrer": referral.referrer_display,
+            "referrer_email": referral.referrer_email,
             "need": redact(referral.need, _person(referral.other(party.role))),
         },
         now,
         referral.id,
+        party_id=party_id,
         timezone=party.timezone,
     )
 
@@ -490,4 +484,4 @@ def expired_to_party(
     ctx: Context, referral: ReferralRecord, party: PartyRecord, now: datetime
 ) -> OutgoingMail:
     """To a party who said yes: only that it will not go ahead, not who or why."""
-    return _will_not_go_ahead(ctx, "expired_to_party", referral, party, now)
+    return _to_one_party(ctx, "expired_to_party", referral, party, now)
