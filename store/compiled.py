@@ -66,19 +66,16 @@ class _Built:
     slots: tuple[int, ...]
 
 
-class CompiledWrite:
-    """One INSERT or UPDATE whose SQL is written once per bound database; `run` converts each
-    value the way its field does (a datetime to what the column holds) and executes it.
-
-    The SQL is plain: "INSERT INTO t (a, b) VALUES (?, ?)" or "UPDATE t SET a = ?, b = ?
-    WHERE c = ? AND d = ?", with the bound database's quoting and placeholder.
-    """
+class CompiledUpdate:
+    """One UPDATE whose SQL is written once per bound database: "UPDATE t SET a = ?, b = ?
+    WHERE c = ? AND d = ?"; `run` converts each value the way its field does (a datetime to
+    what the column holds) and executes it."""
 
     def __init__(
         self,
         model: type[peewee.Model],
         fields: tuple[peewee.Field, ...],
-        where: tuple[peewee.Field, ...] = (),
+        where: tuple[peewee.Field, ...],
     ) -> None:
         self._model = model
         self._fields = fields + where
@@ -89,28 +86,23 @@ class CompiledWrite:
     def run(self, *values: Any) -> int:
         """Execute with `values` for the fields, then the conditions; the rows it changed."""
         params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
-        cursor = database.execute_sql(self._statement(), params)
-        return cursor.rowcount
+        return database.execute_sql(self._statement(), params).rowcount
 
     def _statement(self) -> str:
         built = self._sql
         if built is None or built[0] is not database.obj:
-            quotes, mark = database.obj.quote, database.obj.param
-
-            def quote(name: str) -> str:
-                return quotes[0] + name + quotes[1]
-
-            table = quote(self._model._meta.table_name)
-            if self._where:
-                sets = ", ".join(f"{quote(f.column_name)} = {mark}" for f in self._set)
-                cond = " AND ".join(f"{quote(f.column_name)} = {mark}" for f in self._where)
-                sql = f"UPDATE {table} SET {sets} WHERE {cond}"
-            else:
-                columns = ", ".join(quote(f.column_name) for f in self._set)
-                marks = ", ".join(mark for _ in self._set)
-                sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+            mark = database.obj.param
+            sets = ", ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._set)
+            cond = " AND ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._where)
+            sql = f"UPDATE {_quoted(self._model._meta.table_name)} SET {sets} WHERE {cond}"
             built = self._sql = (database.obj, sql)
         return built[1]
+
+
+def _quoted(name: str) -> str:
+    """A table or column name as the bound database quotes it."""
+    quotes = database.obj.quote
+    return quotes[0] + name + quotes[1]
 
 
 class CompiledInsert:
@@ -143,8 +135,7 @@ class CompiledInsert:
         self._check(row)
         params = [f.db_value(_value(f, row)) for f in self._fields]
         if isinstance(database.obj, peewee.PostgresqlDatabase):
-            quotes = database.obj.quote
-            key = quotes[0] + self._model._meta.primary_key.column_name + quotes[1]
+            key = _quoted(self._model._meta.primary_key.column_name)
             returning = f"{self._statement(1)} RETURNING {key}"
             return database.execute_sql(returning, params).fetchone()[0]
         return database.execute_sql(self._statement(1), params).lastrowid
@@ -158,10 +149,10 @@ class CompiledInsert:
             self._sql, self._database = {}, database.obj
         sql = self._sql.get(count)
         if sql is None:
-            quotes, mark = database.obj.quote, database.obj.param
-            columns = ", ".join(quotes[0] + f.column_name + quotes[1] for f in self._fields)
+            mark = database.obj.param
+            columns = ", ".join(_quoted(f.column_name) for f in self._fields)
             row = "(" + ", ".join(mark for _ in self._fields) + ")"
-            table = quotes[0] + self._model._meta.table_name + quotes[1]
+            table = _quoted(self._model._meta.table_name)
             sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * count)
             self._sql[count] = sql
         return sql

@@ -11,7 +11,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State, SurveyState
 from store import suppressions
-from store.compiled import CompiledInsert, CompiledRead, CompiledWrite
+from store.compiled import CompiledInsert, CompiledRead, CompiledUpdate
 from store.db import database, is_postgresql, once_more_if_connection_lost
 from store.models import (
     Event,
@@ -47,15 +47,7 @@ def store_inbound(message: NewInbound) -> int | None:
     """Insert a raw message; None when one with the same key is already stored."""
     try:
         with database.atomic():
-            return InboundMessage.insert(
-                dedupe_key=message.dedupe_key,
-                message_id=message.message_id,
-                envelope_from=message.envelope_from,
-                recipients="\n".join(message.recipients),
-                via=message.via,
-                raw=message.raw,
-                received_at=message.received_at,
-            ).execute()
+            return _INBOUND_INSERT.one(_inbound_row(message))
     except peewee.IntegrityError:
         return None
 
@@ -114,20 +106,6 @@ def _inbound_row(message: NewInbound) -> dict[str, object]:
     }
 
 
-def lock_next_inbound() -> InboundRecord | None:
-    """The oldest unprocessed message, locked until the caller's transaction ends."""
-    query = (
-        InboundMessage.select()
-        .where(InboundMessage.state == InboundState.NEW)
-        .order_by(InboundMessage.received_at, InboundMessage.id)
-        .limit(1)
-    )
-    if is_postgresql():
-        query = query.for_update(skip_locked=True)
-    row = query.first()
-    return _inbound(row) if row else None
-
-
 def claim_inbound(
     now: datetime, lease_until: datetime, limit: int, claim: str, stale: Sequence[str] = ()
 ) -> list[InboundRecord]:
@@ -180,12 +158,6 @@ def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
 def inbound_by_id(inbound_id: int) -> InboundRecord | None:
     row = InboundMessage.get_or_none(InboundMessage.id == inbound_id)
     return _inbound(row) if row else None
-
-
-def finish_inbound(inbound_id: int, state: str, note: str, now: datetime) -> None:
-    InboundMessage.update(state=state, note=note, processed_at=now).where(
-        InboundMessage.id == inbound_id
-    ).execute()
 
 
 def finish_claimed(inbound_id: int, claim: str, state: str, note: str, now: datetime) -> bool:
@@ -371,7 +343,7 @@ def referral_id_for_ask(ask_key: str) -> int | None:
     return row.referral_id if row else None
 
 
-_MOVE = CompiledWrite(
+_MOVE = CompiledUpdate(
     Referral,
     (Referral.state, Referral.updated_at, Referral.introduced_at),
     where=(Referral.id, Referral.state),
@@ -416,15 +388,15 @@ def mark_unclear_told(party_id: int) -> bool:
     return bool(changed)
 
 
-_ADD_EVENT = CompiledWrite(
-    Event, (Event.referral, Event.at, Event.kind, Event.actor, Event.channel, Event.detail)
-)
+_ADD_EVENT = CompiledInsert(Event)
 
 
 def add_event(
     referral_id: int, now: datetime, kind: str, actor: str, channel: str, detail: str = ""
 ) -> None:
-    _ADD_EVENT.run(referral_id, now, kind, actor, channel, detail)
+    _ADD_EVENT.run(
+        [dict(referral=referral_id, at=now, kind=kind, actor=actor, channel=channel, detail=detail)]
+    )
 
 
 def events_for(referral_id: int) -> list[EventRecord]:

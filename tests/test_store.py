@@ -133,36 +133,20 @@ def test_concurrent_workers_claim_every_mail_exactly_once(store_url):
 def test_only_new_messages_are_handed_to_intake_oldest_first(store_url):
     first = queries.store_inbound(inbound("old", NOW - timedelta(minutes=5)))
     second = queries.store_inbound(inbound("young", NOW))
-    with db.transaction():
-        record = queries.lock_next_inbound()
-        assert record.id == first
-        queries.finish_inbound(record.id, "processed", "R-TEST", NOW)
-    with db.transaction():
-        assert queries.lock_next_inbound().id == second
+    [record] = queries.claim_inbound(NOW, NOW + timedelta(minutes=5), 1, "one")
+    assert record.id == first
+    assert queries.finish_claimed(record.id, "one", "processed", "R-TEST", NOW)
+    [record] = queries.claim_inbound(NOW, NOW + timedelta(minutes=5), 1, "two")
+    assert record.id == second
 
 
-def test_a_locked_message_is_skipped_by_another_instance(store_url):
-    if not db.is_postgresql():
-        pytest.skip("SQLite runs one writer at a time; there is nothing to skip past")
+def test_a_claimed_message_is_skipped_by_another_instance(store_url):
     first = queries.store_inbound(inbound("one", NOW - timedelta(minutes=1)))
     second = queries.store_inbound(inbound("two", NOW))
-    holding, release, seen = threading.Event(), threading.Event(), []
-
-    def first_instance() -> None:
-        with db.transaction():
-            seen.append(queries.lock_next_inbound().id)
-            holding.set()
-            release.wait(10)
-        db.close()
-
-    thread = threading.Thread(target=first_instance)
-    thread.start()
-    assert holding.wait(10)
-    with db.transaction():
-        seen.append(queries.lock_next_inbound().id)
-    release.set()
-    thread.join(10)
+    lease = NOW + timedelta(minutes=5)
+    seen = [r.id for claim in ("one", "two") for r in queries.claim_inbound(NOW, lease, 1, claim)]
     assert seen == [first, second]
+    assert queries.claim_inbound(NOW, lease, 5, "three") == []
 
 
 def test_sqlite_runs_in_wal_with_foreign_keys_full_sync_and_a_busy_timeout(sqlite_url):
