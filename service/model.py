@@ -79,6 +79,11 @@ class SurveyState(enum.StrEnum):
 OPEN_SURVEY_STATES = frozenset({SurveyState.SCHEDULED, SurveyState.SENT})
 
 
+# The outbox purpose of the introduction: its envelopes name their party (so a failure says
+# whom it missed), yet it asks nothing, unlike the other mails that name a party.
+INTRODUCTION = "introduction"
+
+
 class InboundState(enum.StrEnum):
     """What became of a stored message: new until intake has handled it."""
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import peewee
 
-from service.model import InboundState, OutboxState, State, SurveyState
+from service.model import INTRODUCTION, InboundState, OutboxState, State, SurveyState
 from store import suppressions
 from store.compiled import CompiledInsert, CompiledRead, CompiledUpdate
 from store.db import database, is_postgresql, once_more_if_connection_lost
@@ -239,7 +239,9 @@ def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
         with database.atomic():
             referral_id = _insert_referral(new, ref)
     except peewee.IntegrityError:
-        return None
+        if Referral.select().where(Referral.ref == ref).exists():
+            return None
+        raise  # not the reference: the inbound message already opened a referral
     found = referral_by_id(referral_id)
     assert found is not None
     return found
@@ -500,11 +502,6 @@ def ask_key_for_reply(reply_key: str) -> str | None:
     """The consent question a reply address belongs to."""
     row = Party.get_or_none(Party.reply_key == reply_key.lower())
     return row.ask_key if row else None
-
-
-# The introduction's envelopes name their party too (so a failure names whom it missed),
-# but it asks nothing: a reply to it is between the two of them, never an answer to us.
-INTRODUCTION = "introduction"
 
 
 def ask_key_for_message_ids(message_ids: Sequence[str]) -> str | None:

@@ -9,7 +9,7 @@ from service.evaluation import surveys
 from service.intake import refusals
 from service.intake.disposition import Disposition
 from service.intake.receiving import referenced_ids
-from service.model import Answer, Channel, InboundState
+from service.model import INTRODUCTION, Answer, Channel, InboundState
 from service.reading import bounces, quotes, replies
 from service.reading.authorization import author_of
 from service.reading.robots import automatic_reason
@@ -131,7 +131,7 @@ def process_bounce(
             InboundState.PROCESSED,
             f"permanent failure of a survey: {permanent[0].status}; closed {closed}",
         )
-    if sent is not None and sent.referral_id is not None and sent.purpose == refusals.INTRODUCTION:
+    if sent is not None and sent.referral_id is not None and sent.purpose == INTRODUCTION:
         told = refusals.not_introduced(
             ctx, sent.referral_id, sent.recipients[0], permanent[0].status, Channel.SMTP, now
         )

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 
 from service.evaluation import surveys
-from service.model import Channel
+from service.model import INTRODUCTION, Channel
 from service.reading.relay_replies import reply_about, without_addresses
 from service.referral import deadlines, workflow
 from service.writing import letters
@@ -24,8 +24,6 @@ from store.db import transaction
 from store.records import FailedMail
 
 log = logging.getLogger(__name__)
-
-INTRODUCTION = "introduction"  # the purpose letters.introduction gives its mails
 
 
 def settle_failures(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:

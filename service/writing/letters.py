@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from service import ids
-from service.model import Answer, Finding, Role, Suggestion
+from service.model import INTRODUCTION, Answer, Finding, Role, Suggestion
 from service.reading.addresses import Mailbox
 from service.reading.request import RequestDraft
 from service.reading.routing import bounce_address, reply_address
@@ -254,7 +254,7 @@ def introduction(ctx: Context, referral: ReferralRecord, now: datetime) -> list[
     return [
         OutgoingMail(
             message_id=message_id,
-            purpose="introduction",
+            purpose=INTRODUCTION,
             envelope_from=bounce_address(ctx.settings, key),
             recipients=(address,),
             raw=raw,
