@@ -212,14 +212,16 @@ def claim_each(kind: str, batch: Batch, now: datetime, limit: int) -> int:
     tried: set[int] = set()
     while len(tried) < limit:
         size = min(BATCH, limit - len(tried))
+        # An item that failed stays due, first in line; it is tried again on the next run,
+        # not now. Asking past those keeps a run of failures from hiding what is behind.
+        ask = size + len(tried)
         # Looking costs no write lock: an idle tick takes none.
-        due = [i for i in queries.due_now(kind, now, size) if i not in tried]
+        due = [i for i in queries.due_now(kind, now, ask) if i not in tried][:size]
         if not due:
             break
         batch.prepare(due)
         with transaction():
-            # An item that failed stays due; it is tried again on the next run, not now.
-            claimed = [i for i in queries.claim_due(kind, now, size) if i not in tried]
+            claimed = [i for i in queries.claim_due(kind, now, ask) if i not in tried][:size]
             queries.hold_referrals_of(kind, claimed)
             batch.load(claimed)
             for item in claimed:
