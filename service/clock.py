@@ -40,6 +40,12 @@ def as_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+def stored_utc(moment: datetime) -> datetime:
+    """A moment from a record as aware UTC; a naive one can only have come from a UTC store
+    column (records are aware UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def parse_moment(text: str) -> datetime:
     """An ISO-8601 moment with an offset, as `tick --at` takes it."""
     try:

@@ -7,19 +7,15 @@ round; the summary and the report count only the final answer, so a value is cre
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
+from service.clock import stored_utc
 from service.model import SurveyState
 from store.records import SurveyRecord
 
 
-def _utc(moment: datetime) -> datetime:
-    # A naive moment can only have come from a UTC store column.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _order(survey: SurveyRecord) -> tuple[int, datetime, int]:
-    return (survey.round, _utc(survey.answered_at or survey.due_at), survey.id)
+    return (survey.round, stored_utc(survey.answered_at or survey.due_at), survey.id)
 
 
 def answered_rounds(surveys: Iterable[SurveyRecord]) -> list[SurveyRecord]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from service.clock import stored_utc
 from service.evaluation import answers
 from service.model import ROLES, Answer, Business, DeclineReason, State, SurveyState
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
@@ -95,13 +96,8 @@ class Figures:
 # --- computation -----------------------------------------------------------------------
 
 
-def utc(moment: datetime) -> datetime:
-    # Records are aware UTC; a naive one can only have come from a UTC store column.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _month(moment: datetime) -> str:
-    return utc(moment).strftime("%Y-%m")
+    return stored_utc(moment).strftime("%Y-%m")
 
 
 def _share(part: int, base: int) -> float | None:
@@ -175,7 +171,7 @@ class _Tally:
 def _tally_party(
     tally: _Tally, referral: ReferralRecord, party: PartyRecord, surveys: Sequence[SurveyRecord]
 ) -> None:
-    created = utc(referral.created_at)
+    created = stored_utc(referral.created_at)
     if party.name and (tally.named_at is None or created >= tally.named_at):
         tally.name, tally.named_at = party.name, created
     tally.roles.add(party.role)
@@ -200,7 +196,7 @@ def _tally_party(
     for survey in mine:
         if survey.state != SurveyState.ANSWERED or survey.more is None:
             continue
-        at = (utc(survey.answered_at or survey.due_at), survey.round, survey.id)
+        at = (stored_utc(survey.answered_at or survey.due_at), survey.round, survey.id)
         if tally.more_at is None or at > tally.more_at:
             tally.more, tally.more_at = survey.more, at
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
+from service.clock import stored_utc
 from service.evaluation import charts, figures
 from service.evaluation.figures import Figures, RadarRow
 from service.writing import formats
@@ -67,7 +68,7 @@ def _amount(amount: Decimal) -> str:
 
 
 def _moment(moment: datetime | None) -> str | None:
-    return figures.utc(moment).isoformat() if moment is not None else None
+    return stored_utc(moment).isoformat() if moment is not None else None
 
 
 def _yes_no(flag: bool | None) -> str:
