@@ -151,7 +151,8 @@ def admit_and_receive_together(
             queries.store_inbound_together([m for _, m in wanted])
         )
     except Exception as exc:
-        if len(wanted) == 1 or is_full(exc) or is_unavailable(exc) or _absent(exc):
+        absent = is_unavailable(exc) or isinstance(exc, DatabaseUnavailable)
+        if len(wanted) == 1 or is_full(exc) or absent:
             raise
         stored = [_alone(m) for _, m in wanted]
     for (i, message), inbound_id in zip(wanted, stored, strict=True):
@@ -190,20 +191,28 @@ def _new_inbound(offer: Offered, refusals: tuple[str | None, ...], now: datetime
     # The accepted recipients share one stored row: intake reads the message once.
     pairs = zip(offer.recipients, refusals, strict=True)
     accepted = tuple(r for r, refusal in pairs if not refusal)
-    message_id = message_id_of(offer.headers)
+    return new_inbound(offer.raw, offer.envelope_from, accepted, Channel.SMTP, now, offer.headers)
+
+
+def new_inbound(
+    raw: bytes,
+    envelope_from: str,
+    recipients: Sequence[str],
+    via: Channel,
+    now: datetime,
+    headers: Message,
+) -> NewInbound:
+    """The row a message is stored as, keyed so that the same message is kept once."""
+    message_id = message_id_of(headers)
     return NewInbound(
-        dedupe_key=dedupe_key(message_id, offer.raw),
+        dedupe_key=dedupe_key(message_id, raw),
         message_id=message_id,
-        envelope_from=offer.envelope_from,
-        recipients=accepted,
-        via=Channel.SMTP,
-        raw=offer.raw,
+        envelope_from=envelope_from,
+        recipients=tuple(recipients),
+        via=via,
+        raw=raw,
         received_at=now,
     )
-
-
-def _absent(exc: Exception) -> bool:
-    return isinstance(exc, DatabaseUnavailable)
 
 
 def _alone(message: NewInbound) -> int | Exception | None:
@@ -232,16 +241,6 @@ def receive(
 ) -> Received:
     """Store the raw message (a committed write); only then may anyone say it was accepted."""
     headers = headers if headers is not None else headers_of(raw)
-    message_id = message_id_of(headers)
-    inbound_id = queries.store_inbound(
-        NewInbound(
-            dedupe_key=dedupe_key(message_id, raw),
-            message_id=message_id,
-            envelope_from=envelope_from,
-            recipients=tuple(recipients),
-            via=via,
-            raw=raw,
-            received_at=now,
-        )
-    )
-    return Received(inbound_id, inbound_id is None, message_id)
+    message = new_inbound(raw, envelope_from, recipients, via, now, headers)
+    inbound_id = queries.store_inbound(message)
+    return Received(inbound_id, inbound_id is None, message.message_id)
