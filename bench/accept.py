@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import (
+    CoresBusy,
     Relay,
     Row,
     Serve,
@@ -27,6 +28,9 @@ from store import queries
 
 SESSIONS = 16
 TARGET_RATIO = 0.6
+TARGET_GAIN = 1.8
+# A second instance that reaches nine tenths of what the idle cores allow uses them.
+ALLOWED_SHARE = 0.9
 
 
 @dataclass
@@ -106,11 +110,22 @@ def _copies(record: Path) -> tuple[int, int]:
     return len(lines), sum(n - 1 for n in seen.values())
 
 
+@dataclass(frozen=True)
+class Instances:
+    """One round of `instances` serve processes on one store."""
+
+    accepted: float  # requests accepted per second
+    processed: float  # requests processed and their mail sent, per second
+    relayed: int  # mails the relay got
+    duplicates: int  # of which copies of one it had already got
+    cores_busy: float  # the machine's cores busy on average while it worked
+
+
 def instances_rate(
     folder: Path, postgresql: str, instances: int, messages: int, seconds: float
-) -> tuple[float, float, int, int]:
+) -> Instances:
     """`instances` serve processes on one fresh PostgreSQL store, the load shared out over
-    them: (accepted/s, processed and sent/s, mails relayed, duplicates)."""
+    them, and how busy the machine's cores were meanwhile."""
     url = database_url(folder, postgresql)
     record = folder / "relayed.txt"
     servers: list[Serve] = []
@@ -119,16 +134,18 @@ def instances_rate(
             for n in range(instances):
                 where = folder / f"serve{n}"
                 servers.append(Serve(where, settings_for(where, url, relay.port)).start())
+            cores = CoresBusy().start()
             started = time.perf_counter()
             load = send_load([s.port for s in servers], requests(messages, "pg"), SESSIONS)
             with bound(url):
                 wait_until(_all_done, "every request processed and its mail sent", seconds, 0.2)
             finished = time.perf_counter() - started
+            cores.stop()
         finally:
             for serve in servers:
                 serve.stop()
         relayed, duplicates = _copies(record)
-    return load.per_second, load.codes[250] / finished, relayed, duplicates
+    return Instances(load.per_second, load.codes[250] / finished, relayed, duplicates, cores.busy)
 
 
 def two_instances(messages: int, rounds: int, postgresql: str | None) -> list[Row]:
@@ -144,29 +161,37 @@ def two_instances(messages: int, rounds: int, postgresql: str | None) -> list[Ro
             )
         ]
     seconds = max(120.0, messages / 5)
-    found: dict[int, list[tuple[float, float, int, int]]] = {1: [], 2: []}
+    found: dict[int, list[Instances]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(rounds):
             for n in (1, 2):
                 where = scratch(Path(tmp), f"{n}")
                 found[n].append(instances_rate(where, postgresql, n, messages, seconds))
 
-    def median(n: int, i: int) -> float:
-        values = sorted(r[i] for r in found[n])
+    def median(n: int, field: str) -> float:
+        values = sorted(getattr(r, field) for r in found[n])
         return values[len(values) // 2]
 
-    duplicates = sum(r[3] for n in found for r in found[n])
-    relayed = sum(r[2] for n in found for r in found[n])
-    gain = median(2, 1) / median(1, 1)
+    duplicates = sum(r.duplicates for n in found for r in found[n])
+    relayed = sum(r.relayed for n in found for r in found[n])
+    gain = median(2, "processed") / median(1, "processed")
+    # What the cores allow: one instance that already keeps most cores busy (with its
+    # PostgreSQL backends, the relay and the load) leaves a second only the idle rest.
+    cores = CoresBusy().cores
+    one_busy = median(1, "cores_busy")
+    allowed = min(2.0, cores / one_busy) if one_busy else 2.0
     return [
         Row(
             f"two serve instances on one PostgreSQL vs one, {messages:,} requests accepted, "
-            "processed and their mail sent to a sink that notes every copy",
-            f"{rate(median(1, 0))} accepted, {rate(median(1, 1))} processed",
-            f"{rate(median(2, 0))} accepted, {rate(median(2, 1))} processed; "
+            "processed and their mail sent to a sink that notes every copy; the machine's "
+            f"cores busy meanwhile (of {cores})",
+            f"{rate(median(1, 'accepted'))} accepted, {rate(median(1, 'processed'))} "
+            f"processed; {one_busy:.2f} cores busy",
+            f"{rate(median(2, 'accepted'))} accepted, {rate(median(2, 'processed'))} "
+            f"processed; {median(2, 'cores_busy'):.2f} cores busy; "
             f"{duplicates} duplicate(s) in {relayed:,} mails relayed",
-            f"×{gain:.2f} processed",
+            f"×{gain:.2f} processed (the cores allow ×{allowed:.2f})",
             "≥ ×1.8 where the cores allow; no duplicate mail",
-            gain >= 1.8 and duplicates == 0,
+            gain >= min(TARGET_GAIN, ALLOWED_SHARE * allowed) and duplicates == 0,
         )
     ]

@@ -240,6 +240,33 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, all) clock ticks every core of this machine spent since boot, from
+    /proc/stat; waiting for the disk counts as idle, since another process could run then."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])  # guest time is already in user time
+
+
+@dataclass
+class CoresBusy:
+    """How many of this machine's cores were busy, on average, between start and stop."""
+
+    cores: int = os.cpu_count() or 1
+    busy: float = 0.0
+    _from: tuple[int, int] = (0, 0)
+
+    def start(self) -> CoresBusy:
+        self._from = machine_jiffies()
+        return self
+
+    def stop(self) -> float:
+        busy, total = machine_jiffies()
+        spent = total - self._from[1]
+        self.busy = self.cores * (busy - self._from[0]) / spent if spent else 0.0
+        return self.busy
+
+
 # ------------------------------------------------------------------ relay sinks
 
 
