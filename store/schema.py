@@ -18,6 +18,7 @@ import peewee
 from playhouse import migrate
 
 from service.model import OutboxState
+from store import retention
 from store.models import ALL_MODELS, OutboxMail, database
 from store.postgresql import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, sqlstate
 
@@ -133,6 +134,11 @@ def _settle_earlier_failures() -> None:
 # What a new column needs done to the rows it finds, in the step that adds it.
 _AFTER_ADDING: dict[tuple[str, str], Step] = {
     ("outbox_mail", "settled_at"): _settle_earlier_failures,
+    # Retention's marks: what an earlier release already let go of needs no more looking at.
+    ("inbound_message", "retention"): retention.mark_earlier_inbound,
+    ("outbox_mail", "retention"): retention.mark_earlier_outbox,
+    ("referral", "mail_let_go_at"): retention.mark_earlier_referrals_mail,
+    ("referral", "people_let_go_at"): retention.mark_earlier_referrals_people,
 }
 
 
