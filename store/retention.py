@@ -192,46 +192,62 @@ def people_let_go(referral_ids: Sequence[int], now: datetime) -> None:
 
 # ---------------------------------------------------------------- a store from before the marks
 #
-# An earlier release kept no marks: every row arrives here unmarked. What it already let go
-# of is marked so, once, when the upgrade adds the columns; everything else retention looks
-# at in its own time, as it does with new mail.
+# An earlier release kept no marks: every row arrives unmarked. Before the index that trusts
+# the marks is made, what that release already let go of is marked so, one range of ids at a
+# time; everything else retention looks at in its own time, as it does with new mail.
 
 
 def _emptied(model: type[InboundMessage] | type[OutboxMail]) -> peewee.Node:
     return peewee.fn.LENGTH(model.raw) == 0
 
 
-def mark_earlier_inbound() -> None:
-    InboundMessage.update(retention=Retention.GONE).where(_emptied(InboundMessage)).execute()
+def mark_earlier_inbound(after: int, upto: int) -> None:
+    InboundMessage.update(retention=Retention.GONE).where(
+        InboundMessage.id.between(after + 1, upto)
+        & InboundMessage.retention.is_null()
+        & _emptied(InboundMessage)
+    ).execute()
 
 
-def mark_earlier_outbox() -> None:
-    OutboxMail.update(retention=Retention.GONE).where(_emptied(OutboxMail)).execute()
+def mark_earlier_outbox(after: int, upto: int) -> None:
+    ids = OutboxMail.id.between(after + 1, upto) & OutboxMail.retention.is_null()
+    OutboxMail.update(retention=Retention.GONE).where(ids & _emptied(OutboxMail)).execute()
     # Sent mail of a referral whose person was forgotten went as soon as it was sent: it
     # still does, and what is still waiting goes once it went.
-    forgotten = Party.select(Party.referral).where(Party.email.startswith(PLACEHOLDER_PREFIX))
+    forgotten = Party.select(Party.id).where(
+        (Party.referral == OutboxMail.referral) & Party.email.startswith(PLACEHOLDER_PREFIX)
+    )
     OutboxMail.update(retention=Retention.ONCE_SENT).where(
-        OutboxMail.retention.is_null() & OutboxMail.referral.in_(forgotten)
+        ids & peewee.fn.EXISTS(forgotten)
     ).execute()
 
 
-def mark_earlier_referrals_mail() -> None:
+def mark_earlier_referrals_mail(after: int, upto: int) -> None:
     """Ended referrals whose request and mail are all empty already. When they went is not
     on record; the moment the referral last changed stands for it."""
-    held_mail = OutboxMail.select(OutboxMail.referral).where(
-        OutboxMail.referral.is_null(False) & ~_emptied(OutboxMail)
+    held_mail = OutboxMail.select(OutboxMail.id).where(
+        (OutboxMail.referral == Referral.id) & ~_emptied(OutboxMail)
     )
-    held_requests = InboundMessage.select(InboundMessage.id).where(~_emptied(InboundMessage))
+    held_request = InboundMessage.select(InboundMessage.id).where(
+        (InboundMessage.id == Referral.inbound) & ~_emptied(InboundMessage)
+    )
     Referral.update(mail_let_go_at=Referral.updated_at).where(
-        Referral.state.in_(list(ENDED))
-        & Referral.id.not_in(held_mail)
-        & (Referral.inbound.is_null() | Referral.inbound.not_in(held_requests))
+        Referral.id.between(after + 1, upto)
+        & Referral.state.in_(list(ENDED))
+        & Referral.mail_let_go_at.is_null()
+        & ~peewee.fn.EXISTS(held_mail)
+        & ~peewee.fn.EXISTS(held_request)
     ).execute()
 
 
-def mark_earlier_referrals_people() -> None:
+def mark_earlier_referrals_people(after: int, upto: int) -> None:
     """Ended referrals none of whose parties is named any more."""
-    named = Party.select(Party.referral).where(~Party.email.startswith(PLACEHOLDER_PREFIX))
+    named = Party.select(Party.id).where(
+        (Party.referral == Referral.id) & ~Party.email.startswith(PLACEHOLDER_PREFIX)
+    )
     Referral.update(people_let_go_at=Referral.updated_at).where(
-        Referral.state.in_(list(ENDED)) & Referral.id.not_in(named)
+        Referral.id.between(after + 1, upto)
+        & Referral.state.in_(list(ENDED))
+        & Referral.people_let_go_at.is_null()
+        & ~peewee.fn.EXISTS(named)
     ).execute()
