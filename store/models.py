@@ -35,7 +35,9 @@ class Retention(enum.StrEnum):
     which is how every mail is stored."""
 
     WITH_REFERRAL = "referral"  # until the mail of the referral it belongs to goes
-    ONCE_SENT = "once-sent"  # as soon as it has gone out: its referral's person was forgotten
+    # As soon as it has gone out: it was still waiting when its referral's mail went, or
+    # when one of the referral's people was forgotten.
+    ONCE_SENT = "once-sent"
     GONE = "gone"  # let go: the body is empty
 
 

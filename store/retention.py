@@ -28,8 +28,8 @@ def let_mail_go(before: datetime, now: datetime, limit: int) -> int:
     of them still held a body. In the caller's transaction.
 
     Mail that opened no referral goes once it is older than `before` and handled; mail of a
-    referral goes once the referral ended before `before`; mail still waiting to go when its
-    referral's person was forgotten goes as soon as it went out.
+    referral goes once the referral ended before `before`; mail still waiting in the outbox
+    then, or when one of its referral's people was forgotten, goes as soon as it went out.
     """
     return _by_age(before, limit) + _of_ended_referrals(before, now, limit) + _once_sent(limit)
 
@@ -114,15 +114,16 @@ def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> int:
         .where(OutboxMail.referral.in_(referral_ids) & _unfinished(OutboxMail.retention))
         .tuples()
     )
-    waiting = [i for i, _, state in rows if state == OutboxState.PENDING]
-    _mark(OutboxMail, waiting, Retention.ONCE_SENT)
+    waiting = {i for i, _, state in rows if state == OutboxState.PENDING}
+    _mark(OutboxMail, list(waiting), Retention.ONCE_SENT)
     done += _empty(OutboxMail, [(i, held) for i, held, state in rows if i not in waiting])
     Referral.update(mail_let_go_at=now).where(Referral.id.in_(referral_ids)).execute()
     return done
 
 
 def _once_sent(limit: int) -> int:
-    """Mail that waited to go when its referral's person was forgotten, and has gone."""
+    """Mail that was still waiting to go when its referral's mail went, or when one of its
+    people was forgotten, and has gone since."""
     rows = (
         OutboxMail.select(OutboxMail.id, _held(OutboxMail))
         .where(
