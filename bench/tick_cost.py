@@ -1,8 +1,14 @@
 """What a tick costs: per item when many are due (reminders, expiries, surveys), and idle,
-on a small store and on a large one."""
+on a small store and on a large one.
+
+    python bench/tick_cost.py [--small 1000] [--large 10000] [--rounds 3]
+
+runs the idle comparison alone.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import tempfile
@@ -17,10 +23,12 @@ from survey_tick import NOW, fill
 
 from service.clock import FixedClock
 from service.edge import jobs
+from service.model import InboundState, OutboxState
+from service.referral import erasure
 from service.settings import Settings
 from service.writing.context import Context, make_context
 from store import db
-from store.models import Party, Referral
+from store.models import InboundMessage, OutboxMail, Party, Referral
 
 T = TypeVar("T")
 TARGET_SECONDS = 0.0005
@@ -129,17 +137,83 @@ def _idle(ctx: Context, rounds: int) -> float:
 
 
 def filled(folder: Path, finished: int) -> str:
-    """A store of `finished` evaluated referrals, nothing due; its URL."""
+    """A store of `finished` evaluated referrals with their mail, nothing due, retention
+    caught up with it; its URL."""
     url = database_url(folder)
     with bound(url):
         fill(finished, 0)
+        with_mail()
+        ctx = _context(folder, url)
+        while erasure.let_go(ctx, NOW):
+            pass
     return url
+
+
+# Small: the bodies only have to be there for retention to let go of.
+BODY = b"Subject: Introduction\r\n\r\n" + b"Jane Roe, meet Bob Smith.\r\n" * 8
+SENT_PER_REFERRAL = 4  # the receipt, two questions, the introduction
+
+
+def with_mail() -> None:
+    """Each stored referral's request and the mail sent about it, bodies and all, as intake
+    and the outbox leave them; their dates those of the referral."""
+    rows = Referral.select(Referral.id, Referral.created_at).order_by(Referral.id).tuples()
+    referrals = list(rows)
+    for first in range(0, len(referrals), CHUNK):
+        batch = referrals[first : first + CHUNK]
+        with db.transaction():
+            InboundMessage.insert_many(
+                {
+                    "dedupe_key": f"request-{rid}",
+                    "envelope_from": "referrer@example.org",
+                    "recipients": "refer@intro.example.org",
+                    "via": "smtp",
+                    "raw": BODY,
+                    "received_at": at,
+                    "state": InboundState.PROCESSED,
+                }
+                for rid, at in batch
+            ).execute()
+            keys = [f"request-{rid}" for rid, _ in batch]
+            stored = InboundMessage.select(InboundMessage.dedupe_key, InboundMessage.id).where(
+                InboundMessage.dedupe_key.in_(keys)
+            )
+            for key, inbound_id in stored.tuples():
+                rid = int(key.removeprefix("request-"))
+                Referral.update(inbound=inbound_id).where(Referral.id == rid).execute()
+            OutboxMail.insert_many(
+                {
+                    "message_id": f"<m{rid}-{n}@intro.example.org>",
+                    "purpose": "consent_request",
+                    "referral": rid,
+                    "envelope_from": "bounce@intro.example.org",
+                    "recipients": f"party{rid}-{n}@example.net",
+                    "raw": BODY,
+                    "state": OutboxState.SENT,
+                    "created_at": at,
+                    "due_at": at,
+                    "sent_at": at,
+                }
+                for rid, at in batch
+                for n in range(SENT_PER_REFERRAL)
+            ).execute()
 
 
 def idle_tick(folder: Path, url: str) -> float:
     """Median seconds of an idle tick on the store at `url`, after one to warm it."""
     with bound(url):
         return _idle(_context(folder, url), 4)
+
+
+def idle_ticks(small: int, large: int, rounds: int) -> tuple[float, float]:
+    """Median seconds of the idle tick on a store of `small` and one of `large` referrals,
+    taken in turn."""
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = [scratch(Path(tmp), "small"), scratch(Path(tmp), "large")]
+        urls = [filled(stores[0], small), filled(stores[1], large)]
+        return interleaved(
+            lambda: idle_tick(stores[0], urls[0]), lambda: idle_tick(stores[1], urls[1]), rounds
+        )
 
 
 def ticks(due: int, rounds: int, small: int, large: int) -> list[Row]:
@@ -149,11 +223,7 @@ def ticks(due: int, rounds: int, small: int, large: int) -> list[Row]:
             elapsed, count, idle = busy_tick(scratch(Path(tmp), f"busy{n}"), due)
             busy.append((elapsed, count))
             idle_after.append(idle)
-        stores = [scratch(Path(tmp), "small"), scratch(Path(tmp), "large")]
-        urls = [filled(stores[0], small), filled(stores[1], large)]
-        small_idle, large_idle = interleaved(
-            lambda: idle_tick(stores[0], urls[0]), lambda: idle_tick(stores[1], urls[1]), 3 * rounds
-        )
+    small_idle, large_idle = idle_ticks(small, large, 3 * rounds)
     elapsed = statistics.median(e for e, _ in busy)
     count = max(c for _, c in busy)
     each = elapsed / due
@@ -169,7 +239,7 @@ def ticks(due: int, rounds: int, small: int, large: int) -> list[Row]:
             each <= TARGET_SECONDS,
         ),
         Row(
-            f"idle tick, store of {small:,} vs {large:,} evaluated referrals",
+            f"idle tick, store of {small:,} vs {large:,} evaluated referrals and their mail",
             f"{small_idle * 1000:.1f} ms",
             f"{large_idle * 1000:.1f} ms",
             f"{ratio:.2f}× the small store's",
@@ -177,3 +247,20 @@ def ticks(due: int, rounds: int, small: int, large: int) -> list[Row]:
             ratio <= 1.2,
         ),
     ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="the idle tick on a small and a large store")
+    parser.add_argument("--small", type=int, default=1_000, help="evaluated referrals")
+    parser.add_argument("--large", type=int, default=10_000, help="evaluated referrals")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    small, large = idle_ticks(args.small, args.large, args.rounds)
+    print(
+        f"idle tick: {args.small:,} referrals {small * 1000:.2f} ms, {args.large:,} referrals "
+        f"{large * 1000:.2f} ms, ratio {large / small:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

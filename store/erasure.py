@@ -6,18 +6,27 @@ stay countable for the report, only who it was about goes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.model import InboundState, OutboxState, State
-from store.db import database, is_postgresql
-from store.models import ConsentText, InboundMessage, OutboxMail, Party, Referral, Survey
+import peewee
+
+from service.model import InboundState, OutboxState
+from store.models import (
+    ConsentText,
+    InboundMessage,
+    OutboxMail,
+    Party,
+    Referral,
+    Retention,
+    Survey,
+    database,
+)
 
 # Nothing can be delivered to .invalid (RFC 2606), so a placeholder never reaches anyone.
 PLACEHOLDER_DOMAIN = "invalid"
 PLACEHOLDER_PREFIX = "erased-"
-ENDED = (State.DECLINED, State.EXPIRED, State.UNDELIVERABLE, State.EVALUATED)
 
 
 @dataclass
@@ -46,7 +55,7 @@ def erase_parties(party_ids: Sequence[int], now: datetime, address: str | None =
     """Overwrite everything that names these parties, in the caller's transaction: with
     `address` (all of one person's parties), also every mail from or to it anywhere; without,
     only what belongs to these parties' referrals. Mail still waiting to go to others is left
-    to go: retention deletes its body later."""
+    to go, and retention empties it once it went."""
     done = Erased()
     if not party_ids:
         return done
@@ -100,16 +109,16 @@ def _erase_inbound(referral_ids: Sequence[int], address: str | None, email: str)
         Referral.id.in_(list(referral_ids)) & Referral.inbound.is_null(False)
     )
     handled = InboundMessage.state != InboundState.NEW
+    which = InboundMessage.id.in_(requests)
     if address is not None:
         theirs = InboundMessage.envelope_from == address.strip().lower()
         InboundMessage.update(envelope_from=email).where(theirs & handled).execute()
+        # Only with an address: without, nothing came from the placeholder just made, and
+        # asking would read every stored message for each person retention lets go of.
+        which |= InboundMessage.envelope_from == email
     return (
-        InboundMessage.update(raw=b"")
-        .where(
-            (InboundMessage.id.in_(requests) | (InboundMessage.envelope_from == email))
-            & handled
-            & (InboundMessage.raw != b"")
-        )
+        InboundMessage.update(raw=b"", retention=Retention.GONE)
+        .where(which & handled & (InboundMessage.raw != b""))
         .execute()
     )
 
@@ -117,119 +126,44 @@ def _erase_inbound(referral_ids: Sequence[int], address: str | None, email: str)
 def _erase_outbox(
     referral_ids: Sequence[int], address: str | None, email: str, now: datetime
 ) -> tuple[int, int]:
-    """Sent mails of their referrals lose their body; mail still waiting for them is dropped."""
+    """Sent mails of their referrals lose their body; mail still waiting for them is dropped,
+    and their referrals' mail still waiting for others loses its body once it went."""
+    theirs = OutboxMail.referral.in_(list(referral_ids))
+    pending = OutboxMail.state == OutboxState.PENDING
+    # First: a mail that goes out between this and the erasing below is then one or the
+    # other, never neither.
+    OutboxMail.update(retention=Retention.ONCE_SENT).where(theirs & pending).execute()
     if address is None:
-        erased = (
-            OutboxMail.update(raw=b"")
-            .where(
-                OutboxMail.referral.in_(list(referral_ids))
-                & (OutboxMail.state != OutboxState.PENDING)
-                & (OutboxMail.raw != b"")
-            )
-            .execute()
-        )
-        return erased, 0
+        return _erase_sent(theirs), 0
     mine = OutboxMail.recipients == address.strip().lower()
     dropped = (
         OutboxMail.update(
             raw=b"",
+            retention=Retention.GONE,
             recipients=email,
             state=OutboxState.FAILED,
             settled_at=now,
             last_error="erased before it was sent",
         )
-        .where(mine & (OutboxMail.state == OutboxState.PENDING))
+        .where(mine & pending)
         .execute()
     )
-    erased = (
-        OutboxMail.update(raw=b"")
-        .where(
-            (OutboxMail.referral.in_(list(referral_ids)) | mine)
-            & (OutboxMail.state != OutboxState.PENDING)
-            & (OutboxMail.raw != b"")
-        )
-        .execute()
-    )
+    erased = _erase_sent(theirs | mine)
     OutboxMail.update(recipients=email).where(mine).execute()
     return erased, dropped
+
+
+def _erase_sent(which: peewee.Expression) -> int:
+    return (
+        OutboxMail.update(raw=b"", retention=Retention.GONE)
+        .where(which & (OutboxMail.state != OutboxState.PENDING) & (OutboxMail.raw != b""))
+        .execute()
+    )
 
 
 def flush_files() -> None:
     """Let erased bytes leave the files: SQLite overwrites freed pages (secure_delete is on
     for every connection) and the write-ahead log is folded into the store and truncated."""
-    if is_postgresql():
+    if not isinstance(database.obj, peewee.SqliteDatabase):
         return
     database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-# ---------------------------------------------------------------- retention
-
-
-def mail_to_let_go(before: datetime, limit: int) -> tuple[list[int], list[int]]:
-    """(inbound ids, outbox ids) whose bodies are kept no longer: their referral ended before
-    `before`, or, for mail that opened no referral, it was handled before then."""
-    ended = Referral.select(Referral.id).where(
-        Referral.state.in_(list(ENDED)) & (Referral.updated_at < before)
-    )
-    opened = Referral.select(Referral.inbound).where(Referral.inbound.is_null(False))
-    inbound = (
-        InboundMessage.select(InboundMessage.id)
-        .where(
-            (InboundMessage.raw != b"")
-            & (
-                InboundMessage.id.in_(
-                    Referral.select(Referral.inbound).where(Referral.id.in_(ended))
-                )
-                | (
-                    InboundMessage.id.not_in(opened)
-                    & (InboundMessage.state != InboundState.NEW)
-                    & (InboundMessage.received_at < before)
-                )
-            )
-        )
-        .limit(limit)
-        .tuples()
-    )
-    # A withdrawal's letters are queued before the person is erased and go out after: once
-    # sent, their bodies go at once rather than after the retention period.
-    forgotten = Party.select(Party.referral).where(Party.email.startswith(PLACEHOLDER_PREFIX))
-    outbox = (
-        OutboxMail.select(OutboxMail.id)
-        .where(
-            (OutboxMail.raw != b"")
-            & (OutboxMail.state != OutboxState.PENDING)
-            & (
-                OutboxMail.referral.in_(ended)
-                | OutboxMail.referral.in_(forgotten)
-                | (OutboxMail.referral.is_null() & (OutboxMail.created_at < before))
-            )
-        )
-        .limit(limit)
-        .tuples()
-    )
-    return [i for (i,) in inbound], [i for (i,) in outbox]
-
-
-def let_mail_go(inbound_ids: Iterable[int], outbox_ids: Iterable[int]) -> int:
-    inbound_ids, outbox_ids = list(inbound_ids), list(outbox_ids)
-    n = 0
-    if inbound_ids:
-        n += InboundMessage.update(raw=b"").where(InboundMessage.id.in_(inbound_ids)).execute()
-    if outbox_ids:
-        n += OutboxMail.update(raw=b"").where(OutboxMail.id.in_(outbox_ids)).execute()
-    return n
-
-
-def people_to_let_go(before: datetime, limit: int) -> list[tuple[int, str]]:
-    """(party id, email) of parties of referrals that ended before `before`, not yet erased."""
-    ended = Referral.select(Referral.id).where(
-        Referral.state.in_(list(ENDED)) & (Referral.updated_at < before)
-    )
-    rows = (
-        Party.select(Party.id, Party.email)
-        .where(Party.referral.in_(ended) & ~Party.email.startswith(PLACEHOLDER_PREFIX))
-        .order_by(Party.id)
-        .limit(limit)
-        .tuples()
-    )
-    return list(rows)

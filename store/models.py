@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 
 import peewee
@@ -29,6 +30,17 @@ class UTCDateTimeField(peewee.DateTimeField):
         return moment
 
 
+class Retention(enum.StrEnum):
+    """How long a stored mail's body is still kept; NULL until retention first looked at it,
+    which is how every mail is stored."""
+
+    WITH_REFERRAL = "referral"  # until the mail of the referral it belongs to goes
+    # As soon as it has gone out: it was still waiting when its referral's mail went, or
+    # when one of the referral's people was forgotten.
+    ONCE_SENT = "once-sent"
+    GONE = "gone"  # let go: the body is empty
+
+
 class BaseModel(peewee.Model):
     class Meta:
         database = database
@@ -52,6 +64,7 @@ class InboundMessage(BaseModel):
     # Intake's claim on a message it works on, and until when: see queries.claim_inbound.
     claimed_by = peewee.CharField(max_length=200, default="")
     claimed_until = UTCDateTimeField(null=True)
+    retention = peewee.CharField(max_length=12, null=True)
 
 
 class Referral(BaseModel):
@@ -74,6 +87,9 @@ class Referral(BaseModel):
     remind_at = UTCDateTimeField(null=True)
     # The request said "Copy me: yes": the referrer is in the introduction's Cc.
     copy_me = peewee.BooleanField(default=False)
+    # When retention let go of its mail, and of who its parties were; None until then.
+    mail_let_go_at = UTCDateTimeField(null=True)
+    people_let_go_at = UTCDateTimeField(null=True)
 
 
 class Party(BaseModel):
@@ -183,6 +199,7 @@ class OutboxMail(BaseModel):
     # Which process holds the claim ("host/pid/start"; "" when none), so a restarted instance
     # can take back at once what its killed predecessor held instead of waiting out a lease.
     claimed_by = peewee.CharField(max_length=160, default="")
+    retention = peewee.CharField(max_length=12, null=True)
 
     class Meta:
         # Not the Message-ID alone: one mail may go out as several envelopes.
@@ -258,9 +275,51 @@ Referral.add_index(
     )
 )
 Party.add_index(Party.index(Party.withheld_until).where(Party.withheld_until.is_null(False)))
+# Erasing someone asks whether another party was shown the same consent text.
+Party.add_index(Party.index(Party.consent_hash).where(Party.consent_hash.is_null(False)))
 
 Survey.add_index(Survey.index(Survey.due_at).where(Survey.state == SurveyState.SCHEDULED))
 Survey.add_index(Survey.index(Survey.expires_at).where(Survey.state == SurveyState.SENT))
+# Retention asks what it has not yet finished with: mail it has not looked at, mail waiting
+# to go once sent, ended referrals whose mail or people it has not let go of. What it is done
+# with leaves these indexes, so its questions do not grow with the store's history.
+InboundMessage.add_index(
+    InboundMessage.index(
+        InboundMessage.received_at,
+        where=InboundMessage.retention.is_null(),
+        name="inbound_message_body_unseen",
+    )
+)
+OutboxMail.add_index(
+    OutboxMail.index(
+        OutboxMail.created_at,
+        where=OutboxMail.retention.is_null(),
+        name="outbox_mail_body_unseen",
+    )
+)
+OutboxMail.add_index(
+    OutboxMail.index(
+        OutboxMail.id,
+        where=OutboxMail.retention == Retention.ONCE_SENT,
+        name="outbox_mail_body_once_sent",
+    )
+)
+Referral.add_index(
+    Referral.index(
+        Referral.state,
+        Referral.updated_at,
+        where=Referral.mail_let_go_at.is_null(),
+        name="referral_mail_kept",
+    )
+)
+Referral.add_index(
+    Referral.index(
+        Referral.state,
+        Referral.updated_at,
+        where=Referral.people_let_go_at.is_null(),
+        name="referral_people_kept",
+    )
+)
 # The digest asks what happened in a week; reports ask since a date.
 Event.add_index(Event.index(Event.at))
 

@@ -11,6 +11,7 @@ for its one lock and trying again later rather than queueing every writer behind
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,7 +19,8 @@ import peewee
 from playhouse import migrate
 
 from service.model import OutboxState
-from store.models import ALL_MODELS, OutboxMail, database
+from store import retention
+from store.models import ALL_MODELS, InboundMessage, OutboxMail, Referral, database
 from store.postgresql import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, sqlstate
 
 # Serializes schema changes between instances that start together on one PostgreSQL.
@@ -44,13 +46,14 @@ def ensure() -> None:
     with _schema_lock():
         # Again under the lock: an instance that started beside us may have done it all.
         for step in _missing_steps():
-            _run(step)
+            for piece in step.steps() if isinstance(step, _Pieces) else (step,):
+                _run(piece)
 
 
-def _missing_steps() -> list[Step]:
+def _missing_steps() -> list[Step | _Pieces]:
     models = peewee.sort_models(ALL_MODELS)
     columns, indexes = _catalog()
-    steps: list[Step] = []
+    steps: list[Step | _Pieces] = []
     for model in models:
         if model._meta.table_name not in columns:
             steps.append(_creating_table(model))
@@ -64,6 +67,8 @@ def _missing_steps() -> list[Step]:
     for model in models:
         for index in model._meta.fields_to_index():
             if index._name not in indexes:
+                if index._name in _BEFORE_INDEXING:
+                    steps.append(_Pieces(*_BEFORE_INDEXING[index._name]))
                 steps.append(_creating_index(model, index))
     # After the indexes that replace them, so no lookup goes without one in between.
     steps.extend(_dropping_index(name) for name in sorted(RETIRED_INDEXES) if name in indexes)
@@ -134,6 +139,33 @@ def _settle_earlier_failures() -> None:
 _AFTER_ADDING: dict[tuple[str, str], Step] = {
     ("outbox_mail", "settled_at"): _settle_earlier_failures,
 }
+
+
+# What the rows found need before an index that trusts a new column is made, with the
+# table it runs over. It runs in pieces, a range of ids each, each piece its own short
+# transaction beside running instances, and only then is the index made: a start cut off
+# midway finds the index missing and goes over the rows again (each piece may run twice).
+_BEFORE_INDEXING: dict[str, tuple[type[peewee.Model], Callable[[int, int], None]]] = {
+    # Retention's marks: what an earlier release already let go of needs no more looking at.
+    "inbound_message_body_unseen": (InboundMessage, retention.mark_earlier_inbound),
+    "outbox_mail_body_unseen": (OutboxMail, retention.mark_earlier_outbox),
+    "referral_mail_kept": (Referral, retention.mark_earlier_referrals_mail),
+    "referral_people_kept": (Referral, retention.mark_earlier_referrals_people),
+}
+# Rows per piece: each piece a few tens of milliseconds.
+PIECE_ROWS = 5_000
+
+
+class _Pieces:
+    """A step over every row of a table, one range of ids per transaction."""
+
+    def __init__(self, model: type[peewee.Model], piece: Callable[[int, int], None]) -> None:
+        self.model, self.piece = model, piece
+
+    def steps(self) -> Iterator[Step]:
+        last = self.model.select(peewee.fn.MAX(self.model.id)).scalar() or 0
+        for after in range(0, last, PIECE_ROWS):
+            yield functools.partial(self.piece, after, after + PIECE_ROWS)
 
 
 def _creating_index(model: type[peewee.Model], index: peewee.Index) -> Step:

@@ -134,6 +134,7 @@ def test_ruff_finds_nothing():
         ["bench/render_languages.py", "--rounds", "3"],
         ["bench/survey_tick.py", "--small", "20", "--factor", "2", "--due", "2", "--rounds", "1"],
         ["bench/deadline_tick.py", "--due", "5", "--rounds", "1"],
+        ["bench/tick_cost.py", "--small", "20", "--large", "40", "--rounds", "1"],
         ["bench/from_parsing.py", "--words", "50,100", "--rounds", "1"],
         ["bench/outbox_throughput.py", "--mails", "40", "--connections", "2"],
         ["bench/dkim_signing.py", "--rounds", "2", "--bits", "1024"],

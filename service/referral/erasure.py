@@ -9,7 +9,7 @@ from service.errors import NotFound
 from service.model import Answer, Channel, State
 from service.referral import workflow
 from service.writing.context import Context
-from store import erasure, queries
+from store import erasure, queries, retention
 from store.db import transaction
 from store.erasure import Erased
 
@@ -66,21 +66,23 @@ def stop(ctx: Context, subject: str, erase: bool, now: datetime) -> bool:
     return first
 
 
-def let_go(ctx: Context, now: datetime) -> int:
-    """Retention, one bounded batch: bodies of old mail, then the people of old referrals."""
+def let_go(ctx: Context, now: datetime, batch: int = BATCH) -> int:
+    """Retention, one bounded batch: bodies of old mail, then the people of old referrals;
+    how many bodies and people it let go of."""
     privacy = ctx.settings.privacy
     with transaction():
-        inbound, outbox = erasure.mail_to_let_go(
-            now - timedelta(days=privacy.keep_mail_days), BATCH
-        )
-        count = erasure.let_mail_go(inbound, outbox)
-        people = erasure.people_to_let_go(now - timedelta(days=privacy.keep_people_days), BATCH)
+        count = retention.let_mail_go(now - timedelta(days=privacy.keep_mail_days), now, batch)
+        # Two parties to a referral: about as many people as mails.
+        people_before = now - timedelta(days=privacy.keep_people_days)
+        due = retention.people_to_let_go(people_before, max(batch // 2, 1))
         by_address: dict[str, list[int]] = {}
-        for party_id, email in people:
+        for party_id, email in due.parties:
             by_address.setdefault(email, []).append(party_id)
         # Grouped by person, so one placeholder keeps them one person in the report.
         for ids in by_address.values():
-            count += erasure.erase_parties(ids, now).parties
+            done = erasure.erase_parties(ids, now)
+            count += done.parties + done.inbound_mails + done.sent_mails
+        retention.people_let_go(due.referrals, now)
     if count:
         erasure.flush_files()
     return count
