@@ -109,12 +109,16 @@ class CompiledInsert:
     """Whole rows into one table, the SQL written once per bound database and row count:
     every column but the id, each the row's value or the field's default, converted as the
     field converts it. peewee builds an INSERT from its expression tree at every call, which
-    cost more than the database's own work for the outbox's and the parties' rows."""
+    cost more than the database's own work for the outbox's and the parties' rows.
+
+    `or_ignore`: a row that would break a unique key is skipped, as peewee's
+    `on_conflict_ignore` does (INSERT OR IGNORE; ON CONFLICT DO NOTHING on PostgreSQL)."""
 
     ROWS_PER_STATEMENT = 200  # well within SQLite's and PostgreSQL's limits on parameters
 
-    def __init__(self, model: type[peewee.Model]) -> None:
+    def __init__(self, model: type[peewee.Model], *, or_ignore: bool = False) -> None:
         self._model = model
+        self._or_ignore = or_ignore
         self._fields = tuple(
             f for f in model._meta.sorted_fields if not isinstance(f, peewee.AutoField)
         )
@@ -132,6 +136,7 @@ class CompiledInsert:
 
     def one(self, row: Mapping[str, Any]) -> int:
         """Insert one row; its new id."""
+        assert not self._or_ignore, "a skipped row has no id"
         self._check(row)
         params = [f.db_value(_value(f, row)) for f in self._fields]
         if isinstance(database.obj, peewee.PostgresqlDatabase):
@@ -153,7 +158,13 @@ class CompiledInsert:
             columns = ", ".join(_quoted(f.column_name) for f in self._fields)
             row = "(" + ", ".join(mark for _ in self._fields) + ")"
             table = _quoted(self._model._meta.table_name)
-            sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * count)
+            values = ", ".join([row] * count)
+            if not self._or_ignore:
+                sql = f"INSERT INTO {table} ({columns}) VALUES {values}"
+            elif isinstance(database.obj, peewee.PostgresqlDatabase):
+                sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING"
+            else:
+                sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES {values}"
             self._sql[count] = sql
         return sql
 

@@ -156,24 +156,27 @@ def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
 
 
 def inbound_by_id(inbound_id: int) -> InboundRecord | None:
-    row = InboundMessage.get_or_none(InboundMessage.id == inbound_id)
+    row = _INBOUND.first(inbound_id)
     return _inbound(row) if row else None
+
+
+_FINISH_CLAIMED = CompiledUpdate(
+    InboundMessage,
+    (
+        InboundMessage.state,
+        InboundMessage.note,
+        InboundMessage.processed_at,
+        InboundMessage.claimed_by,
+        InboundMessage.claimed_until,
+    ),
+    where=(InboundMessage.id, InboundMessage.state, InboundMessage.claimed_by),
+)
 
 
 def finish_claimed(inbound_id: int, claim: str, state: str, note: str, now: datetime) -> bool:
     """Record what became of a message, if it is still unprocessed and held by `claim`;
     False if not (its lease ran out and another took it): the caller's work must not stand."""
-    changed = (
-        InboundMessage.update(
-            state=state, note=note, processed_at=now, claimed_by="", claimed_until=None
-        )
-        .where(
-            (InboundMessage.id == inbound_id)
-            & (InboundMessage.state == InboundState.NEW)
-            & (InboundMessage.claimed_by == claim)
-        )
-        .execute()
-    )
+    changed = _FINISH_CLAIMED.run(state, note, now, "", None, inbound_id, InboundState.NEW, claim)
     return bool(changed)
 
 
@@ -228,6 +231,7 @@ def _inbound(row: InboundMessage) -> InboundRecord:
 # ---------------------------------------------------------------- referrals
 
 
+_REFERRAL_INSERT = CompiledInsert(Referral)
 _PARTIES_INSERT = CompiledInsert(Party)
 _OUTBOX_INSERT = CompiledInsert(OutboxMail)
 
@@ -248,24 +252,26 @@ def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
 
 
 def _insert_referral(new: NewReferral, ref: str) -> int:
-    referral_id = Referral.insert(
-        ref=ref,
-        state=new.state,
-        referrer_email=new.referrer_email,
-        referrer_name=new.referrer_name,
-        need=new.need,
-        budget=new.budget,
-        follow_up_days=new.follow_up_days,
-        language=new.language,
-        subject=new.subject,
-        request_message_id=new.request_message_id,
-        inbound=new.inbound_id,
-        created_at=new.created_at,
-        updated_at=new.created_at,
-        expires_at=new.expires_at,
-        remind_at=new.remind_at,
-        copy_me=new.copy_me,
-    ).execute()
+    referral_id = _REFERRAL_INSERT.one(
+        {
+            "ref": ref,
+            "state": new.state,
+            "referrer_email": new.referrer_email,
+            "referrer_name": new.referrer_name,
+            "need": new.need,
+            "budget": new.budget,
+            "follow_up_days": new.follow_up_days,
+            "language": new.language,
+            "subject": new.subject,
+            "request_message_id": new.request_message_id,
+            "inbound": new.inbound_id,
+            "created_at": new.created_at,
+            "updated_at": new.created_at,
+            "expires_at": new.expires_at,
+            "remind_at": new.remind_at,
+            "copy_me": new.copy_me,
+        }
+    )
     _PARTIES_INSERT.run(
         [
             {
@@ -306,6 +312,8 @@ _PARTIES = CompiledRead(lambda i: Party.select().where(Party.referral == i).orde
 _REFERRAL_OF_ASK = CompiledRead(
     lambda k: Party.select(Party.referral).where(Party.ask_key == k).limit(1), _KEY
 )
+_REFERRAL_BY_REF = CompiledRead(lambda r: Referral.select().where(Referral.ref == r), _KEY)
+_INBOUND = CompiledRead(lambda i: InboundMessage.select().where(InboundMessage.id == i), _ID)
 
 
 def referral_by_id(referral_id: int) -> ReferralRecord | None:
@@ -324,7 +332,7 @@ def referrals_by_id(referral_ids: Iterable[int]) -> list[ReferralRecord]:
 
 
 def referral_by_ref(ref: str) -> ReferralRecord | None:
-    row = Referral.get_or_none(Referral.ref == ref.strip().upper())
+    row = _REFERRAL_BY_REF.first(ref.strip().upper())
     return _referral(row) if row else None
 
 
@@ -363,6 +371,19 @@ def move_referral(
     return bool(_MOVE.run(to_state, now, introduced_at, referral_id, from_state))
 
 
+_RECORD_ANSWER = CompiledUpdate(
+    Party,
+    (
+        Party.answer,
+        Party.answered_at,
+        Party.answer_channel,
+        Party.decline_reason,
+        Party.decline_text,
+    ),
+    where=(Party.id,),
+)
+
+
 def record_answer(
     party_id: int,
     answer: str,
@@ -371,13 +392,7 @@ def record_answer(
     reason: str | None = None,
     reason_text: str = "",
 ) -> None:
-    Party.update(
-        answer=answer,
-        answered_at=now,
-        answer_channel=channel,
-        decline_reason=reason,
-        decline_text=reason_text,
-    ).where(Party.id == party_id).execute()
+    _RECORD_ANSWER.run(answer, now, channel, reason, reason_text, party_id)
 
 
 def mark_unclear_told(party_id: int) -> bool:
@@ -977,19 +992,23 @@ def create_survey(
     referral_id: int, party_id: int, round_: int, due_at: datetime, survey_key: str, reply_key: str
 ) -> bool:
     """Schedule one round of a party's follow-up; False if that round already exists."""
+    row = {
+        "referral": referral_id,
+        "party": party_id,
+        "round": round_,
+        "due_at": due_at,
+        "survey_key": survey_key,
+        "reply_key": reply_key,
+    }
     try:
         with database.atomic():
-            Survey.insert(
-                referral=referral_id,
-                party=party_id,
-                round=round_,
-                due_at=due_at,
-                survey_key=survey_key,
-                reply_key=reply_key,
-            ).execute()
+            _SURVEY_INSERT.one(row)
     except peewee.IntegrityError:
         return False
     return True
+
+
+_SURVEY_INSERT = CompiledInsert(Survey)
 
 
 def survey_by_id(survey_id: int) -> SurveyRecord | None:

@@ -66,6 +66,36 @@ def test_a_row_written_with_sql_built_once_reads_back_as_peewee_would_write_it(s
         CompiledInsert(Referrer).one({"emial": "typo@x.example"})
 
 
+def test_a_compiled_insert_told_to_ignore_skips_a_row_whose_key_is_taken(store_url):
+    from store.compiled import CompiledInsert
+    from store.models import Referrer
+
+    first = {"email": "ada@x.example", "key": "k1", "created_at": NOW}
+    CompiledInsert(Referrer).run([first])
+    again = {"email": "ada@x.example", "key": "k2", "created_at": NOW}
+    other = {"email": "bob@x.example", "key": "k3", "created_at": NOW}
+    with db.transaction():
+        CompiledInsert(Referrer, or_ignore=True).run([again, other])
+    kept = {r.email: r.key for r in Referrer.select()}
+    assert kept == {"ada@x.example": "k1", "bob@x.example": "k3"}
+
+
+def test_who_said_stop_is_seen_by_the_same_transaction_and_by_any_count_asked(store_url):
+    """The suppression check reads with SQL built once per count of addresses: it must see
+    a stop written earlier in the same transaction, and ask about many addresses at once."""
+    from store import suppressions
+
+    many = [f"p{n}@x.example" for n in range(12)]
+    with db.transaction():
+        suppressions.suppress("p3@x.example", NOW)
+        assert suppressions.suppressed(["p3@x.example"]) == {"p3@x.example"}
+        assert suppressions.suppressed(["Bob@x.example", "P3@x.example"]) == {"P3@x.example"}
+        assert suppressions.suppressed(many) == {"p3@x.example"}
+        assert suppressions.suppressed(many[4:]) == set()
+    suppressions.suppress("p11@x.example", NOW)
+    assert suppressions.suppressed(many) == {"p3@x.example", "p11@x.example"}
+
+
 def test_timestamps_come_back_aware_and_utc(store_url):
     berlin = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     stored = queries.store_inbound(inbound("tz", berlin))
