@@ -50,7 +50,7 @@ def question_asked(party_id: int, named: Sequence[str] = ()) -> AskedMail | None
         )
         if row is not None:
             return AskedMail(row.message_id, bytes(row.raw))
-    row = _LATEST_QUESTION.first(party_id)
+    row = _LATEST_QUESTION.first_record(party_id)
     return None if row is None else AskedMail(row.message_id, bytes(row.raw))
 
 

@@ -156,7 +156,7 @@ def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
 
 
 def inbound_by_id(inbound_id: int) -> InboundRecord | None:
-    row = _INBOUND.first(inbound_id)
+    row = _INBOUND.first_record(inbound_id)
     return _inbound(row) if row else None
 
 
@@ -317,7 +317,7 @@ _INBOUND = CompiledRead(lambda i: InboundMessage.select().where(InboundMessage.i
 
 
 def referral_by_id(referral_id: int) -> ReferralRecord | None:
-    row = _REFERRAL.first(referral_id)
+    row = _REFERRAL.first_record(referral_id)
     return _referral(row) if row else None
 
 
@@ -332,7 +332,7 @@ def referrals_by_id(referral_ids: Iterable[int]) -> list[ReferralRecord]:
 
 
 def referral_by_ref(ref: str) -> ReferralRecord | None:
-    row = _REFERRAL_BY_REF.first(ref.strip().upper())
+    row = _REFERRAL_BY_REF.first_record(ref.strip().upper())
     return _referral(row) if row else None
 
 
@@ -342,14 +342,14 @@ def lock_referral(referral_id: int) -> ReferralRecord:
     Two answers arriving together both lock the referral, so the second sees the first.
     SQLite needs no row lock: IMMEDIATE transactions already run one writer at a time.
     """
-    row = _REFERRAL_LOCKED.first(referral_id)
+    row = _REFERRAL_LOCKED.first_record(referral_id)
     if row is None:
         raise Referral.DoesNotExist(f"no referral {referral_id}")
     return _referral(row)
 
 
 def referral_id_for_ask(ask_key: str) -> int | None:
-    row = _REFERRAL_OF_ASK.first(ask_key)
+    row = _REFERRAL_OF_ASK.first_record(ask_key)
     return row.referral_id if row else None
 
 
@@ -463,9 +463,10 @@ def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
+# A row of a table: its model instance, or a compiled read's record of it (the same names).
 def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> ReferralRecord:
     if parties is None:
-        parties = tuple(_party(p) for p in _PARTIES.rows(row.id))
+        parties = tuple(_party(p) for p in _PARTIES.records(row.id))
     return ReferralRecord(
         id=row.id,
         ref=row.ref,

@@ -50,7 +50,7 @@ def suppressed(addresses: list[str]) -> set[str]:
             Suppression.address_hash.in_(list(hashes))
         )
     else:
-        rows = read.rows(*hashes)
+        rows = read.records(*hashes)
     return {hashes[row.address_hash] for row in rows}
 
 

@@ -66,6 +66,47 @@ def test_a_row_written_with_sql_built_once_reads_back_as_peewee_would_write_it(s
         CompiledInsert(Referrer).one({"emial": "typo@x.example"})
 
 
+def test_a_compiled_reads_records_hold_what_peewees_rows_hold(store_url):
+    """Records skip peewee's model instances: every value must still come back converted
+    as its field converts it (aware datetimes, booleans, bytes, foreign keys as ids)."""
+    from store.compiled import CompiledRead
+    from store.models import InboundMessage, Party, Referral
+
+    stored = queries.store_inbound(inbound("rec", NOW))
+    later = NOW + timedelta(days=3)
+    referral = Referral.create(
+        ref="R-REC",
+        state="asking",
+        referrer_email="ada@x.example",
+        need="books",
+        follow_up_days=2.5,
+        language="de",
+        inbound=stored,
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=later,
+        copy_me=True,
+    )
+    Party.create(
+        referral=referral,
+        role="provider",
+        email="jane@x.example",
+        language="de",
+        ask_key="ask-rec",
+        answer="yes",
+        answered_at=later,
+        withheld_until=None,
+    )
+    for model, key in ((Referral, referral.id), (Party, referral.id), (InboundMessage, stored)):
+        column = Party.referral if model is Party else model.id
+        read = CompiledRead(lambda k, m=model, c=column: m.select().where(c == k), -7_000_002)
+        [record] = read.records(key)
+        [row] = model.select().where(column == key)
+        for field in model._meta.sorted_fields:
+            assert getattr(record, field.column_name) == getattr(row, field.column_name)
+        assert read.first_record(-1) is None
+
+
 def test_a_compiled_insert_told_to_ignore_skips_a_row_whose_key_is_taken(store_url):
     from store.compiled import CompiledInsert
     from store.models import Referrer
