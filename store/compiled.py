@@ -11,52 +11,57 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import peewee
 
-from store.models import database
+from store.models import UTCDateTimeField, database
+
+# What a compiled read's values may be: see CompiledRead.
+Value = int | str | datetime
+_MOMENT = UTCDateTimeField()
 
 
 class CompiledRead:
     """One select, built by `build` from stand-in values, each of which must appear exactly
     once among the query's parameters; `rows` runs it with real values in their place.
 
-    Only values the database takes as they are (ints, strings) may be stand-ins: a value
-    a field converts (a datetime) would be stored converted and not be found again.
+    Stand-ins are values the database takes as they are (ints, strings), or moments (aware
+    datetimes), which are found and passed as the store's UTC columns hold them. Any other
+    value a field converts would be converted in the built query and not be found again.
     """
 
-    def __init__(self, build: Callable[..., peewee.ModelSelect], *stand_ins: int | str) -> None:
+    def __init__(self, build: Callable[..., peewee.ModelSelect], *stand_ins: Value) -> None:
         self._build = build
         self._stand_ins = stand_ins
         self._built: _Built | None = None
         self._shape: tuple[_Built, _Shape] | None = None
 
-    def rows(self, *values: int | str) -> Iterator[peewee.Model]:
-        query, sql, params = self._compiled(values)
+    def rows(self, *values: Value) -> Iterator[peewee.Model]:
+        built, params = self._compiled(values)
         # ModelRaw itself: a model may have a field named "raw" (the outbox's has).
-        return iter(peewee.ModelRaw(query.model, sql, params))
+        return iter(peewee.ModelRaw(built.query.model, built.sql, params))
 
-    def first(self, *values: int | str) -> peewee.Model | None:
+    def first(self, *values: Value) -> peewee.Model | None:
         return next(self.rows(*values), None)
 
-    def records(self, *values: int | str) -> list[Any]:
+    def records(self, *values: Value) -> list[Any]:
         """The rows as named tuples, by column name ("referral_id" for a foreign key), each
         value converted as its field converts it: what `rows` reads, without a model
         instance per row, whose making cost several times the database's own work."""
-        _, sql, params = self._compiled(values)
-        cursor = database.execute_sql(sql, params)
-        built = self._built
-        assert built is not None
-        if self._shape is None or self._shape[0] is not built:
-            self._shape = (built, _Shape.of(built.query.model, cursor.description))
-        return self._shape[1].made(cursor.fetchall())
+        built, params = self._compiled(values)
+        cursor = database.execute_sql(built.sql, params)
+        shape = self._shape
+        if shape is None or shape[0] is not built:
+            shape = self._shape = (built, _Shape.of(built.query.model, cursor.description))
+        return shape[1].made(cursor.fetchall())
 
-    def first_record(self, *values: int | str) -> Any | None:
+    def first_record(self, *values: Value) -> Any | None:
         found = self.records(*values)
         return found[0] if found else None
 
-    def _compiled(self, values: tuple[int | str, ...]) -> tuple[peewee.ModelSelect, str, list[Any]]:
+    def _compiled(self, values: tuple[Value, ...]) -> tuple[_Built, list[Any]]:
         built = self._built
         # Per bound database: SQLite and PostgreSQL differ in placeholders and locking.
         if built is None or built.database is not database.obj:
@@ -64,15 +69,19 @@ class CompiledRead:
             sql, params = query.sql()
             slots = []
             for stand_in in self._stand_ins:
-                found = [i for i, p in enumerate(params) if p == stand_in]
+                found = [i for i, p in enumerate(params) if p == _param(stand_in)]
                 assert len(found) == 1, f"stand-in {stand_in!r} must appear once in {sql}"
                 slots.append(found[0])
             built = _Built(database.obj, query, sql, tuple(params), tuple(slots))
             self._built = built
         params = list(built.params)
         for slot, value in zip(built.slots, values, strict=True):
-            params[slot] = value
-        return built.query, built.sql, params
+            params[slot] = _param(value)
+        return built, params
+
+
+def _param(value: Value) -> Any:
+    return _MOMENT.db_value(value) if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True)

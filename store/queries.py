@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import peewee
@@ -113,19 +113,8 @@ def claim_inbound(
     ends: free ones, those whose lease ran out, and those held by the `stale` claims (of a
     process that is gone). The claim is the whole lock: the work is done outside any
     transaction, and `finish_claimed` writes its result only while the claim still holds."""
-    free = InboundMessage.claimed_until.is_null() | (InboundMessage.claimed_until <= now)
-    if stale:
-        free |= InboundMessage.claimed_by.in_(list(stale))
     with database.atomic():
-        query = (
-            InboundMessage.select()
-            .where((InboundMessage.state == InboundState.NEW) & free)
-            .order_by(InboundMessage.received_at, InboundMessage.id)
-            .limit(limit)
-        )
-        if is_postgresql():
-            query = query.for_update(skip_locked=True)
-        rows = list(query)
+        rows = list(_claimable(now, limit, stale)) if stale else _FREE_INBOUND.records(now, limit)
         if rows:
             InboundMessage.update(claimed_by=claim, claimed_until=lease_until).where(
                 InboundMessage.id.in_([r.id for r in rows])
@@ -133,14 +122,37 @@ def claim_inbound(
     return [_inbound(r) for r in rows]
 
 
+def _claimable(now: datetime, limit: int, stale: Sequence[str] = ()) -> peewee.ModelSelect:
+    """Unprocessed messages nobody holds (or a `stale` claim does), oldest first; locked
+    on PostgreSQL, skipping those another instance is taking right now."""
+    free = InboundMessage.claimed_until.is_null() | (InboundMessage.claimed_until <= now)
+    if stale:
+        free |= InboundMessage.claimed_by.in_(list(stale))
+    query = (
+        InboundMessage.select()
+        .where((InboundMessage.state == InboundState.NEW) & free)
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+        .limit(limit)
+    )
+    return query.for_update(skip_locked=True) if is_postgresql() else query
+
+
 def inbound_claims(now: datetime) -> list[str]:
     """The claims that hold unprocessed messages now."""
-    rows = (
+    return [r.claimed_by for r in _CLAIMS_HELD.records(now)]
+
+
+# Stand-ins for the values of a compiled read (store/compiled.py): never a real moment.
+_WHEN = datetime(1900, 1, 1, 0, 0, 0, 7, tzinfo=UTC)
+_FREE_INBOUND = CompiledRead(_claimable, _WHEN, -7_000_003)
+_CLAIMS_HELD = CompiledRead(
+    lambda now: (
         InboundMessage.select(InboundMessage.claimed_by)
         .where((InboundMessage.state == InboundState.NEW) & (InboundMessage.claimed_until > now))
         .distinct()
-    )
-    return [r.claimed_by for r in rows]
+    ),
+    _WHEN,
+)
 
 
 def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
