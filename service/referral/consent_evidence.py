@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage, Message
 
-from service.reading.bodies import body_text, part_text
+from service.reading.sent_text import sent_text
 from store import consent
 from store.records import PartyRecord
 
@@ -26,57 +22,6 @@ class Shown:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def mail_text(raw: bytes) -> str:
-    """The plain-text body of a mail we sent, as the person's client shows it.
-
-    Read from a compat32 parse, which builds no header objects: with `email.policy.default`
-    the parse cost more than all the rest of recording an answer. The part is the one
-    `EmailMessage.get_body` picks; a shape that takes more than a walk through plain
-    multiparts to judge (multipart/related) is parsed the full way instead.
-    """
-    message = email.message_from_bytes(raw)
-    part = _body_part(message)
-    if part is _UNSURE:
-        full = email.message_from_bytes(raw, policy=email.policy.default)
-        assert isinstance(full, EmailMessage)
-        return body_text(full) or ""
-    return part_text(part) if part is not None else ""
-
-
-_UNSURE = Message()
-
-
-def _body_part(message: Message) -> Message | None:
-    """The first text/plain part that is no attachment, else the first such text/html, in
-    the order `get_body(preferencelist=("plain", "html"))` searches; `_UNSURE` for a
-    multipart/related, which it searches otherwise."""
-    html = None
-    for part in _candidates(message):
-        if part is _UNSURE:
-            return _UNSURE
-        if part.get_content_subtype() == "plain":
-            return part
-        html = html or part
-    return html
-
-
-def _candidates(part: Message) -> Iterator[Message]:
-    if part.get_content_disposition() == "attachment":
-        return
-    maintype = part.get_content_maintype()
-    if maintype == "text":
-        if part.get_content_subtype() in ("plain", "html"):
-            yield part
-        return
-    if maintype != "multipart" or not part.is_multipart():
-        return
-    if part.get_content_subtype() == "related":
-        yield _UNSURE
-        return
-    for subpart in part.get_payload():
-        yield from _candidates(subpart)
 
 
 @dataclass(frozen=True)
@@ -98,7 +43,7 @@ def gather(party: PartyRecord, shown: Shown) -> Seen:
     asked = consent.question_asked(party.id, shown.referenced)
     text = shown.page_text
     if text is None and asked is not None:
-        text = mail_text(asked.raw)
+        text = sent_text(asked.raw)
     digest = text_hash(text) if text is not None else None
     return Seen(asked.message_id if asked else None, text, digest)
 
