@@ -325,6 +325,15 @@ _REFERRAL_OF_ASK = CompiledRead(
     lambda k: Party.select(Party.referral).where(Party.ask_key == k).limit(1), _KEY
 )
 _REFERRAL_BY_REF = CompiledRead(lambda r: Referral.select().where(Referral.ref == r), _KEY)
+_REFERRAL_ASKING = CompiledRead(
+    lambda k: (
+        Referral.select()
+        .join(Party, on=(Party.referral == Referral.id))
+        .where(Party.ask_key == k)
+        .limit(1)
+    ),
+    _KEY,
+)
 _INBOUND = CompiledRead(lambda i: InboundMessage.select().where(InboundMessage.id == i), _ID)
 
 
@@ -363,6 +372,12 @@ def lock_referral(referral_id: int) -> ReferralRecord:
 def referral_id_for_ask(ask_key: str) -> int | None:
     row = _REFERRAL_OF_ASK.first_record(ask_key)
     return row.referral_id if row else None
+
+
+def referral_asking(ask_key: str) -> ReferralRecord | None:
+    """The referral whose party a consent question asks, with its parties."""
+    row = _REFERRAL_ASKING.first_record(ask_key)
+    return _referral(row) if row else None
 
 
 _MOVE = CompiledUpdate(

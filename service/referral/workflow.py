@@ -590,8 +590,7 @@ def _lock_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord]:
 
 def find_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord] | None:
     """The referral and party a consent link is about, or None if there is no such question."""
-    referral_id = queries.referral_id_for_ask(ask_key)
-    referral = queries.referral_by_id(referral_id) if referral_id is not None else None
+    referral = queries.referral_asking(ask_key)
     if referral is None:
         return None
     return referral, next(p for p in referral.parties if p.ask_key == ask_key)
