@@ -250,21 +250,19 @@ _OUTBOX_INSERT = CompiledInsert(OutboxMail)
 
 def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
     """Insert a referral and its parties under a reference drawn beforehand; None when that
-    reference is taken (nothing is written then)."""
+    reference is taken (nothing is written then). The record is what was written, as a
+    read would give it back: reading it again inside the write lock cost two queries."""
     try:
         with database.atomic():
-            referral_id = _insert_referral(new, ref)
+            return _insert_referral(new, ref)
     except peewee.IntegrityError:
         if Referral.select().where(Referral.ref == ref).exists():
             return None
         raise  # not the reference: the inbound message already opened a referral
-    found = referral_by_id(referral_id)
-    assert found is not None
-    return found
 
 
-def _insert_referral(new: NewReferral, ref: str) -> int:
-    referral_id = _REFERRAL_INSERT.one(
+def _insert_referral(new: NewReferral, ref: str) -> ReferralRecord:
+    referral = _REFERRAL_INSERT.one_as_read(
         {
             "ref": ref,
             "state": new.state,
@@ -284,10 +282,10 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
             "copy_me": new.copy_me,
         }
     )
-    _PARTIES_INSERT.run(
-        [
+    parties = [
+        _PARTIES_INSERT.one_as_read(
             {
-                "referral": referral_id,
+                "referral": referral.id,
                 "role": p.role,
                 "name": p.name,
                 "email": p.email,
@@ -301,10 +299,11 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
                 "timezone": p.timezone,
                 "withheld_until": p.withheld_until,
             }
-            for p in new.parties
-        ]
-    )
-    return referral_id
+        )
+        for p in new.parties
+    ]
+    # In id order, as a read of the parties gives them.
+    return _referral(referral, tuple(_party(p) for p in parties))
 
 
 # Stand-ins for the values of a compiled read (store/compiled.py): never a real id or key.

@@ -107,6 +107,49 @@ def test_a_compiled_reads_records_hold_what_peewees_rows_hold(store_url):
         assert read.first_record(-1) is None
 
 
+def test_a_new_referral_is_given_back_exactly_as_a_read_of_it_gives_it(store_url):
+    """insert_referral no longer reads back what it wrote: what it returns must still be
+    what every later read of the referral sees, defaults and conversions included."""
+    from store.records import NewParty, NewReferral
+
+    berlin = ZoneInfo("Europe/Berlin")
+    new = NewReferral(
+        state="received",
+        referrer_email="ada@referrer.example",
+        referrer_name="Ada",
+        need="bookkeeping",
+        budget="400 EUR",
+        follow_up_days=2.5,
+        language="de",
+        subject="Intro",
+        request_message_id="<r@x.example>",
+        inbound_id=queries.store_inbound(inbound("opened")),
+        created_at=NOW.astimezone(berlin),
+        expires_at=NOW + timedelta(days=14, microseconds=7),
+        remind_at=None,
+        copy_me=True,
+        parties=(
+            NewParty("provider", "jane@acme.example", "ask-p", "de", name="Jane", reply_key="rp"),
+            NewParty(
+                "prospect",
+                "bob@bakery.example",
+                "ask-q",
+                "fr",
+                phone="+49 30 1",
+                timezone="Europe/Paris",
+                withheld_until=NOW + timedelta(days=3),
+            ),
+        ),
+    )
+    with db.transaction():
+        given = queries.insert_referral(new, "R-GIVEN")
+    assert given == queries.referral_by_id(given.id)
+    assert [p.role for p in given.parties] == ["provider", "prospect"]
+    with db.transaction():  # the reference is taken: nothing is written
+        assert queries.insert_referral(replace(new, inbound_id=None), "R-GIVEN") is None
+    assert queries.referral_counts() == {"received": 1}
+
+
 def test_a_compiled_insert_told_to_ignore_skips_a_row_whose_key_is_taken(store_url):
     from store.compiled import CompiledInsert
     from store.models import Referrer
