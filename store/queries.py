@@ -1036,6 +1036,14 @@ def create_survey(
 
 
 _SURVEY_INSERT = CompiledInsert(Survey)
+_SURVEYS_NOT_YET_THERE = CompiledInsert(Survey, or_ignore=True)
+
+
+def create_surveys(rows: Sequence[tuple[int, int, int, datetime, str, str]]) -> None:
+    """`create_survey` for several at once, as (referral, party, round, due, survey key,
+    reply key): one statement, no savepoint each; a round that already exists is kept."""
+    fields = ("referral", "party", "round", "due_at", "survey_key", "reply_key")
+    _SURVEYS_NOT_YET_THERE.run([dict(zip(fields, row, strict=True)) for row in rows])
 
 
 def survey_by_id(survey_id: int) -> SurveyRecord | None:

@@ -150,6 +150,34 @@ def test_a_new_referral_is_given_back_exactly_as_a_read_of_it_gives_it(store_url
     assert queries.referral_counts() == {"received": 1}
 
 
+def test_surveys_made_together_keep_a_round_that_is_already_there(store_url):
+    from store.models import Party, Referral, Survey
+
+    referral = Referral.create(
+        ref="R-SURV",
+        state="introduced",
+        referrer_email="ada@x.example",
+        need="books",
+        language="en",
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=NOW,
+    )
+    parties = [
+        Party.create(referral=referral, role=r, email=f"{r}@x.example", language="en", ask_key=r)
+        for r in ("provider", "prospect")
+    ]
+    due = NOW + timedelta(days=30)
+    assert queries.create_survey(referral.id, parties[0].id, 1, due, "s-first", "r-first")
+    with db.transaction():
+        queries.create_surveys(
+            [(referral.id, p.id, 1, due, f"s-{p.role}", f"r-{p.role}") for p in parties]
+        )
+    kept = {(s.party_id, s.round): s.survey_key for s in Survey.select()}
+    assert kept == {(parties[0].id, 1): "s-first", (parties[1].id, 1): "s-prospect"}
+    assert {s.due_at for s in Survey.select()} == {due}
+
+
 def test_a_compiled_insert_told_to_ignore_skips_a_row_whose_key_is_taken(store_url):
     from store.compiled import CompiledInsert
     from store.models import Referrer

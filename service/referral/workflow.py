@@ -564,8 +564,9 @@ def _schedule_follow_up(ctx: Context, referral: ReferralRecord, now: datetime) -
     The surveys themselves are sent, answered and closed by `evaluation.surveys`.
     """
     due = follow_up_at(referral, ctx.settings.timing.follow_up_days, now)
-    for party in referral.parties:
-        queries.create_survey(referral.id, party.id, 1, due, ids.ask_key(), ids.address_key())
+    queries.create_surveys(
+        [(referral.id, p.id, 1, due, ids.ask_key(), ids.address_key()) for p in referral.parties]
+    )
 
 
 def language_of_optout(subject: str) -> str:
