@@ -120,34 +120,48 @@ class _Shape:
 class CompiledUpdate:
     """One UPDATE whose SQL is written once per bound database: "UPDATE t SET a = ?, b = ?
     WHERE c = ? AND d = ?"; `run` converts each value the way its field does (a datetime to
-    what the column holds) and executes it."""
+    what the column holds) and executes it. `run_among` also limits it to rows by id."""
 
     def __init__(
         self,
         model: type[peewee.Model],
         fields: tuple[peewee.Field, ...],
-        where: tuple[peewee.Field, ...],
+        where: tuple[peewee.Field, ...] = (),
     ) -> None:
         self._model = model
         self._fields = fields + where
         self._set = fields
         self._where = where
-        self._sql: tuple[peewee.Database, str] | None = None
+        self._sql: dict[int, str] = {}
+        self._database: peewee.Database | None = None
 
     def run(self, *values: Any) -> int:
         """Execute with `values` for the fields, then the conditions; the rows it changed."""
+        assert self._where, "an UPDATE of every row is not what a compiled one is for"
         params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
-        return database.execute_sql(self._statement(), params).rowcount
+        return database.execute_sql(self._statement(0), params).rowcount
 
-    def _statement(self) -> str:
-        built = self._sql
-        if built is None or built[0] is not database.obj:
+    def run_among(self, ids: Sequence[int], *values: Any) -> int:
+        """`run` on the rows whose id is among `ids` (a statement per count of ids)."""
+        if not ids:
+            return 0
+        params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
+        return database.execute_sql(self._statement(len(ids)), params + list(ids)).rowcount
+
+    def _statement(self, among: int) -> str:
+        if self._database is not database.obj:
+            self._sql, self._database = {}, database.obj
+        sql = self._sql.get(among)
+        if sql is None:
             mark = database.obj.param
             sets = ", ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._set)
-            cond = " AND ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._where)
-            sql = f"UPDATE {_quoted(self._model._meta.table_name)} SET {sets} WHERE {cond}"
-            built = self._sql = (database.obj, sql)
-        return built[1]
+            conditions = [f"{_quoted(f.column_name)} = {mark}" for f in self._where]
+            if among:
+                key = _quoted(self._model._meta.primary_key.column_name)
+                conditions.append(f"{key} IN ({', '.join([mark] * among)})")
+            table = _quoted(self._model._meta.table_name)
+            sql = self._sql[among] = f"UPDATE {table} SET {sets} WHERE {' AND '.join(conditions)}"
+        return sql
 
 
 def _quoted(name: str) -> str:

@@ -115,10 +115,7 @@ def claim_inbound(
     transaction, and `finish_claimed` writes its result only while the claim still holds."""
     with database.atomic():
         rows = list(_claimable(now, limit, stale)) if stale else _FREE_INBOUND.records(now, limit)
-        if rows:
-            InboundMessage.update(claimed_by=claim, claimed_until=lease_until).where(
-                InboundMessage.id.in_([r.id for r in rows])
-            ).execute()
+        _CLAIM.run_among([r.id for r in rows], claim, lease_until)
     return [_inbound(r) for r in rows]
 
 
@@ -142,6 +139,7 @@ def inbound_claims(now: datetime) -> list[str]:
     return [r.claimed_by for r in _CLAIMS_HELD.records(now)]
 
 
+_CLAIM = CompiledUpdate(InboundMessage, (InboundMessage.claimed_by, InboundMessage.claimed_until))
 # Stand-ins for the values of a compiled read (store/compiled.py): never a real moment.
 _WHEN = datetime(1900, 1, 1, 0, 0, 0, 7, tzinfo=UTC)
 _FREE_INBOUND = CompiledRead(_claimable, _WHEN, -7_000_003)

@@ -150,6 +150,19 @@ def test_a_new_referral_is_given_back_exactly_as_a_read_of_it_gives_it(store_url
     assert queries.referral_counts() == {"received": 1}
 
 
+def test_a_claim_marks_exactly_the_messages_it_took(store_url):
+    ids = [queries.store_inbound(inbound(f"c{n}", NOW + timedelta(seconds=n))) for n in range(5)]
+    lease = NOW + timedelta(minutes=5)
+    first = queries.claim_inbound(NOW, lease, 2, "run-a")
+    second = queries.claim_inbound(NOW, lease, 10, "run-b")
+    assert [m.id for m in first] == ids[:2]
+    assert [m.id for m in second] == ids[2:]
+    assert set(queries.inbound_claims(NOW)) == {"run-a", "run-b"}
+    assert queries.claim_inbound(NOW, lease, 10, "run-c") == []
+    assert not queries.finish_claimed(ids[0], "run-b", "processed", "", NOW)
+    assert queries.finish_claimed(ids[0], "run-a", "processed", "", NOW)
+
+
 def test_surveys_made_together_keep_a_round_that_is_already_there(store_url):
     from store.models import Party, Referral, Survey
 
