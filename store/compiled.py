@@ -8,37 +8,60 @@ and where its values go, and runs it again with the next values.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import peewee
 
-from store.models import database
+from store.models import UTCDateTimeField, database
+
+# What a compiled read's values may be: see CompiledRead.
+Value = int | str | datetime
+_MOMENT = UTCDateTimeField()
 
 
 class CompiledRead:
     """One select, built by `build` from stand-in values, each of which must appear exactly
     once among the query's parameters; `rows` runs it with real values in their place.
 
-    Only values the database takes as they are (ints, strings) may be stand-ins: a value
-    a field converts (a datetime) would be stored converted and not be found again.
+    Stand-ins are values the database takes as they are (ints, strings), or moments (aware
+    datetimes), which are found and passed as the store's UTC columns hold them. Any other
+    value a field converts would be converted in the built query and not be found again.
     """
 
-    def __init__(self, build: Callable[..., peewee.ModelSelect], *stand_ins: int | str) -> None:
+    def __init__(self, build: Callable[..., peewee.ModelSelect], *stand_ins: Value) -> None:
         self._build = build
         self._stand_ins = stand_ins
         self._built: _Built | None = None
+        self._shape: tuple[_Built, _Shape] | None = None
 
-    def rows(self, *values: int | str) -> Iterator[peewee.Model]:
-        query, sql, params = self._compiled(values)
+    def rows(self, *values: Value) -> Iterator[peewee.Model]:
+        built, params = self._compiled(values)
         # ModelRaw itself: a model may have a field named "raw" (the outbox's has).
-        return iter(peewee.ModelRaw(query.model, sql, params))
+        return iter(peewee.ModelRaw(built.query.model, built.sql, params))
 
-    def first(self, *values: int | str) -> peewee.Model | None:
+    def first(self, *values: Value) -> peewee.Model | None:
         return next(self.rows(*values), None)
 
-    def _compiled(self, values: tuple[int | str, ...]) -> tuple[peewee.ModelSelect, str, list[Any]]:
+    def records(self, *values: Value) -> list[Any]:
+        """The rows as named tuples, by column name ("referral_id" for a foreign key), each
+        value converted as its field converts it: what `rows` reads, without a model
+        instance per row, whose making cost several times the database's own work."""
+        built, params = self._compiled(values)
+        cursor = database.execute_sql(built.sql, params)
+        shape = self._shape
+        if shape is None or shape[0] is not built:
+            shape = self._shape = (built, _Shape.of(built.query.model, cursor.description))
+        return shape[1].made(cursor.fetchall())
+
+    def first_record(self, *values: Value) -> Any | None:
+        found = self.records(*values)
+        return found[0] if found else None
+
+    def _compiled(self, values: tuple[Value, ...]) -> tuple[_Built, list[Any]]:
         built = self._built
         # Per bound database: SQLite and PostgreSQL differ in placeholders and locking.
         if built is None or built.database is not database.obj:
@@ -46,15 +69,19 @@ class CompiledRead:
             sql, params = query.sql()
             slots = []
             for stand_in in self._stand_ins:
-                found = [i for i, p in enumerate(params) if p == stand_in]
+                found = [i for i, p in enumerate(params) if p == _param(stand_in)]
                 assert len(found) == 1, f"stand-in {stand_in!r} must appear once in {sql}"
                 slots.append(found[0])
             built = _Built(database.obj, query, sql, tuple(params), tuple(slots))
             self._built = built
         params = list(built.params)
         for slot, value in zip(built.slots, values, strict=True):
-            params[slot] = value
-        return built.query, built.sql, params
+            params[slot] = _param(value)
+        return built, params
+
+
+def _param(value: Value) -> Any:
+    return _MOMENT.db_value(value) if isinstance(value, datetime) else value
 
 
 @dataclass(frozen=True)
@@ -66,37 +93,75 @@ class _Built:
     slots: tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """How a compiled read's columns become a record: its tuple type and, for each column,
+    the converter of the field it holds (None: taken as it comes)."""
+
+    record: type
+    converters: tuple[Callable[[Any], Any] | None, ...]
+
+    @staticmethod
+    def of(model: type[peewee.Model], description: Sequence[Sequence[Any]]) -> _Shape:
+        columns = [str(d[0]) for d in description]
+        fields = [model._meta.combined.get(c) for c in columns]
+        return _Shape(
+            namedtuple(f"{model.__name__}Record", columns),  # type: ignore[misc]
+            tuple(f.python_value if f is not None else None for f in fields),
+        )
+
+    def made(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        pairs = tuple(enumerate(self.converters))
+        return [
+            self.record(*[row[i] if c is None else c(row[i]) for i, c in pairs]) for row in rows
+        ]
+
+
 class CompiledUpdate:
     """One UPDATE whose SQL is written once per bound database: "UPDATE t SET a = ?, b = ?
     WHERE c = ? AND d = ?"; `run` converts each value the way its field does (a datetime to
-    what the column holds) and executes it."""
+    what the column holds) and executes it. `run_among` also limits it to rows by id."""
 
     def __init__(
         self,
         model: type[peewee.Model],
         fields: tuple[peewee.Field, ...],
-        where: tuple[peewee.Field, ...],
+        where: tuple[peewee.Field, ...] = (),
     ) -> None:
         self._model = model
         self._fields = fields + where
         self._set = fields
         self._where = where
-        self._sql: tuple[peewee.Database, str] | None = None
+        self._sql: dict[int, str] = {}
+        self._database: peewee.Database | None = None
 
     def run(self, *values: Any) -> int:
         """Execute with `values` for the fields, then the conditions; the rows it changed."""
+        assert self._where, "an UPDATE of every row is not what a compiled one is for"
         params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
-        return database.execute_sql(self._statement(), params).rowcount
+        return database.execute_sql(self._statement(0), params).rowcount
 
-    def _statement(self) -> str:
-        built = self._sql
-        if built is None or built[0] is not database.obj:
+    def run_among(self, ids: Sequence[int], *values: Any) -> int:
+        """`run` on the rows whose id is among `ids` (a statement per count of ids)."""
+        if not ids:
+            return 0
+        params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
+        return database.execute_sql(self._statement(len(ids)), params + list(ids)).rowcount
+
+    def _statement(self, among: int) -> str:
+        if self._database is not database.obj:
+            self._sql, self._database = {}, database.obj
+        sql = self._sql.get(among)
+        if sql is None:
             mark = database.obj.param
             sets = ", ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._set)
-            cond = " AND ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._where)
-            sql = f"UPDATE {_quoted(self._model._meta.table_name)} SET {sets} WHERE {cond}"
-            built = self._sql = (database.obj, sql)
-        return built[1]
+            conditions = [f"{_quoted(f.column_name)} = {mark}" for f in self._where]
+            if among:
+                key = _quoted(self._model._meta.primary_key.column_name)
+                conditions.append(f"{key} IN ({', '.join([mark] * among)})")
+            table = _quoted(self._model._meta.table_name)
+            sql = self._sql[among] = f"UPDATE {table} SET {sets} WHERE {' AND '.join(conditions)}"
+        return sql
 
 
 def _quoted(name: str) -> str:
@@ -109,16 +174,21 @@ class CompiledInsert:
     """Whole rows into one table, the SQL written once per bound database and row count:
     every column but the id, each the row's value or the field's default, converted as the
     field converts it. peewee builds an INSERT from its expression tree at every call, which
-    cost more than the database's own work for the outbox's and the parties' rows."""
+    cost more than the database's own work for the outbox's and the parties' rows.
+
+    `or_ignore`: a row that would break a unique key is skipped, as peewee's
+    `on_conflict_ignore` does (INSERT OR IGNORE; ON CONFLICT DO NOTHING on PostgreSQL)."""
 
     ROWS_PER_STATEMENT = 200  # well within SQLite's and PostgreSQL's limits on parameters
 
-    def __init__(self, model: type[peewee.Model]) -> None:
+    def __init__(self, model: type[peewee.Model], *, or_ignore: bool = False) -> None:
         self._model = model
+        self._or_ignore = or_ignore
         self._fields = tuple(
             f for f in model._meta.sorted_fields if not isinstance(f, peewee.AutoField)
         )
         self._names = frozenset(f.name for f in self._fields)
+        self._record: type | None = None
         self._sql: dict[int, str] = {}
         self._database: peewee.Database | None = None
 
@@ -132,6 +202,7 @@ class CompiledInsert:
 
     def one(self, row: Mapping[str, Any]) -> int:
         """Insert one row; its new id."""
+        assert not self._or_ignore, "a skipped row has no id"
         self._check(row)
         params = [f.db_value(_value(f, row)) for f in self._fields]
         if isinstance(database.obj, peewee.PostgresqlDatabase):
@@ -139,6 +210,19 @@ class CompiledInsert:
             returning = f"{self._statement(1)} RETURNING {key}"
             return database.execute_sql(returning, params).fetchone()[0]
         return database.execute_sql(self._statement(1), params).lastrowid
+
+    def one_as_read(self, row: Mapping[str, Any]) -> Any:
+        """Insert one row and give it back as `CompiledRead.records` reads it (new id and
+        defaults included) without reading it: each value converted by its field to the
+        column and back. Not for a table with a blob, which a driver reads back as bytes."""
+        assert not any(isinstance(f, peewee.BlobField) for f in self._fields)
+        new_id = self.one(row)
+        if self._record is None:
+            key = self._model._meta.primary_key.column_name
+            columns = [key] + [f.column_name for f in self._fields]
+            self._record = namedtuple(f"{self._model.__name__}Record", columns)  # type: ignore[misc]
+        values = [f.python_value(f.db_value(_value(f, row))) for f in self._fields]
+        return self._record(new_id, *values)
 
     def _check(self, row: Mapping[str, Any]) -> None:
         unknown = set(row) - self._names
@@ -153,7 +237,13 @@ class CompiledInsert:
             columns = ", ".join(_quoted(f.column_name) for f in self._fields)
             row = "(" + ", ".join(mark for _ in self._fields) + ")"
             table = _quoted(self._model._meta.table_name)
-            sql = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * count)
+            values = ", ".join([row] * count)
+            if not self._or_ignore:
+                sql = f"INSERT INTO {table} ({columns}) VALUES {values}"
+            elif isinstance(database.obj, peewee.PostgresqlDatabase):
+                sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING"
+            else:
+                sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES {values}"
             self._sql[count] = sql
         return sql
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import peewee
 
-from store.compiled import CompiledRead
+from store.compiled import CompiledInsert, CompiledRead, CompiledUpdate
 from store.models import ConsentText, OutboxMail, Party
 
 # The mails that ask the consent question: the question itself and its one reminder.
@@ -38,14 +38,19 @@ class Evidence:
 def question_asked(party_id: int, named: Sequence[str] = ()) -> AskedMail | None:
     """The question mail a party answers: one of `named` (a reply's In-Reply-To and
     References) when it is theirs, else the latest one they were sent."""
-    query = OutboxMail.select(OutboxMail.message_id, OutboxMail.raw).where(
-        (OutboxMail.party == party_id) & OutboxMail.purpose.in_(QUESTION_PURPOSES)
-    )
     if named:
-        row = query.where(OutboxMail.message_id.in_(list(named))).first()
+        row = (
+            OutboxMail.select(OutboxMail.message_id, OutboxMail.raw)
+            .where(
+                (OutboxMail.party == party_id)
+                & OutboxMail.purpose.in_(QUESTION_PURPOSES)
+                & OutboxMail.message_id.in_(list(named))
+            )
+            .first()
+        )
         if row is not None:
             return AskedMail(row.message_id, bytes(row.raw))
-    row = _LATEST_QUESTION.first(party_id)
+    row = _LATEST_QUESTION.first_record(party_id)
     return None if row is None else AskedMail(row.message_id, bytes(row.raw))
 
 
@@ -62,9 +67,15 @@ _LATEST_QUESTION = CompiledRead(
 
 def keep_text(text_hash: str, text: str, now: datetime) -> None:
     """Keep a shown text under its hash; the same text shown to many is kept once."""
-    ConsentText.insert(
-        text_hash=text_hash, text=text, created_at=now
-    ).on_conflict_ignore().execute()
+    _KEEP_TEXT.run([{"text_hash": text_hash, "text": text, "created_at": now}])
+
+
+_KEEP_TEXT = CompiledInsert(ConsentText, or_ignore=True)
+_EVIDENCE = CompiledUpdate(
+    Party,
+    (Party.question_message_id, Party.answer_message_id, Party.answer_language, Party.consent_hash),
+    where=(Party.id,),
+)
 
 
 def record_evidence(
@@ -74,12 +85,7 @@ def record_evidence(
     language: str,
     consent_hash: str | None,
 ) -> None:
-    Party.update(
-        question_message_id=question_message_id,
-        answer_message_id=answer_message_id,
-        answer_language=language,
-        consent_hash=consent_hash,
-    ).where(Party.id == party_id).execute()
+    _EVIDENCE.run(question_message_id, answer_message_id, language, consent_hash, party_id)
 
 
 def evidence_of(referral_id: int) -> list[Evidence]:

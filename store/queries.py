@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import peewee
@@ -113,34 +113,44 @@ def claim_inbound(
     ends: free ones, those whose lease ran out, and those held by the `stale` claims (of a
     process that is gone). The claim is the whole lock: the work is done outside any
     transaction, and `finish_claimed` writes its result only while the claim still holds."""
+    with database.atomic():
+        rows = list(_claimable(now, limit, stale)) if stale else _FREE_INBOUND.records(now, limit)
+        _CLAIM.run_among([r.id for r in rows], claim, lease_until)
+    return [_inbound(r) for r in rows]
+
+
+def _claimable(now: datetime, limit: int, stale: Sequence[str] = ()) -> peewee.ModelSelect:
+    """Unprocessed messages nobody holds (or a `stale` claim does), oldest first; locked
+    on PostgreSQL, skipping those another instance is taking right now."""
     free = InboundMessage.claimed_until.is_null() | (InboundMessage.claimed_until <= now)
     if stale:
         free |= InboundMessage.claimed_by.in_(list(stale))
-    with database.atomic():
-        query = (
-            InboundMessage.select()
-            .where((InboundMessage.state == InboundState.NEW) & free)
-            .order_by(InboundMessage.received_at, InboundMessage.id)
-            .limit(limit)
-        )
-        if is_postgresql():
-            query = query.for_update(skip_locked=True)
-        rows = list(query)
-        if rows:
-            InboundMessage.update(claimed_by=claim, claimed_until=lease_until).where(
-                InboundMessage.id.in_([r.id for r in rows])
-            ).execute()
-    return [_inbound(r) for r in rows]
+    query = (
+        InboundMessage.select()
+        .where((InboundMessage.state == InboundState.NEW) & free)
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+        .limit(limit)
+    )
+    return query.for_update(skip_locked=True) if is_postgresql() else query
 
 
 def inbound_claims(now: datetime) -> list[str]:
     """The claims that hold unprocessed messages now."""
-    rows = (
+    return [r.claimed_by for r in _CLAIMS_HELD.records(now)]
+
+
+_CLAIM = CompiledUpdate(InboundMessage, (InboundMessage.claimed_by, InboundMessage.claimed_until))
+# Stand-ins for the values of a compiled read (store/compiled.py): never a real moment.
+_WHEN = datetime(1900, 1, 1, 0, 0, 0, 7, tzinfo=UTC)
+_FREE_INBOUND = CompiledRead(_claimable, _WHEN, -7_000_003)
+_CLAIMS_HELD = CompiledRead(
+    lambda now: (
         InboundMessage.select(InboundMessage.claimed_by)
         .where((InboundMessage.state == InboundState.NEW) & (InboundMessage.claimed_until > now))
         .distinct()
-    )
-    return [r.claimed_by for r in rows]
+    ),
+    _WHEN,
+)
 
 
 def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
@@ -156,24 +166,27 @@ def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
 
 
 def inbound_by_id(inbound_id: int) -> InboundRecord | None:
-    row = InboundMessage.get_or_none(InboundMessage.id == inbound_id)
+    row = _INBOUND.first_record(inbound_id)
     return _inbound(row) if row else None
+
+
+_FINISH_CLAIMED = CompiledUpdate(
+    InboundMessage,
+    (
+        InboundMessage.state,
+        InboundMessage.note,
+        InboundMessage.processed_at,
+        InboundMessage.claimed_by,
+        InboundMessage.claimed_until,
+    ),
+    where=(InboundMessage.id, InboundMessage.state, InboundMessage.claimed_by),
+)
 
 
 def finish_claimed(inbound_id: int, claim: str, state: str, note: str, now: datetime) -> bool:
     """Record what became of a message, if it is still unprocessed and held by `claim`;
     False if not (its lease ran out and another took it): the caller's work must not stand."""
-    changed = (
-        InboundMessage.update(
-            state=state, note=note, processed_at=now, claimed_by="", claimed_until=None
-        )
-        .where(
-            (InboundMessage.id == inbound_id)
-            & (InboundMessage.state == InboundState.NEW)
-            & (InboundMessage.claimed_by == claim)
-        )
-        .execute()
-    )
+    changed = _FINISH_CLAIMED.run(state, note, now, "", None, inbound_id, InboundState.NEW, claim)
     return bool(changed)
 
 
@@ -228,48 +241,49 @@ def _inbound(row: InboundMessage) -> InboundRecord:
 # ---------------------------------------------------------------- referrals
 
 
+_REFERRAL_INSERT = CompiledInsert(Referral)
 _PARTIES_INSERT = CompiledInsert(Party)
 _OUTBOX_INSERT = CompiledInsert(OutboxMail)
 
 
 def insert_referral(new: NewReferral, ref: str) -> ReferralRecord | None:
     """Insert a referral and its parties under a reference drawn beforehand; None when that
-    reference is taken (nothing is written then)."""
+    reference is taken (nothing is written then). The record is what was written, as a
+    read would give it back: reading it again inside the write lock cost two queries."""
     try:
         with database.atomic():
-            referral_id = _insert_referral(new, ref)
+            return _insert_referral(new, ref)
     except peewee.IntegrityError:
         if Referral.select().where(Referral.ref == ref).exists():
             return None
         raise  # not the reference: the inbound message already opened a referral
-    found = referral_by_id(referral_id)
-    assert found is not None
-    return found
 
 
-def _insert_referral(new: NewReferral, ref: str) -> int:
-    referral_id = Referral.insert(
-        ref=ref,
-        state=new.state,
-        referrer_email=new.referrer_email,
-        referrer_name=new.referrer_name,
-        need=new.need,
-        budget=new.budget,
-        follow_up_days=new.follow_up_days,
-        language=new.language,
-        subject=new.subject,
-        request_message_id=new.request_message_id,
-        inbound=new.inbound_id,
-        created_at=new.created_at,
-        updated_at=new.created_at,
-        expires_at=new.expires_at,
-        remind_at=new.remind_at,
-        copy_me=new.copy_me,
-    ).execute()
-    _PARTIES_INSERT.run(
-        [
+def _insert_referral(new: NewReferral, ref: str) -> ReferralRecord:
+    referral = _REFERRAL_INSERT.one_as_read(
+        {
+            "ref": ref,
+            "state": new.state,
+            "referrer_email": new.referrer_email,
+            "referrer_name": new.referrer_name,
+            "need": new.need,
+            "budget": new.budget,
+            "follow_up_days": new.follow_up_days,
+            "language": new.language,
+            "subject": new.subject,
+            "request_message_id": new.request_message_id,
+            "inbound": new.inbound_id,
+            "created_at": new.created_at,
+            "updated_at": new.created_at,
+            "expires_at": new.expires_at,
+            "remind_at": new.remind_at,
+            "copy_me": new.copy_me,
+        }
+    )
+    parties = [
+        _PARTIES_INSERT.one_as_read(
             {
-                "referral": referral_id,
+                "referral": referral.id,
                 "role": p.role,
                 "name": p.name,
                 "email": p.email,
@@ -283,10 +297,11 @@ def _insert_referral(new: NewReferral, ref: str) -> int:
                 "timezone": p.timezone,
                 "withheld_until": p.withheld_until,
             }
-            for p in new.parties
-        ]
-    )
-    return referral_id
+        )
+        for p in new.parties
+    ]
+    # In id order, as a read of the parties gives them.
+    return _referral(referral, tuple(_party(p) for p in parties))
 
 
 # Stand-ins for the values of a compiled read (store/compiled.py): never a real id or key.
@@ -306,10 +321,21 @@ _PARTIES = CompiledRead(lambda i: Party.select().where(Party.referral == i).orde
 _REFERRAL_OF_ASK = CompiledRead(
     lambda k: Party.select(Party.referral).where(Party.ask_key == k).limit(1), _KEY
 )
+_REFERRAL_BY_REF = CompiledRead(lambda r: Referral.select().where(Referral.ref == r), _KEY)
+_REFERRAL_ASKING = CompiledRead(
+    lambda k: (
+        Referral.select()
+        .join(Party, on=(Party.referral == Referral.id))
+        .where(Party.ask_key == k)
+        .limit(1)
+    ),
+    _KEY,
+)
+_INBOUND = CompiledRead(lambda i: InboundMessage.select().where(InboundMessage.id == i), _ID)
 
 
 def referral_by_id(referral_id: int) -> ReferralRecord | None:
-    row = _REFERRAL.first(referral_id)
+    row = _REFERRAL.first_record(referral_id)
     return _referral(row) if row else None
 
 
@@ -324,7 +350,7 @@ def referrals_by_id(referral_ids: Iterable[int]) -> list[ReferralRecord]:
 
 
 def referral_by_ref(ref: str) -> ReferralRecord | None:
-    row = Referral.get_or_none(Referral.ref == ref.strip().upper())
+    row = _REFERRAL_BY_REF.first_record(ref.strip().upper())
     return _referral(row) if row else None
 
 
@@ -334,15 +360,21 @@ def lock_referral(referral_id: int) -> ReferralRecord:
     Two answers arriving together both lock the referral, so the second sees the first.
     SQLite needs no row lock: IMMEDIATE transactions already run one writer at a time.
     """
-    row = _REFERRAL_LOCKED.first(referral_id)
+    row = _REFERRAL_LOCKED.first_record(referral_id)
     if row is None:
         raise Referral.DoesNotExist(f"no referral {referral_id}")
     return _referral(row)
 
 
 def referral_id_for_ask(ask_key: str) -> int | None:
-    row = _REFERRAL_OF_ASK.first(ask_key)
+    row = _REFERRAL_OF_ASK.first_record(ask_key)
     return row.referral_id if row else None
+
+
+def referral_asking(ask_key: str) -> ReferralRecord | None:
+    """The referral whose party a consent question asks, with its parties."""
+    row = _REFERRAL_ASKING.first_record(ask_key)
+    return _referral(row) if row else None
 
 
 _MOVE = CompiledUpdate(
@@ -363,6 +395,19 @@ def move_referral(
     return bool(_MOVE.run(to_state, now, introduced_at, referral_id, from_state))
 
 
+_RECORD_ANSWER = CompiledUpdate(
+    Party,
+    (
+        Party.answer,
+        Party.answered_at,
+        Party.answer_channel,
+        Party.decline_reason,
+        Party.decline_text,
+    ),
+    where=(Party.id,),
+)
+
+
 def record_answer(
     party_id: int,
     answer: str,
@@ -371,13 +416,7 @@ def record_answer(
     reason: str | None = None,
     reason_text: str = "",
 ) -> None:
-    Party.update(
-        answer=answer,
-        answered_at=now,
-        answer_channel=channel,
-        decline_reason=reason,
-        decline_text=reason_text,
-    ).where(Party.id == party_id).execute()
+    _RECORD_ANSWER.run(answer, now, channel, reason, reason_text, party_id)
 
 
 def mark_unclear_told(party_id: int) -> bool:
@@ -448,9 +487,10 @@ def _chunks(ids: Iterable[int], size: int = 500) -> Iterable[list[int]]:
         yield ids[start : start + size]
 
 
+# A row of a table: its model instance, or a compiled read's record of it (the same names).
 def _referral(row: Referral, parties: tuple[PartyRecord, ...] | None = None) -> ReferralRecord:
     if parties is None:
-        parties = tuple(_party(p) for p in _PARTIES.rows(row.id))
+        parties = tuple(_party(p) for p in _PARTIES.records(row.id))
     return ReferralRecord(
         id=row.id,
         ref=row.ref,
@@ -977,19 +1017,31 @@ def create_survey(
     referral_id: int, party_id: int, round_: int, due_at: datetime, survey_key: str, reply_key: str
 ) -> bool:
     """Schedule one round of a party's follow-up; False if that round already exists."""
+    row = {
+        "referral": referral_id,
+        "party": party_id,
+        "round": round_,
+        "due_at": due_at,
+        "survey_key": survey_key,
+        "reply_key": reply_key,
+    }
     try:
         with database.atomic():
-            Survey.insert(
-                referral=referral_id,
-                party=party_id,
-                round=round_,
-                due_at=due_at,
-                survey_key=survey_key,
-                reply_key=reply_key,
-            ).execute()
+            _SURVEY_INSERT.one(row)
     except peewee.IntegrityError:
         return False
     return True
+
+
+_SURVEY_INSERT = CompiledInsert(Survey)
+_SURVEYS_NOT_YET_THERE = CompiledInsert(Survey, or_ignore=True)
+
+
+def create_surveys(rows: Sequence[tuple[int, int, int, datetime, str, str]]) -> None:
+    """`create_survey` for several at once, as (referral, party, round, due, survey key,
+    reply key): one statement, no savepoint each; a round that already exists is kept."""
+    fields = ("referral", "party", "round", "due_at", "survey_key", "reply_key")
+    _SURVEYS_NOT_YET_THERE.run([dict(zip(fields, row, strict=True)) for row in rows])
 
 
 def survey_by_id(survey_id: int) -> SurveyRecord | None:

@@ -66,6 +66,161 @@ def test_a_row_written_with_sql_built_once_reads_back_as_peewee_would_write_it(s
         CompiledInsert(Referrer).one({"emial": "typo@x.example"})
 
 
+def test_a_compiled_reads_records_hold_what_peewees_rows_hold(store_url):
+    """Records skip peewee's model instances: every value must still come back converted
+    as its field converts it (aware datetimes, booleans, bytes, foreign keys as ids)."""
+    from store.compiled import CompiledRead
+    from store.models import InboundMessage, Party, Referral
+
+    stored = queries.store_inbound(inbound("rec", NOW))
+    later = NOW + timedelta(days=3)
+    referral = Referral.create(
+        ref="R-REC",
+        state="asking",
+        referrer_email="ada@x.example",
+        need="books",
+        follow_up_days=2.5,
+        language="de",
+        inbound=stored,
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=later,
+        copy_me=True,
+    )
+    Party.create(
+        referral=referral,
+        role="provider",
+        email="jane@x.example",
+        language="de",
+        ask_key="ask-rec",
+        answer="yes",
+        answered_at=later,
+        withheld_until=None,
+    )
+    for model, key in ((Referral, referral.id), (Party, referral.id), (InboundMessage, stored)):
+        column = Party.referral if model is Party else model.id
+        read = CompiledRead(lambda k, m=model, c=column: m.select().where(c == k), -7_000_002)
+        [record] = read.records(key)
+        [row] = model.select().where(column == key)
+        for field in model._meta.sorted_fields:
+            assert getattr(record, field.column_name) == getattr(row, field.column_name)
+        assert read.first_record(-1) is None
+
+
+def test_a_new_referral_is_given_back_exactly_as_a_read_of_it_gives_it(store_url):
+    """insert_referral no longer reads back what it wrote: what it returns must still be
+    what every later read of the referral sees, defaults and conversions included."""
+    from store.records import NewParty, NewReferral
+
+    berlin = ZoneInfo("Europe/Berlin")
+    new = NewReferral(
+        state="received",
+        referrer_email="ada@referrer.example",
+        referrer_name="Ada",
+        need="bookkeeping",
+        budget="400 EUR",
+        follow_up_days=2.5,
+        language="de",
+        subject="Intro",
+        request_message_id="<r@x.example>",
+        inbound_id=queries.store_inbound(inbound("opened")),
+        created_at=NOW.astimezone(berlin),
+        expires_at=NOW + timedelta(days=14, microseconds=7),
+        remind_at=None,
+        copy_me=True,
+        parties=(
+            NewParty("provider", "jane@acme.example", "ask-p", "de", name="Jane", reply_key="rp"),
+            NewParty(
+                "prospect",
+                "bob@bakery.example",
+                "ask-q",
+                "fr",
+                phone="+49 30 1",
+                timezone="Europe/Paris",
+                withheld_until=NOW + timedelta(days=3),
+            ),
+        ),
+    )
+    with db.transaction():
+        given = queries.insert_referral(new, "R-GIVEN")
+    assert given == queries.referral_by_id(given.id)
+    assert [p.role for p in given.parties] == ["provider", "prospect"]
+    with db.transaction():  # the reference is taken: nothing is written
+        assert queries.insert_referral(replace(new, inbound_id=None), "R-GIVEN") is None
+    assert queries.referral_counts() == {"received": 1}
+
+
+def test_a_claim_marks_exactly_the_messages_it_took(store_url):
+    ids = [queries.store_inbound(inbound(f"c{n}", NOW + timedelta(seconds=n))) for n in range(5)]
+    lease = NOW + timedelta(minutes=5)
+    first = queries.claim_inbound(NOW, lease, 2, "run-a")
+    second = queries.claim_inbound(NOW, lease, 10, "run-b")
+    assert [m.id for m in first] == ids[:2]
+    assert [m.id for m in second] == ids[2:]
+    assert set(queries.inbound_claims(NOW)) == {"run-a", "run-b"}
+    assert queries.claim_inbound(NOW, lease, 10, "run-c") == []
+    assert not queries.finish_claimed(ids[0], "run-b", "processed", "", NOW)
+    assert queries.finish_claimed(ids[0], "run-a", "processed", "", NOW)
+
+
+def test_surveys_made_together_keep_a_round_that_is_already_there(store_url):
+    from store.models import Party, Referral, Survey
+
+    referral = Referral.create(
+        ref="R-SURV",
+        state="introduced",
+        referrer_email="ada@x.example",
+        need="books",
+        language="en",
+        created_at=NOW,
+        updated_at=NOW,
+        expires_at=NOW,
+    )
+    parties = [
+        Party.create(referral=referral, role=r, email=f"{r}@x.example", language="en", ask_key=r)
+        for r in ("provider", "prospect")
+    ]
+    due = NOW + timedelta(days=30)
+    assert queries.create_survey(referral.id, parties[0].id, 1, due, "s-first", "r-first")
+    with db.transaction():
+        queries.create_surveys(
+            [(referral.id, p.id, 1, due, f"s-{p.role}", f"r-{p.role}") for p in parties]
+        )
+    kept = {(s.party_id, s.round): s.survey_key for s in Survey.select()}
+    assert kept == {(parties[0].id, 1): "s-first", (parties[1].id, 1): "s-prospect"}
+    assert {s.due_at for s in Survey.select()} == {due}
+
+
+def test_a_compiled_insert_told_to_ignore_skips_a_row_whose_key_is_taken(store_url):
+    from store.compiled import CompiledInsert
+    from store.models import Referrer
+
+    first = {"email": "ada@x.example", "key": "k1", "created_at": NOW}
+    CompiledInsert(Referrer).run([first])
+    again = {"email": "ada@x.example", "key": "k2", "created_at": NOW}
+    other = {"email": "bob@x.example", "key": "k3", "created_at": NOW}
+    with db.transaction():
+        CompiledInsert(Referrer, or_ignore=True).run([again, other])
+    kept = {r.email: r.key for r in Referrer.select()}
+    assert kept == {"ada@x.example": "k1", "bob@x.example": "k3"}
+
+
+def test_who_said_stop_is_seen_by_the_same_transaction_and_by_any_count_asked(store_url):
+    """The suppression check reads with SQL built once per count of addresses: it must see
+    a stop written earlier in the same transaction, and ask about many addresses at once."""
+    from store import suppressions
+
+    many = [f"p{n}@x.example" for n in range(12)]
+    with db.transaction():
+        suppressions.suppress("p3@x.example", NOW)
+        assert suppressions.suppressed(["p3@x.example"]) == {"p3@x.example"}
+        assert suppressions.suppressed(["Bob@x.example", "P3@x.example"]) == {"P3@x.example"}
+        assert suppressions.suppressed(many) == {"p3@x.example"}
+        assert suppressions.suppressed(many[4:]) == set()
+    suppressions.suppress("p11@x.example", NOW)
+    assert suppressions.suppressed(many) == {"p3@x.example", "p11@x.example"}
+
+
 def test_timestamps_come_back_aware_and_utc(store_url):
     berlin = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     stored = queries.store_inbound(inbound("tz", berlin))

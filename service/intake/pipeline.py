@@ -58,9 +58,10 @@ def process_pending(ctx: Context, now: datetime, limit: int = 200) -> int:
     """
     done = 0
     while done < limit:
+        asked = min(BATCH, limit - done)
         with CLAIMS.new() as claim:
             stale = CLAIMS.stale(queries.inbound_claims(now))
-            batch = queries.claim_inbound(now, now + LEASE, min(BATCH, limit - done), claim, stale)
+            batch = queries.claim_inbound(now, now + LEASE, asked, claim, stale)
             if not batch:
                 break
             outcomes = [(record, _decide_safely(ctx, record, now)) for record in batch]
@@ -68,6 +69,10 @@ def process_pending(ctx: Context, now: datetime, limit: int = 200) -> int:
         for record, disposition in finished:
             _log_outcome(record, disposition)
         done += len(batch)
+        if len(batch) < asked:
+            # Nothing else was free when this batch was taken: asking again would cost a
+            # write transaction to learn so. What arrived since kicks intake again.
+            break
     return done
 
 

@@ -39,8 +39,11 @@ def body_text(message: EmailMessage) -> str | None:
     Attachments are never read here; a message with no text body at all is unreadable.
     """
     part = message.get_body(preferencelist=("plain", "html"))
-    if part is None:
-        return None
+    return None if part is None else part_text(part)
+
+
+def part_text(part: Message) -> str:
+    """The text of one text/plain or text/html part, the HTML as text."""
     text = decoded_text(part)
     if part.get_content_subtype() == "html":
         text = html_to_text(text)

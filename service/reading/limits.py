@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
-from email.policy import default
 
+from service.reading.mail_policy import INTAKE
 from service.settings import Settings
 
 # A field's lines unfolded; the stdlib header parser's worst shapes stay well under a second
@@ -31,7 +31,7 @@ MIME_PARTS = 1000
 
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # the stdlib's headerRE
 # Parts are typed with intake's own policy, so both read the same structure.
-_PART_HEADERS = BytesHeaderParser(policy=default)
+_PART_HEADERS = BytesHeaderParser(policy=INTAKE)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import email.policy
 import re
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
@@ -16,6 +15,7 @@ from service.reading.forwarded_fields import forwarded_fields
 from service.reading.forwards import Forwarded, split_request
 from service.reading.labels import classify, fold_label
 from service.reading.letter_body import letter_body
+from service.reading.mail_policy import INTAKE
 
 # "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
 # the label do not matter; the label is short and ends at the first colon.
@@ -91,7 +91,7 @@ class RequestDraft:
 
 
 def parse_message(raw: bytes) -> EmailMessage:
-    message = email.message_from_bytes(raw, policy=email.policy.default)
+    message = email.message_from_bytes(raw, policy=INTAKE)
     assert isinstance(message, EmailMessage)
     return message
 

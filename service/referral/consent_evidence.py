@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
-from service.reading.bodies import body_text
+from service.reading.sent_text import sent_text
 from store import consent
 from store.records import PartyRecord
 
@@ -25,13 +22,6 @@ class Shown:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def mail_text(raw: bytes) -> str:
-    """The plain-text body of a mail we sent, as the person's client shows it."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return body_text(message) or ""
 
 
 @dataclass(frozen=True)
@@ -53,7 +43,7 @@ def gather(party: PartyRecord, shown: Shown) -> Seen:
     asked = consent.question_asked(party.id, shown.referenced)
     text = shown.page_text
     if text is None and asked is not None:
-        text = mail_text(asked.raw)
+        text = sent_text(asked.raw)
     digest = text_hash(text) if text is not None else None
     return Seen(asked.message_id if asked else None, text, digest)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from service.referral.consent_evidence import mail_text
+from service.reading.sent_text import sent_text
 from store import consent, personal, queries, suppressions
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
@@ -41,7 +41,7 @@ def export(address: str, now: datetime) -> dict[str, Any]:
                 "created_at": _when(mail.created_at),
                 "sent_at": _when(mail.sent_at),
                 "state": mail.state,
-                "text": None if mail.purpose in OTHERS_ANSWERS else mail_text(mail.raw),
+                "text": None if mail.purpose in OTHERS_ANSWERS else sent_text(mail.raw),
             }
             for mail in personal.mails_to(address)
         ],

@@ -564,8 +564,9 @@ def _schedule_follow_up(ctx: Context, referral: ReferralRecord, now: datetime) -
     The surveys themselves are sent, answered and closed by `evaluation.surveys`.
     """
     due = follow_up_at(referral, ctx.settings.timing.follow_up_days, now)
-    for party in referral.parties:
-        queries.create_survey(referral.id, party.id, 1, due, ids.ask_key(), ids.address_key())
+    queries.create_surveys(
+        [(referral.id, p.id, 1, due, ids.ask_key(), ids.address_key()) for p in referral.parties]
+    )
 
 
 def language_of_optout(subject: str) -> str:
@@ -590,8 +591,7 @@ def _lock_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord]:
 
 def find_question(ask_key: str) -> tuple[ReferralRecord, PartyRecord] | None:
     """The referral and party a consent link is about, or None if there is no such question."""
-    referral_id = queries.referral_id_for_ask(ask_key)
-    referral = queries.referral_by_id(referral_id) if referral_id is not None else None
+    referral = queries.referral_asking(ask_key)
     if referral is None:
         return None
     return referral, next(p for p in referral.parties if p.ask_key == ask_key)
