@@ -11,6 +11,7 @@ from service.clock import FixedClock
 from service.evaluation import surveys
 from service.model import Answer, Business, Channel, State
 from service.reading.survey_replies import SurveyAnswers
+from service.referral import deadlines
 from service.writing.compose import Templates, templates_root
 from service.writing.context import make_context
 from store import queries
@@ -93,3 +94,26 @@ def test_a_survey_whose_letter_fails_leaves_the_others_of_its_batch_sent(ctx, tm
     assert queries.referral_by_id(german.id).state == State.EVALUATING
     assert [e.kind for e in queries.events_for(german.id)].count("evaluating") == 1
     assert surveys.send_due(broken, due(ctx) + DAY) == 0
+
+
+def test_a_reminder_whose_letter_fails_leaves_the_others_of_its_batch_reminded(
+    ctx, tmp_path, caplog
+):
+    broken_root = tmp_path / "templates"
+    shutil.copytree(templates_root(), broken_root)
+    (broken_root / "de" / "mail" / "consent_reminder.txt").write_text("{{ no_such_value }}\n")
+    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+    first, german, last = open_one(ctx), open_one(ctx), open_one(ctx)
+    Party.update(language="de").where(Party.referral == german.id).execute()
+    at = NOW + timedelta(days=ctx.settings.timing.reminder_after_days)
+
+    assert deadlines.send_reminders(broken, at) == 4
+    for referral in (first, last):
+        assert [p for p, _ in purposes(referral.id)].count("consent_reminder") == 2
+        assert [e.kind for e in queries.events_for(referral.id)].count("reminded") == 1
+    assert [p for p, _ in purposes(german.id)].count("consent_reminder") == 0
+    # Its turn is over all the same, and the log names it, once.
+    assert queries.referral_by_id(german.id).remind_at is None
+    failed = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert [german.ref in r.getMessage() for r in failed] == [True]
+    assert deadlines.send_reminders(broken, at + DAY) == 0
