@@ -4,8 +4,11 @@ of one referral move it once, and one item whose letter fails leaves the others 
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import timedelta
 from decimal import Decimal
+
+import pytest
 
 from service.clock import FixedClock
 from service.evaluation import surveys
@@ -14,9 +17,9 @@ from service.reading.survey_replies import SurveyAnswers
 from service.referral import deadlines
 from service.writing.compose import Templates, templates_root
 from service.writing.context import make_context
-from store import queries
+from store import db, queries
 from store.models import Party, Referral
-from tests.helpers import NOW
+from tests.helpers import NOW, PROVIDER
 from tests.test_deadlines import open_one, purposes, say
 from tests.test_evaluation import DAY, due, introduce, surveys_of
 
@@ -117,3 +120,36 @@ def test_a_reminder_whose_letter_fails_leaves_the_others_of_its_batch_reminded(
     failed = [r for r in caplog.records if r.levelname == "ERROR"]
     assert [german.ref in r.getMessage() for r in failed] == [True]
     assert deadlines.send_reminders(broken, at + DAY) == 0
+
+
+def test_a_commit_of_another_connection_changes_the_mark_and_ones_own_do_not(ctx):
+    if db.is_postgresql():
+        pytest.skip("PostgreSQL keeps no count of commits; the tick reads again there")
+    mark = db.change_mark()
+    open_one(ctx)  # this connection's own commits
+    assert db.change_mark() == mark
+    thread = threading.Thread(target=lambda: (open_one(ctx), db.close()))
+    thread.start()
+    thread.join(10)
+    assert db.change_mark() != mark
+
+
+def test_an_answer_between_the_look_and_the_claim_is_read_under_the_lock(ctx):
+    """What the tick read before its transaction is used only if nothing was committed
+    since; here an answer comes in between, on another connection."""
+    referral = open_one(ctx)
+    at = NOW + timedelta(days=ctx.settings.timing.reminder_after_days)
+
+    class AnswerAfterPreparing(deadlines._Referrals):
+        def prepare(self, ids: list[int]) -> None:
+            super().prepare(ids)
+            answering = threading.Thread(
+                target=lambda: (say(ctx, referral, "prospect", Answer.YES, at), db.close())
+            )
+            answering.start()
+            answering.join(10)
+
+    batch = AnswerAfterPreparing(deadlines._remind, lambda r: deadlines._reminders(ctx, r, at), at)
+    assert deadlines.claim_each("reminders", batch, at, 10) == 1
+    assert [r for p, r in purposes(referral.id) if p == "consent_reminder"] == [(PROVIDER,)]
+    assert deadlines.send_reminders(ctx, at + DAY) == 0

@@ -81,6 +81,8 @@ class _Surveys(deadlines.Letters):
         self.ctx, self.step, self.sending = ctx, step, write is not None
         self._surveys: dict[int, SurveyRecord] = {}
         self._referrals: dict[int, ReferralRecord] = {}
+        # What `prepare` read, unlocked: surveys and their referrals, by id.
+        self._read: tuple[dict[int, SurveyRecord], dict[int, ReferralRecord]] = ({}, {})
         self.stopped: set[str] = set()  # addresses of the batch that said stop
         self.missed: set[tuple[int, str]] = set()  # (referral, role) no introduction reached
 
@@ -89,20 +91,24 @@ class _Surveys(deadlines.Letters):
             return
         due = queries.surveys_by_id(ids)
         referrals = {r.id: r for r in queries.referrals_by_id({s.referral_id for s in due})}
+        self._read = ({s.id: s for s in due}, referrals)
         for survey in due:
             if survey.referral_id in referrals:
                 self.drafts.prepare(survey, referrals[survey.referral_id])
 
-    def load(self, ids: list[int]) -> None:
+    def load(self, ids: list[int], unchanged: bool) -> None:
         # Claimed surveys are locked, and so are their referrals (`hold_referrals_of`; on
         # SQLite, by being the one writer): read now, they stay as read until the commit.
-        self._surveys = {s.id: s for s in queries.surveys_by_id(ids)}
-        referral_ids = {s.referral_id for s in self._surveys.values()}
-        self._referrals = {r.id: r for r in queries.referrals_by_id(referral_ids)}
+        if unchanged and self.sending:
+            self._surveys, self._referrals = dict(self._read[0]), dict(self._read[1])
+        else:
+            self._surveys = {s.id: s for s in queries.surveys_by_id(ids)}
+            referral_ids = {s.referral_id for s in self._surveys.values()}
+            self._referrals = {r.id: r for r in queries.referrals_by_id(referral_ids)}
         if self.sending:
             parties = [p for r in self._referrals.values() for p in r.parties]
             self.stopped = suppressions.suppressed(sorted({p.email for p in parties}))
-            self.missed = queries.not_introduced(referral_ids)
+            self.missed = queries.not_introduced(self._referrals)
 
     def handle(self, item: int) -> int:
         survey = self._surveys.pop(item, None) or queries.lock_survey(item)

@@ -19,7 +19,7 @@ from service.referral import workflow
 from service.writing import letters
 from service.writing.context import Context
 from store import queries
-from store.db import is_unavailable, transaction
+from store.db import change_mark, is_unavailable, transaction
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,10 @@ class Batch:
     def prepare(self, ids: list[int]) -> None:
         """Before the transaction, unlocked: what needs no lock (reading, rendering)."""
 
-    def load(self, ids: list[int]) -> None:
-        """In the transaction, once the batch is claimed: read what its items need at once."""
+    def load(self, ids: list[int], unchanged: bool) -> None:
+        """In the transaction, once the batch is claimed: read what its items need at once.
+        `unchanged`: nothing was written since `prepare` read, so what it read still stands
+        (and the batch claimed is the one prepared)."""
 
     def handle(self, item: int) -> int:
         """One item, its writes in a savepoint of its own unless `together`; how much it did."""
@@ -190,15 +192,20 @@ class _Referrals(Letters):
         super().__init__(write, now)
         self.step = step
         self._held: dict[int, ReferralRecord] = {}
+        self._read: dict[int, ReferralRecord] = {}  # as `prepare` read them, unlocked
 
     def prepare(self, ids: list[int]) -> None:
-        for referral in queries.referrals_by_id(ids):
+        self._read = {r.id: r for r in queries.referrals_by_id(ids)}
+        for referral in self._read.values():
             self.drafts.prepare(referral)
 
-    def load(self, ids: list[int]) -> None:
+    def load(self, ids: list[int], unchanged: bool) -> None:
         # The claim locked these referrals, and every change to one starts by locking it
         # (`queries.lock_referral`): read now, they stay as read until the batch commits.
-        self._held = {r.id: r for r in queries.referrals_by_id(ids)}
+        if unchanged:
+            self._held = dict(self._read)
+        else:
+            self._held = {r.id: r for r in queries.referrals_by_id(ids)}
 
     def handle(self, item: int) -> int:
         referral = self._held.pop(item, None) or queries.lock_referral(item)
@@ -231,22 +238,28 @@ def claim_each(kind: str, batch: Batch, now: datetime, limit: int) -> int:
         # An item that failed stays due, first in line; it is tried again on the next run,
         # not now. Asking past those keeps a run of failures from hiding what is behind.
         ask = size + len(tried)
+        mark = change_mark()
         # Looking costs no write lock: an idle tick takes none.
         due = [i for i in queries.due_now(kind, now, ask) if i not in tried][:size]
         if not due:
             break
         batch.prepare(due)
         with transaction():
-            claimed = [i for i in queries.claim_due(kind, now, ask) if i not in tried][:size]
-            queries.hold_referrals_of(kind, claimed)
+            # Nothing committed since the look: it stands, and claims what it saw (SQLite).
+            unchanged = mark is not None and change_mark() == mark
+            if unchanged:
+                claimed = due
+            else:
+                claimed = [i for i in queries.claim_due(kind, now, ask) if i not in tried][:size]
+                queries.hold_referrals_of(kind, claimed)
             tried.update(claimed)
-            done += _claimed(kind, batch, claimed)
+            done += _claimed(kind, batch, claimed, unchanged)
         if not claimed:
             break
     return done
 
 
-def _claimed(kind: str, batch: Batch, claimed: list[int]) -> int:
+def _claimed(kind: str, batch: Batch, claimed: list[int], unchanged: bool) -> int:
     """Load the claimed items, handle each, and finish; the sum of what they did.
 
     First all together in one savepoint: a savepoint of an item's own costs as much as its
@@ -257,7 +270,7 @@ def _claimed(kind: str, batch: Batch, claimed: list[int]) -> int:
     batch.together = True
     try:
         with transaction():
-            batch.load(claimed)
+            batch.load(claimed, unchanged)
             done = sum(batch.handle(item) for item in claimed)
             batch.finish()
         return done
@@ -267,7 +280,8 @@ def _claimed(kind: str, batch: Batch, claimed: list[int]) -> int:
     finally:
         batch.together = False
     batch.again()
-    batch.load(claimed)
+    # Rolled back to the claim: what was there to load then is there now.
+    batch.load(claimed, unchanged)
     done = sum(_alone(kind, batch, item) for item in claimed)
     batch.finish()
     return done
