@@ -153,3 +153,20 @@ def test_an_answer_between_the_look_and_the_claim_is_read_under_the_lock(ctx):
     assert deadlines.claim_each("reminders", batch, at, 10) == 1
     assert [r for p, r in purposes(referral.id) if p == "consent_reminder"] == [(PROVIDER,)]
     assert deadlines.send_reminders(ctx, at + DAY) == 0
+
+
+def test_a_batchs_events_go_in_together_at_its_end_in_order_or_not_at_all(ctx):
+    referral = open_one(ctx)
+    before = queries.events_for(referral.id)
+    with db.transaction(), queries.events_together():
+        queries.add_event(referral.id, NOW + DAY, "reminded", "service", "tick", "first")
+        queries.add_event(referral.id, NOW + DAY, "reminded", "service", "tick", "second")
+        assert queries.events_for(referral.id) == before  # held back until the end
+    added = queries.events_for(referral.id)[len(before) :]
+    assert [e.detail for e in added] == ["first", "second"]
+    with pytest.raises(RuntimeError), db.transaction(), queries.events_together():
+        queries.add_event(referral.id, NOW + DAY, "reminded", "service", "tick", "lost")
+        raise RuntimeError("an item failed")
+    assert len(queries.events_for(referral.id)) == len(before) + 2
+    queries.add_event(referral.id, NOW + DAY, "expired", "service", "tick")  # at once again
+    assert queries.events_for(referral.id)[-1].kind == "expired"

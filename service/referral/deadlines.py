@@ -262,14 +262,15 @@ def claim_each(kind: str, batch: Batch, now: datetime, limit: int) -> int:
 def _claimed(kind: str, batch: Batch, claimed: list[int], unchanged: bool) -> int:
     """Load the claimed items, handle each, and finish; the sum of what they did.
 
-    First all together in one savepoint: a savepoint of an item's own costs as much as its
-    writes (on PostgreSQL, two more round trips). Should one item fail, that savepoint rolls
-    back, and the batch goes again with each item in a savepoint of its own, so that the
-    failure stays with its item and the others go on.
+    First all together in one savepoint, their events inserted together at the end: a
+    savepoint of an item's own costs as much as its writes (on PostgreSQL, two more round
+    trips). Should one item fail, that savepoint rolls back, and the batch goes again with
+    each item in a savepoint of its own, so that the failure stays with its item and the
+    others go on.
     """
     batch.together = True
     try:
-        with transaction():
+        with transaction(), queries.events_together():
             batch.load(claimed, unchanged)
             done = sum(batch.handle(item) for item in claimed)
             batch.finish()
