@@ -987,13 +987,13 @@ def claim_due(kind: str, now: datetime, n: int) -> list[int]:
     query = DUE[kind](now).limit(n)
     if is_postgresql():
         query = query.for_update(skip_locked=True)
-    return [row.id for row in query]
+    return [row[0] for row in query.tuples()]
 
 
 def due_now(kind: str, now: datetime, n: int) -> list[int]:
     """What `claim_due` would claim, read without a lock or a transaction: what to prepare
     before taking one."""
-    return [row.id for row in DUE[kind](now).limit(n)]
+    return [row[0] for row in DUE[kind](now).limit(n).tuples()]
 
 
 # Of each kind's claimed rows, the referral each belongs to.

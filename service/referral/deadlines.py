@@ -278,6 +278,9 @@ def _claimed(kind: str, batch: Batch, claimed: list[int], unchanged: bool) -> in
     except Exception as exc:
         if is_unavailable(exc):
             raise  # the store's trouble, not an item's: the whole batch waits for next time
+        # Not lost: going alone, the item that failed fails again and is logged with its
+        # traceback then; this says why the batch went twice.
+        log.debug("a %s batch goes again an item at a time: %s", kind, exc)
     finally:
         batch.together = False
     batch.again()
