@@ -155,6 +155,17 @@ def is_postgresql() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
 
 
+def change_mark() -> tuple[object, int] | None:
+    """A mark that another connection's commit changes: SQLite's data_version, with the
+    connection it was asked on (its own commits leave it as it is); equal marks mean that
+    what this connection read in between still stands. None on PostgreSQL, which keeps
+    no such count."""
+    if is_postgresql():
+        return None
+    connection = database.connection()
+    return connection, connection.execute("PRAGMA data_version").fetchone()[0]
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[None]:
     """Every write goes through here; nested use becomes a savepoint."""

@@ -81,6 +81,8 @@ class _Surveys(deadlines.Letters):
         self.ctx, self.step, self.sending = ctx, step, write is not None
         self._surveys: dict[int, SurveyRecord] = {}
         self._referrals: dict[int, ReferralRecord] = {}
+        # What `prepare` read, unlocked: surveys and their referrals, by id.
+        self._read: tuple[dict[int, SurveyRecord], dict[int, ReferralRecord]] = ({}, {})
         self.stopped: set[str] = set()  # addresses of the batch that said stop
         self.missed: set[tuple[int, str]] = set()  # (referral, role) no introduction reached
 
@@ -89,33 +91,42 @@ class _Surveys(deadlines.Letters):
             return
         due = queries.surveys_by_id(ids)
         referrals = {r.id: r for r in queries.referrals_by_id({s.referral_id for s in due})}
+        self._read = ({s.id: s for s in due}, referrals)
         for survey in due:
             if survey.referral_id in referrals:
                 self.drafts.prepare(survey, referrals[survey.referral_id])
 
-    def load(self, ids: list[int]) -> None:
+    def load(self, ids: list[int], unchanged: bool) -> None:
         # Claimed surveys are locked, and so are their referrals (`hold_referrals_of`; on
         # SQLite, by being the one writer): read now, they stay as read until the commit.
-        self._surveys = {s.id: s for s in queries.surveys_by_id(ids)}
-        referral_ids = {s.referral_id for s in self._surveys.values()}
-        self._referrals = {r.id: r for r in queries.referrals_by_id(referral_ids)}
+        if unchanged and self.sending:
+            self._surveys, self._referrals = dict(self._read[0]), dict(self._read[1])
+        else:
+            self._surveys = {s.id: s for s in queries.surveys_by_id(ids)}
+            referral_ids = {s.referral_id for s in self._surveys.values()}
+            self._referrals = {r.id: r for r in queries.referrals_by_id(referral_ids)}
         if self.sending:
             parties = [p for r in self._referrals.values() for p in r.parties]
             self.stopped = suppressions.suppressed(sorted({p.email for p in parties}))
-            self.missed = queries.not_introduced(referral_ids)
+            self.missed = queries.not_introduced(self._referrals)
 
     def handle(self, item: int) -> int:
         survey = self._surveys.pop(item, None) or queries.lock_survey(item)
         assert survey is not None, "a claimed survey is locked, so it is there"
-        # Taken out: this survey may move its referral, so another of it reads it again.
-        referral = self._referrals.pop(survey.referral_id, None)
+        referral = self._referrals.get(survey.referral_id)
         referral = referral or queries.lock_referral(survey.referral_id)
 
         def recover() -> None:
+            # What the failed step did to its referral was rolled back: read it again.
+            self._referrals.pop(referral.id, None)
             queries.move_survey(survey.id, survey.state, SurveyState.SKIPPED)
 
         what = f"survey {survey.id} of {referral.ref} (closing it)"
         return self.contained(lambda: self.step(self, survey, referral), recover, what)
+
+    def moved(self, referral: ReferralRecord) -> None:
+        """A step moved this referral: another survey of it in the batch reads it as moved."""
+        self._referrals[referral.id] = referral
 
 
 def _what_a_survey_says(survey: SurveyRecord, referral: ReferralRecord) -> Hashable:
@@ -146,7 +157,7 @@ def _send(batch: _Surveys, survey: SurveyRecord, referral: ReferralRecord) -> in
     if why:
         queries.move_survey(survey.id, SurveyState.SCHEDULED, SurveyState.SKIPPED)
         queries.add_event(referral.id, now, "survey skipped", party.role, Channel.TICK, why)
-        _settle(ctx, referral, now)
+        batch.moved(_settle(ctx, referral, now))
         return 0
     mails = batch.drafts.letters(survey, referral)
     # The conditional move is the "never twice" guard: only one transaction gets to send.
@@ -160,7 +171,7 @@ def _send(batch: _Surveys, survey: SurveyRecord, referral: ReferralRecord) -> in
         return 0
     batch.queue(mails)
     if referral.state == State.INTRODUCED:
-        workflow.move(referral, State.EVALUATING, now, Channel.TICK)
+        batch.moved(workflow.move(referral, State.EVALUATING, now, Channel.TICK))
     queries.add_event(
         referral.id, now, "surveyed", party.role, Channel.TICK, f"round {survey.round}"
     )
@@ -175,7 +186,7 @@ def _close(batch: _Surveys, survey: SurveyRecord, referral: ReferralRecord) -> i
         return 0
     role = referral.party_by_id(survey.party_id).role
     queries.add_event(referral.id, now, "survey expired", role, Channel.TICK)
-    _settle(ctx, referral, now)
+    batch.moved(_settle(ctx, referral, now))
     return 1
 
 
@@ -264,12 +275,14 @@ def find_survey(survey_key: str) -> tuple[ReferralRecord, SurveyRecord] | None:
     return referral, survey
 
 
-def _settle(ctx: Context, referral: ReferralRecord, now: datetime) -> None:
-    """When nothing is left to ask, the referral is evaluated and the referrer hears how it went."""
+def _settle(ctx: Context, referral: ReferralRecord, now: datetime) -> ReferralRecord:
+    """When nothing is left to ask, the referral is evaluated and the referrer hears how it
+    went; the referral as it is now."""
     if not workflow.may_move(State(referral.state), State.EVALUATED):
-        return
+        return referral
     surveys = queries.surveys_of(referral.id)
     if not settled(surveys):
-        return
-    workflow.move(referral, State.EVALUATED, now, Channel.TICK)
+        return referral
+    evaluated = workflow.move(referral, State.EVALUATED, now, Channel.TICK)
     queries.enqueue([letters.referrer_evaluated(ctx, referral, surveys, now)], now)
+    return evaluated
