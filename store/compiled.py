@@ -292,6 +292,26 @@ class CompiledInsert:
         values = [f.python_value(f.db_value(_value(f, row))) for f in self._fields]
         return self._record(new_id, *values)
 
+    def new_ids(self, rows: Sequence[Mapping[str, Any]], key: peewee.Field) -> dict[Any, int]:
+        """Insert each row whose `key`, a unique column, the table does not hold yet, and
+        leave out the others (ON CONFLICT DO NOTHING); the new rows' ids by key. A statement
+        per ROWS_PER_STATEMENT rows, where inserting one by one took a statement each, and
+        a read before them to find the keys already there. RETURNING: SQLite 3.35 or later."""
+        for row in rows:
+            self._check(row)
+        primary = _quoted(self._model._meta.primary_key.column_name)
+        unique = _quoted(key.column_name)
+        ids: dict[Any, int] = {}
+        for start in range(0, len(rows), self.ROWS_PER_STATEMENT):
+            chunk = rows[start : start + self.ROWS_PER_STATEMENT]
+            params = [f.db_value(_value(f, row)) for row in chunk for f in self._fields]
+            sql = (
+                f"{self._statement(len(chunk))} ON CONFLICT ({unique}) DO NOTHING"
+                f" RETURNING {unique}, {primary}"
+            )
+            ids.update(database.execute_sql(sql, params).fetchall())
+        return ids
+
     def _check(self, row: Mapping[str, Any]) -> None:
         unknown = set(row) - self._names
         assert not unknown, f"{self._model.__name__} has no field {sorted(unknown)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -66,6 +67,11 @@ def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
         firsts.setdefault(message.dedupe_key, n)
     if is_postgresql():
         ids = _insert_new_on_postgresql([messages[n] for n in firsts.values()])
+    elif SQLITE_RETURNING:
+        with database.atomic():
+            # BEGIN IMMEDIATE holds the only write lock: a key that is there is committed.
+            rows = [_inbound_row(messages[n]) for n in firsts.values()]
+            ids = _INBOUND_INSERT.new_ids(rows, InboundMessage.dedupe_key)
     else:
         with database.atomic():
             # BEGIN IMMEDIATE holds the only write lock: no key can appear between the two.
@@ -83,6 +89,10 @@ def store_inbound_together(messages: Sequence[NewInbound]) -> list[int | None]:
     ]
 
 
+# INSERT … RETURNING came with SQLite 3.35 (2021); an older library reads, then inserts.
+SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+
+
 def _insert_new_on_postgresql(messages: Sequence[NewInbound]) -> dict[str, int]:
     """The ids of those inserted, by key. One statement, run on its own: atomic by itself and
     committed (flushed, with PostgreSQL's default synchronous_commit) when it returns, in one
@@ -91,9 +101,7 @@ def _insert_new_on_postgresql(messages: Sequence[NewInbound]) -> dict[str, int]:
     durable row. Keys go in sorted order: two groups sharing keys then wait one behind the
     other, never for each other (a deadlock)."""
     rows = [_inbound_row(m) for m in sorted(messages, key=lambda m: m.dedupe_key)]
-    query = InboundMessage.insert_many(rows).on_conflict_ignore()
-    returned = query.returning(InboundMessage.dedupe_key, InboundMessage.id).tuples()
-    return dict(returned.execute())
+    return _INBOUND_INSERT.new_ids(rows, InboundMessage.dedupe_key)
 
 
 def _inbound_row(message: NewInbound) -> dict[str, object]:

@@ -8,12 +8,16 @@ import contextlib
 import smtplib
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from service.edge.group_commit import GroupCommit
-from store import db
+from service.intake import receiving
+from service.model import Channel
+from store import db, queries
 from store.models import InboundMessage
+from store.records import NewInbound
 from tests.conftest import REFERRER, InProcess, eventually, make_settings, wire_fixture
 from tests.helpers import RCPT, inbound_counts
 
@@ -186,3 +190,36 @@ def test_a_message_the_store_cannot_take_fails_alone_in_its_group(running):
     assert "<good-1@referrer.example>" in stored_message_ids()
     assert "<good-2@referrer.example>" in stored_message_ids()
     assert len(stored_message_ids()) == len(answers) - 1
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["insert-returning", "read-then-insert"])
+def test_a_group_keeps_each_message_once_with_either_way_of_inserting(
+    store_url, monkeypatch, returning
+):
+    """SQLite before 3.35 has no INSERT … RETURNING: it reads the keys, then inserts."""
+    if db.is_postgresql() and not returning:
+        pytest.skip("PostgreSQL always inserts with RETURNING")
+    monkeypatch.setattr(queries, "SQLITE_RETURNING", returning)
+    at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+    def row(tag: str) -> NewInbound:
+        raw = request(tag)
+        headers = receiving.headers_of(raw)
+        return receiving.new_inbound(raw, REFERRER, (RCPT,), Channel.SMTP, at, headers)
+
+    (before,) = queries.store_inbound_together([row("before")])
+    ids = queries.store_inbound_together([row("a"), row("before"), row("b"), row("a")])
+
+    assert before is not None
+    first, again, second, twice = ids
+    assert first is not None and second is not None and len({before, first, second}) == 3
+    assert again is None and twice is None, "stored before, or earlier in the group: kept once"
+    stored = {
+        m: i
+        for i, m in InboundMessage.select(InboundMessage.id, InboundMessage.message_id).tuples()
+    }
+    assert stored == {
+        "<before@referrer.example>": before,
+        "<a@referrer.example>": first,
+        "<b@referrer.example>": second,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,13 @@ MAX_RECIPIENTS = 100
 # Commands one session may send (aiosmtpd answers 421 and hangs up past them): room for an
 # MTA that reuses its connection for many messages, none for a client that idles forever.
 COMMAND_LIMITS = {"MAIL": 1000, "RCPT": 20000, "DATA": 1000, "RSET": 1000, "*": 100}
+# The path of nearly every MAIL and RCPT: <local@domain>, both dot-atoms of ASCII atext
+# (RFC 5322 3.2.3), then the parameters after any spaces. Anything else (quoted local
+# parts, address literals, source routes, comments, missing brackets, UTF-8) is read by
+# aiosmtpd itself.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_USUAL_PATH = re.compile(rf"<({_DOT_ATOM}@{_DOT_ATOM})>(?:[ \t]*([^ \t(].*))?")
 
 
 class InboundHandler:
@@ -137,9 +145,35 @@ def refusal_reply(refusal: str) -> str:
     return f"550 5.7.1 {refusal[0].upper()}{refusal[1:]}"
 
 
+def usual_path(arg: str) -> tuple[str, str] | None:
+    """(address, parameters) of a MAIL or RCPT argument of the usual shape, as aiosmtpd's
+    own reading gives them; None for any other shape."""
+    match = _USUAL_PATH.fullmatch(arg)
+    return None if match is None else (match[1], match[2] or "")
+
+
+class EdgeSMTP(SMTP):
+    """aiosmtpd's SMTP, reading the usual MAIL and RCPT path with one regular expression.
+
+    aiosmtpd reads every path with the stdlib's header parser and defines a class on each
+    call: 35 to 50 us an address, two per message, more than a quarter of the event loop's
+    time per message under load. The result is the same (a test compares them).
+    """
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        return (not self.local_part_limit and usual_path(arg)) or super()._getaddr(arg)
+
+
+class EdgeLMTP(PerRecipientLMTP):
+    """The LMTP dialogue, reading paths as `EdgeSMTP` does."""
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        return (not self.local_part_limit and usual_path(arg)) or super()._getaddr(arg)
+
+
 def smtp_factory(handler: InboundHandler, settings: Settings) -> Callable[[], Any]:
     """The protocol the MTA speaks to us: SMTP, or LMTP with a reply per recipient."""
-    protocol = PerRecipientLMTP if settings.inbound.protocol == "lmtp" else SMTP
+    protocol = EdgeLMTP if settings.inbound.protocol == "lmtp" else EdgeSMTP
 
     def make() -> SMTP:
         return protocol(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.utils import formataddr, getaddresses
+from functools import lru_cache
 
 # Deliberately plain: a dot-atom or quoted local part, and a domain with at least one dot
 # or "localhost". Mail we send to a typo is worse than a clear "that address looks wrong".
@@ -54,6 +55,10 @@ def parse_mailbox(text: str) -> Mailbox | None:
     return Mailbox(name=" ".join(name.split()), address=normalize(address))
 
 
+# Admission reads the one From of every message several times over (who to ask the store
+# about, then the verdict, then the referrer), and a referrer sends many: parsed once each.
+# Bounded in count, each value by the header caps; a Mailbox is immutable, safe to share.
+@lru_cache(maxsize=256)
 def single_mailbox(value: str) -> Mailbox | None:
     """The one mailbox an address header's raw value names, or None for anything else.
 

@@ -73,6 +73,10 @@ def header_excess(raw: bytes, limits: Limits) -> Excess | None:
     block = header_block(raw, limits.header_bytes)
     if block is None:
         return _too_large(limits)
+    # Each field is a part of the block: a block within both caps has no field over them,
+    # which is every block of ordinary mail, told without splitting it into fields.
+    if len(block) <= limits.field_bytes and block.count(b"=?") <= limits.encoded_words:
+        return None
     return _fields_excess(block.splitlines(), limits)
 
 
