@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import gc
+import weakref
 
 import pytest
 
-from service.reading.mail_policy import INTAKE
+from service.reading.mail_policy import intake_policy
+from service.reading.request import parse_message, parse_request
 from tests.conftest import FIXTURES
 
 EMLS = sorted(FIXTURES.glob("*.eml"))
@@ -32,22 +35,46 @@ def described(raw: bytes, policy: email.policy.Policy) -> list[object]:
 @pytest.mark.parametrize("path", EMLS, ids=[p.name for p in EMLS])
 def test_every_fixture_reads_as_with_the_default_policy(path):
     raw = path.read_bytes()
-    assert described(raw, INTAKE) == described(raw, email.policy.default)
+    assert described(raw, intake_policy()) == described(raw, email.policy.default)
 
 
 def test_a_header_read_in_one_message_reads_the_same_in_the_next():
     first = b"Content-Type: text/plain; charset=utf-8\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\n\nx\n"
     other = b"Content-Type: text/plain; charset=utf-8\nSubject: Hello\n\ny\n"
-    one = email.message_from_bytes(first, policy=INTAKE)
-    two = email.message_from_bytes(other, policy=INTAKE)
+    one, two = parse_message(first), parse_message(other)
     assert (one["Subject"], two["Subject"]) == ("Grüße", "Hello")
     assert one.get_content_charset() == two.get_content_charset() == "utf-8"
     assert one["Content-Type"].params == {"charset": "utf-8"}
 
 
+def _parts_with_long_types(count: int) -> bytes:
+    """A request of many parts, each typed with its own long Content-Type, as a hostile
+    sender would write to make a reader keep many large parse trees."""
+    parts = [
+        f'--b\nContent-Type: text/plain; charset=utf-8; name*0="{n:04d}{"x" * 200}"\n\nbody {n}\n'
+        for n in range(count)
+    ]
+    head = "From: Ada <ada@referrer.example>\nSubject: Please introduce\n"
+    return (
+        head + 'Content-Type: multipart/mixed; boundary="b"\n\n' + "".join(parts) + "--b--\n"
+    ).encode()
+
+
+def test_what_a_message_wrote_is_not_held_after_it():
+    """Header objects live with their message: once it is read and dropped, none of what its
+    sender wrote stays in memory, however many headers it had."""
+    message = parse_message(_parts_with_long_types(300))
+    parse_request(message, "ada@referrer.example")
+    held = [weakref.ref(part["Content-Type"]) for part in message.walk()]
+    held.append(weakref.ref(message["From"]))
+    del message
+    gc.collect()
+    assert [ref for ref in held if ref() is not None] == []
+
+
 def test_a_long_header_reads_as_with_the_default_policy():
     references = " ".join(f"<m{n}@x.example>" for n in range(200))
     raw = f"References: {references}\nSubject: s\n\nbody\n".encode()
-    ours = email.message_from_bytes(raw, policy=INTAKE)
+    ours = email.message_from_bytes(raw, policy=intake_policy())
     theirs = email.message_from_bytes(raw, policy=email.policy.default)
     assert str(ours["References"]) == str(theirs["References"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from service.reading.mail_policy import INTAKE
+from service.reading.mail_policy import intake_policy
 from service.settings import Settings
 
 # A field's lines unfolded; the stdlib header parser's worst shapes stay well under a second
@@ -30,8 +30,6 @@ MIME_DEPTH = 50
 MIME_PARTS = 1000
 
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # the stdlib's headerRE
-# Parts are typed with intake's own policy, so both read the same structure.
-_PART_HEADERS = BytesHeaderParser(policy=INTAKE)
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,8 @@ def message_excess(raw: bytes, limits: Limits) -> Excess | None:
     excess = header_excess(raw, limits)
     if excess is not None:
         return excess
+    # Parts are typed with intake's own policy, so both read the same structure.
+    parser = BytesHeaderParser(policy=intake_policy())
     frames: list[_Frame] = []  # the open multiparts and messages, outermost first
     block: list[bytes] = []
     size, in_headers, parts = 0, True, 0
@@ -101,7 +101,7 @@ def message_excess(raw: bytes, limits: Limits) -> Excess | None:
             if parts > limits.mime_parts:
                 return Excess("554 5.6.0", f"The message has more than {limits.mime_parts} parts")
             if in_headers:
-                excess = _fields_excess(block, limits) or _open(frames, block, limits)
+                excess = _fields_excess(block, limits) or _open(parser, frames, block, limits)
                 if excess is not None:
                     return excess
                 block, size = [], 0
@@ -119,7 +119,7 @@ def message_excess(raw: bytes, limits: Limits) -> Excess | None:
                     return _too_large(limits)
                 block.append(line)
                 break
-            excess = _fields_excess(block, limits) or _open(frames, block, limits)
+            excess = _fields_excess(block, limits) or _open(parser, frames, block, limits)
             if excess is not None:
                 return excess
             block, size = [], 0
@@ -131,7 +131,7 @@ def message_excess(raw: bytes, limits: Limits) -> Excess | None:
             if not line.strip(b"\r\n"):
                 break  # the empty line that ended the headers
     if in_headers and block:
-        return _fields_excess(block, limits) or _open(frames, block, limits)
+        return _fields_excess(block, limits) or _open(parser, frames, block, limits)
     return None
 
 
@@ -188,9 +188,11 @@ def _name(line: bytes) -> str:
     return head[:40].decode("ascii", "replace") if head.isascii() else "(unnamed)"
 
 
-def _open(frames: list[_Frame], block: list[bytes], limits: Limits) -> Excess | None:
+def _open(
+    parser: BytesHeaderParser, frames: list[_Frame], block: list[bytes], limits: Limits
+) -> Excess | None:
     """Push the frame a part's header block opens, if it opens one; refuse past the depth."""
-    part: Message = _PART_HEADERS.parsebytes(b"".join(block) + b"\n")
+    part: Message = parser.parsebytes(b"".join(block) + b"\n")
     if frames and frames[-1].digest and part.get("Content-Type") is None:
         part.set_default_type("message/rfc822")
     kind = part.get_content_type()

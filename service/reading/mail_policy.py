@@ -4,7 +4,11 @@
 and reading a message's structure reads Content-Type again and again (each
 get_content_type, get_param, get_body, is_attachment): the same few lines parsed a dozen
 times per request, a sixth of intake's work. Header objects cannot be changed once made,
-so one made from a text serves every later read of that same text.
+so one made from a text serves every later read of that same text in the same message.
+
+The objects live with the message that was read, never longer: what one sender wrote is not
+held in memory after their message (nor after they asked to be forgotten), and a hostile
+message's parse trees go with it.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import email.policy
 import functools
 from email.headerregistry import BaseHeader, HeaderRegistry
+from email.policy import EmailPolicy
 
 # Longer values (a big References, a hostile field near the cap of limits.FIELD_BYTES) are
-# parsed each time, as before: kept, their parse trees could hold megabytes.
-_KEPT_CHARACTERS = 1000
-_KEPT_HEADERS = 512
+# parsed each time, as before: a hostile value's parse tree takes some 600 bytes a character,
+# so these bounds keep what one message holds at once to a few megabytes.
+_KEPT_CHARACTERS = 256
+_KEPT_HEADERS = 64
 
 
 class _ParsedOnce(HeaderRegistry):
@@ -30,4 +36,6 @@ class _ParsedOnce(HeaderRegistry):
         return self._made(name, value)
 
 
-INTAKE = email.policy.default.clone(header_factory=_ParsedOnce())
+def intake_policy() -> EmailPolicy:
+    """The policy for reading one message, with a cache of its own."""
+    return email.policy.default.clone(header_factory=_ParsedOnce())

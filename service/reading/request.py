@@ -15,7 +15,7 @@ from service.reading.forwarded_fields import forwarded_fields
 from service.reading.forwards import Forwarded, split_request
 from service.reading.labels import classify, fold_label
 from service.reading.letter_body import letter_body
-from service.reading.mail_policy import INTAKE
+from service.reading.mail_policy import intake_policy
 
 # "- *Provider:* Jane", "• Need : …", "> Budget: …": bullets, quote marks and bold around
 # the label do not matter; the label is short and ends at the first colon.
@@ -91,7 +91,7 @@ class RequestDraft:
 
 
 def parse_message(raw: bytes) -> EmailMessage:
-    message = email.message_from_bytes(raw, policy=INTAKE)
+    message = email.message_from_bytes(raw, policy=intake_policy())
     assert isinstance(message, EmailMessage)
     return message
 
