@@ -245,7 +245,7 @@ class CompiledInsert:
     cost more than the database's own work for the outbox's and the parties' rows.
 
     `or_ignore`: a row that would break a unique key is skipped, as peewee's
-    `on_conflict_ignore` does (INSERT OR IGNORE; ON CONFLICT DO NOTHING on PostgreSQL)."""
+    `on_conflict_ignore` means to (ON CONFLICT DO NOTHING on both stores)."""
 
     ROWS_PER_STATEMENT = 200  # well within SQLite's and PostgreSQL's limits on parameters
 
@@ -326,12 +326,11 @@ class CompiledInsert:
             row = "(" + ", ".join(mark for _ in self._fields) + ")"
             table = _quoted(self._model._meta.table_name)
             values = ", ".join([row] * count)
-            if not self._or_ignore:
-                sql = f"INSERT INTO {table} ({columns}) VALUES {values}"
-            elif isinstance(database.obj, peewee.PostgresqlDatabase):
-                sql = f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING"
-            else:
-                sql = f"INSERT OR IGNORE INTO {table} ({columns}) VALUES {values}"
+            sql = f"INSERT INTO {table} ({columns}) VALUES {values}"
+            if self._or_ignore:
+                # Not SQLite's INSERT OR IGNORE, which would also skip a row that breaks a
+                # NOT NULL or CHECK constraint without a word: only a taken key is skipped.
+                sql += " ON CONFLICT DO NOTHING"
             self._sql[count] = sql
         return sql
 

@@ -205,6 +205,18 @@ def test_a_compiled_insert_told_to_ignore_skips_a_row_whose_key_is_taken(store_u
     assert kept == {"ada@x.example": "k1", "bob@x.example": "k3"}
 
 
+def test_a_compiled_insert_told_to_ignore_still_refuses_a_row_missing_what_it_needs(store_url):
+    """Only a taken key is skipped: a row without a value its column requires is an error
+    to hear about, not a row to lose without a word (SQLite's INSERT OR IGNORE would)."""
+    from store.compiled import CompiledInsert
+    from store.models import Referrer
+
+    broken = {"email": "ada@x.example", "key": "k1", "created_at": None}
+    with pytest.raises(peewee.IntegrityError), db.transaction():
+        CompiledInsert(Referrer, or_ignore=True).run([broken])
+    assert Referrer.select().count() == 0
+
+
 def test_who_said_stop_is_seen_by_the_same_transaction_and_by_any_count_asked(store_url):
     """The suppression check reads with SQL built once per count of addresses: it must see
     a stop written earlier in the same transaction, and ask about many addresses at once."""
