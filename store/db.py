@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import unquote, urlparse
@@ -166,11 +167,46 @@ def change_mark() -> tuple[object, int] | None:
     return connection, connection.execute("PRAGMA data_version").fetchone()[0]
 
 
+# Rows a block holds back to insert together at its end (`queries.events_together`); None
+# where each goes in at once. Per thread (and task): a batch of the tick holds its own.
+_HELD_ROWS: ContextVar[list[dict[str, object]] | None] = ContextVar("held_rows", default=None)
+
+
+def held_rows() -> list[dict[str, object]] | None:
+    """Where a row to insert is held back now, or None: insert it at once."""
+    return _HELD_ROWS.get()
+
+
+@contextlib.contextmanager
+def holding_rows() -> Iterator[list[dict[str, object]]]:
+    """Rows added to `held_rows` inside are held in the list it gives, for the caller to
+    insert when the block ends. A `transaction` inside that fails takes out what it added,
+    as the store takes out what it wrote (a bare `database.atomic()` does not: none adds
+    held rows)."""
+    held: list[dict[str, object]] = []
+    token = _HELD_ROWS.set(held)
+    try:
+        yield held
+    finally:
+        _HELD_ROWS.reset(token)
+
+
 @contextlib.contextmanager
 def transaction() -> Iterator[None]:
-    """Every write goes through here; nested use becomes a savepoint."""
-    with database.atomic():
-        yield
+    """Every write goes through here; nested use becomes a savepoint.
+
+    A block that fails is rolled back, held rows included: a savepoint whose failure a
+    caller contains (settling one failed mail of a batch) must not leave its rows to be
+    inserted with the batch's when the batch ends."""
+    held = _HELD_ROWS.get()
+    mark = len(held) if held is not None else 0
+    try:
+        with database.atomic():
+            yield
+    except BaseException:
+        if held is not None:
+            del held[mark:]
+        raise
 
 
 def probe(url: str) -> str | None:

@@ -6,7 +6,6 @@ import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -15,7 +14,13 @@ import peewee
 from service.model import INTRODUCTION, InboundState, OutboxState, State, SurveyState
 from store import suppressions
 from store.compiled import CompiledIn, CompiledInsert, CompiledRead, CompiledUpdate
-from store.db import database, is_postgresql, once_more_if_connection_lost
+from store.db import (
+    database,
+    held_rows,
+    holding_rows,
+    is_postgresql,
+    once_more_if_connection_lost,
+)
 from store.models import (
     Event,
     InboundMessage,
@@ -502,30 +507,22 @@ def add_event(
     referral_id: int, now: datetime, kind: str, actor: str, channel: str, detail: str = ""
 ) -> None:
     row = dict(referral=referral_id, at=now, kind=kind, actor=actor, channel=channel, detail=detail)
-    held = _HELD_EVENTS.get()
+    held = held_rows()
     if held is not None:
         held.append(row)
         return
     _ADD_EVENT.run([row])
 
 
-# The events `events_together` holds back; None where each goes in at once. Per thread (and
-# task): a batch of the tick holds its own, and nobody else's.
-_HELD_EVENTS: ContextVar[list[dict[str, object]] | None] = ContextVar("held_events", default=None)
-
-
 @contextlib.contextmanager
 def events_together() -> Iterator[None]:
     """The events added inside go in when it ends, in the order added, a few hundred to a
-    statement; none if it ends in an exception. For a transaction of many small writes
-    (a batch of the tick) that reads none of its events back: on PostgreSQL each insert
-    of its own was a round trip."""
-    held: list[dict[str, object]] = []
-    token = _HELD_EVENTS.set(held)
-    try:
+    statement; none if it ends in an exception, nor those of a `transaction` inside that
+    failed (`holding_rows`). For a transaction of many small writes (a batch of the tick)
+    that reads none of its events back: on PostgreSQL each insert of its own was a round
+    trip."""
+    with holding_rows() as held:
         yield
-    finally:
-        _HELD_EVENTS.reset(token)
     _ADD_EVENT.run(held)
 
 

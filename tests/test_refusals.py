@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
+from service.clock import FixedClock
 from service.delivery.outbox import RETRY_FOR, Report, deliver_due
 from service.delivery.transports import SmtpRelay
 from service.evaluation import surveys
 from service.intake import refusals
 from service.model import Answer, State, SurveyState
 from service.referral import deadlines, workflow
+from service.writing.compose import Templates, templates_root
+from service.writing.context import make_context
 from store import db, queries
 from tests.conftest import REFERRER, Sink, relay_sink
 from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, parse, text_of
@@ -125,6 +129,32 @@ def test_an_introduction_refused_tells_the_referrer_whom_it_missed(ctx, relay):
     states = {s.party_id: s.state for s in queries.surveys_of(referral.id)}
     assert states[referral.party("prospect").id] == SurveyState.SKIPPED
     assert states[referral.party("provider").id] == SurveyState.SENT
+
+
+def test_an_introduction_refused_whose_notice_fails_leaves_no_trace_in_the_history(
+    ctx, relay, tmp_path, caplog
+):
+    """Settling it fails after its "not introduced" was added: the savepoint takes that
+    event back with the rest. Left in, the history would tell of a notice never sent, and
+    the survey of a party the introduction reached would be skipped."""
+    handler, sink = relay
+    referral = open_one(ctx)
+    assert deliver(sink) == Report(sent=3)
+    handler.at_rcpt[PROSPECT] = UNKNOWN_USER
+    say(ctx, referral, "provider", Answer.YES, NOW)
+    say(ctx, referral, "prospect", Answer.YES, NOW)
+    assert deliver(sink) == Report(sent=2, failed=1)
+    broken_root = tmp_path / "templates"
+    shutil.copytree(templates_root(), broken_root)
+    (broken_root / "en" / "mail" / "referrer_not_introduced.txt").write_text("{{ nothing }}\n")
+    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+
+    assert refusals.settle_failures(broken, NOW) == 0
+    assert "not introduced" not in [kind for kind, _ in events(referral.id)]
+    assert queries.not_introduced([referral.id]) == set()
+    assert "referrer_not_introduced" not in [p for p, _ in purposes(referral.id)]
+    assert [r.levelname for r in caplog.records if r.name == refusals.log.name] == ["ERROR"]
+    assert refusals.settle_failures(ctx, NOW) == 0  # settled all the same, not tried forever
 
 
 def test_a_mail_out_of_retries_is_a_failure_too(ctx, relay):

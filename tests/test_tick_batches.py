@@ -170,3 +170,44 @@ def test_a_batchs_events_go_in_together_at_its_end_in_order_or_not_at_all(ctx):
     assert len(queries.events_for(referral.id)) == len(before) + 2
     queries.add_event(referral.id, NOW + DAY, "expired", "service", "tick")  # at once again
     assert queries.events_for(referral.id)[-1].kind == "expired"
+
+
+def test_an_event_of_a_savepoint_that_rolled_back_is_not_written_with_its_batch(ctx):
+    """An item's failure its caller contains (a savepoint, the error caught, the batch goes
+    on): the events it added are rolled back with its other writes, not inserted at the
+    batch's end."""
+    referral = open_one(ctx)
+    before = len(queries.events_for(referral.id))
+    with db.transaction(), queries.events_together():
+        queries.add_event(referral.id, NOW + DAY, "reminded", "service", "tick", "kept")
+        with pytest.raises(RuntimeError), db.transaction():
+            queries.add_event(referral.id, NOW + DAY, "reminded", "service", "tick", "undone")
+            with db.transaction():
+                queries.add_event(referral.id, NOW + DAY, "expired", "service", "tick", "undone")
+            raise RuntimeError("an item failed; its caller goes on")
+        with db.transaction():
+            queries.add_event(referral.id, NOW + DAY, "expired", "service", "tick", "kept too")
+    added = queries.events_for(referral.id)[before:]
+    assert [(e.kind, e.detail) for e in added] == [("reminded", "kept"), ("expired", "kept too")]
+
+
+def test_a_batch_gone_again_item_by_item_writes_each_items_events_once(ctx, tmp_path):
+    """One expiry's letter fails under the lock: the batch's attempt together rolls back,
+    with the events it held, and each item goes again alone."""
+    broken_root = tmp_path / "templates"
+    shutil.copytree(templates_root(), broken_root)
+    (broken_root / "de" / "mail" / "referrer_expired.txt").write_text("{{ no_such_value }}\n")
+    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+    first, german, last = open_one(ctx), open_one(ctx), open_one(ctx)
+    Referral.update(language="de").where(Referral.id == german.id).execute()
+    at = german.expires_at
+
+    assert deadlines.expire_due(broken, at) == 2
+    for referral in (first, german, last):
+        assert queries.referral_by_id(referral.id).state == State.EXPIRED
+        expired = [e for e in queries.events_for(referral.id) if e.kind == State.EXPIRED]
+        assert len(expired) == 1, referral.ref
+    # Its letters failed, so it expired without them, and says so once.
+    assert [e.detail for e in queries.events_for(german.id)][-1] == "letters failed"
+    assert [p for p, _ in purposes(german.id)].count("referrer_expired") == 0
+    assert [p for p, _ in purposes(first.id)].count("referrer_expired") == 1
