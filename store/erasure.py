@@ -13,6 +13,7 @@ from datetime import datetime
 import peewee
 
 from service.model import InboundState, OutboxState
+from store.marks import may_become
 from store.models import (
     ConsentText,
     InboundMessage,
@@ -61,11 +62,13 @@ def erase_parties(party_ids: Sequence[int], now: datetime, address: str | None =
         return done
     ids = list(party_ids)
     referral_ids = [r for (r,) in Party.select(Party.referral).where(Party.id.in_(ids)).tuples()]
-    # One placeholder for the person, so the report still counts them as one.
+    # One placeholder for the person, so the report still counts them as one. Who is
+    # forgotten already keeps their placeholder: another instance may have forgotten them
+    # since these ids were read, under a placeholder of its own.
     email = placeholder(min(ids))
     done.parties = (
         Party.update(email=email, name="", phone="", booking="", best_time="", decline_text="")
-        .where(Party.id.in_(ids))
+        .where(Party.id.in_(ids) & ~Party.email.startswith(PLACEHOLDER_PREFIX))
         .execute()
     )
     done.consent_texts = _erase_consent_texts(ids)
@@ -76,7 +79,9 @@ def erase_parties(party_ids: Sequence[int], now: datetime, address: str | None =
     done.sent_mails, done.dropped_mails = _erase_outbox(referral_ids, address, email, now)
     # What went to them by their question or survey names them as its recipient.
     OutboxMail.update(recipients=email).where(
-        OutboxMail.party.in_(ids) & (OutboxMail.state != OutboxState.PENDING)
+        OutboxMail.party.in_(ids)
+        & (OutboxMail.state != OutboxState.PENDING)
+        & ~OutboxMail.recipients.startswith(PLACEHOLDER_PREFIX)
     ).execute()
     return done
 
@@ -132,7 +137,9 @@ def _erase_outbox(
     pending = OutboxMail.state == OutboxState.PENDING
     # First: a mail that goes out between this and the erasing below is then one or the
     # other, never neither.
-    OutboxMail.update(retention=Retention.ONCE_SENT).where(theirs & pending).execute()
+    OutboxMail.update(retention=Retention.ONCE_SENT).where(
+        theirs & pending & may_become(OutboxMail.retention, Retention.ONCE_SENT)
+    ).execute()
     if address is None:
         return _erase_sent(theirs), 0
     mine = OutboxMail.recipients == address.strip().lower()

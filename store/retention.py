@@ -18,6 +18,7 @@ import peewee
 
 from service.model import InboundState, OutboxState, State
 from store.erasure import PLACEHOLDER_PREFIX
+from store.marks import may_become
 from store.models import InboundMessage, OutboxMail, Party, Referral, Retention
 
 ENDED = (State.DECLINED, State.EXPIRED, State.UNDELIVERABLE, State.EVALUATED)
@@ -40,7 +41,7 @@ def _held(model: type[InboundMessage] | type[OutboxMail]) -> peewee.Node:
 
 
 def _unfinished(column: peewee.Field) -> peewee.Node:
-    return column.is_null() | (column != Retention.GONE)
+    return may_become(column, Retention.GONE)
 
 
 def _by_age(before: datetime, limit: int) -> int:
@@ -68,7 +69,12 @@ def _by_age(before: datetime, limit: int) -> int:
             .where(unseen & Referral.mail_let_go_at.is_null())
             .limit(limit)
         )
-        _mark(model, [i for (i,) in waits.tuples()], Retention.WITH_REFERRAL)
+        # Only while the referral still keeps its mail, as it is when this update runs: one
+        # whose mail another instance let go of meanwhile would never come back for this.
+        kept = peewee.fn.EXISTS(
+            Referral.select(Referral.id).where(referral & Referral.mail_let_go_at.is_null())
+        )
+        _mark(model, [i for (i,) in waits.tuples()], Retention.WITH_REFERRAL, kept)
         # Mail of no referral, or of one whose mail went before this was written (a reply to
         # a late answer), is kept from its own date; never while intake has yet to read it
         # or it waits in the outbox.
@@ -117,7 +123,10 @@ def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> int:
     waiting = {i for i, _, state in rows if state == OutboxState.PENDING}
     _mark(OutboxMail, list(waiting), Retention.ONCE_SENT)
     done += _empty(OutboxMail, [(i, held) for i, held, state in rows if i not in waiting])
-    Referral.update(mail_let_go_at=now).where(Referral.id.in_(referral_ids)).execute()
+    # The first instance to let a referral's mail go says when it went.
+    Referral.update(mail_let_go_at=now).where(
+        Referral.id.in_(referral_ids) & Referral.mail_let_go_at.is_null()
+    ).execute()
     return done
 
 
@@ -136,16 +145,25 @@ def _once_sent(limit: int) -> int:
     return _empty(OutboxMail, list(rows))
 
 
-def _mark(model: type[InboundMessage] | type[OutboxMail], ids: list[int], mark: Retention) -> None:
+def _mark(
+    model: type[InboundMessage] | type[OutboxMail],
+    ids: list[int],
+    mark: Retention,
+    premise: peewee.Node | None = None,
+) -> None:
     if ids:
-        model.update(retention=mark).where(model.id.in_(ids)).execute()
+        which = model.id.in_(ids) & may_become(model.retention, mark)
+        if premise is not None:
+            which &= premise
+        model.update(retention=mark).where(which).execute()
 
 
 def _empty(model: type[InboundMessage] | type[OutboxMail], rows: list[tuple[int, bool]]) -> int:
     """Let go of these rows' bodies; how many had one."""
     if rows:
         ids = [i for i, _ in rows]
-        model.update(raw=b"", retention=Retention.GONE).where(model.id.in_(ids)).execute()
+        which = model.id.in_(ids) & may_become(model.retention, Retention.GONE)
+        model.update(raw=b"", retention=Retention.GONE).where(which).execute()
     return sum(1 for _, held in rows if held)
 
 
@@ -188,7 +206,9 @@ def people_to_let_go(before: datetime, limit: int) -> DuePeople:
 def people_let_go(referral_ids: Sequence[int], now: datetime) -> None:
     """These referrals' people are erased: retention need not ask about them again."""
     if referral_ids:
-        Referral.update(people_let_go_at=now).where(Referral.id.in_(list(referral_ids))).execute()
+        Referral.update(people_let_go_at=now).where(
+            Referral.id.in_(list(referral_ids)) & Referral.people_let_go_at.is_null()
+        ).execute()
 
 
 # ---------------------------------------------------------------- a store from before the marks

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,9 +23,9 @@ from service.intake import pipeline
 from service.model import Channel, InboundState, OutboxState, State
 from service.referral import deadlines, erasure
 from service.writing.context import Context, make_context
-from store import db, queries, schema
+from store import db, queries, retention, schema
 from store import erasure as erasure_store
-from store.models import ALL_MODELS, InboundMessage, OutboxMail, Party, Referral
+from store.models import ALL_MODELS, InboundMessage, OutboxMail, Party, Referral, Retention
 from store.records import NewInbound, NewParty, NewReferral, OutgoingMail
 from tests.conftest import make_settings
 from tests.helpers import NOW, PROSPECT, PROVIDER, arrive
@@ -133,6 +136,104 @@ def test_mail_waiting_in_the_outbox_keeps_its_body_until_it_went(ctx):
     deliver(ended + 10 * KEEP_MAIL)
     let_go_all(ctx, ended + 10 * KEEP_MAIL)
     assert held(OutboxMail) == set()
+
+
+def beside_another_instance(ctx: Context, now: datetime, step: Callable[[], object]) -> None:
+    """Run `step` in a transaction of this instance while another runs retention at `now`:
+    the other reads what this one is changing before it commits, and writes after."""
+    other: dict[str, object] = {}
+    started = threading.Event()
+
+    def other_instance() -> None:
+        try:
+            [(other["pid"],)] = db.database.execute_sql("SELECT pg_backend_pid()").fetchall()
+            started.set()
+            erasure.let_go(ctx, now)
+        except BaseException as exc:  # handed to the test's own thread below
+            other["error"] = exc
+        finally:
+            started.set()
+            db.database.close()
+
+    thread = threading.Thread(target=other_instance)
+    blocked = False
+    with db.transaction():
+        step()
+        thread.start()
+        assert started.wait(10)
+        # The other waits on rows this one wrote: it read them as they were before.
+        for _ in range(500):
+            [(blockers,)] = db.database.execute_sql(
+                "SELECT cardinality(pg_blocking_pids(%s))", (other.get("pid", 0),)
+            ).fetchall()
+            if blockers or not thread.is_alive():
+                blocked = bool(blockers)
+                break
+            time.sleep(0.02)
+    thread.join(10)
+    assert not thread.is_alive() and "error" not in other, other.get("error")
+    assert blocked, "the other instance never waited on this one's rows"
+
+
+def marks_of(ids: set[int]) -> set[str | None]:
+    return {r.retention for r in OutboxMail.select().where(OutboxMail.id.in_(list(ids)))}
+
+
+def test_two_instances_letting_go_at_once_never_keep_a_mail_after_it_went(long_asking):
+    """Two `serve` on one PostgreSQL both run retention. One lets an ended referral's mail
+    go, marking a notice still waiting to go once sent; the other read that notice as unseen
+    before the first committed and marks it to wait for the referral, after. The notice must
+    still lose its body once it went: the second leaves the first's mark as it found it."""
+    if not db.is_postgresql():
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no interleaving")
+    ctx = long_asking
+    arrive(REQUEST)
+    pipeline.process_pending(ctx, NOW)
+    deliver(NOW)
+    # Retention has seen the request and the first mails: only the notices are unseen below.
+    assert let_go_all(ctx, NOW + 40 * DAY) == (0, 1)
+    ended = NOW + 61 * DAY
+    assert deadlines.expire_due(ctx, ended) == 1  # its notices wait: the relay is away
+    waiting = {i for i, (state, _) in outbox_of(the_referral().id).items() if state == "pending"}
+    assert waiting
+    now = ended + KEEP_MAIL + DAY
+
+    beside_another_instance(
+        ctx, now, lambda: retention.let_mail_go(now - KEEP_MAIL, now, erasure.BATCH)
+    )
+    assert marks_of(waiting) == {Retention.ONCE_SENT}
+    deliver(now + DAY)
+    let_go_all(ctx, now + DAY)
+    assert held(OutboxMail) == set() and held(InboundMessage) == set()
+
+
+def test_mail_waiting_when_a_person_is_forgotten_goes_once_sent_beside_retention(long_asking):
+    """The same with erasure: while one instance forgets the prospect, the other marks the
+    question still waiting for the provider, read as unseen before, to wait for the referral.
+    It must still lose its body as soon as it went, not when the referral's mail goes."""
+    if not db.is_postgresql():
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no interleaving")
+    ctx = long_asking
+    arrive(REQUEST)
+    # Read five days after it came: retention sees the request before the questions.
+    pipeline.process_pending(ctx, NOW + 5 * DAY)
+    assert let_go_all(ctx, NOW + KEEP_MAIL + 2 * DAY) == (0, 1)
+    referral = the_referral()
+    questions = set(outbox_of(referral.id))
+    assert questions and marks_of(questions) == {None}  # unsent: the relay is away
+    now = NOW + KEEP_MAIL + 6 * DAY
+
+    def forget_the_prospect() -> None:
+        ids = [party_id for party_id, _ in erasure_store.parties_of(PROSPECT)]
+        erasure_store.erase_parties(ids, now, PROSPECT)
+
+    beside_another_instance(ctx, now, forget_the_prospect)
+    waiting = {i for i, (state, _) in outbox_of(referral.id).items() if state == "pending"}
+    assert waiting and marks_of(waiting) == {Retention.ONCE_SENT}
+    deliver(now)
+    let_go_all(ctx, now)
+    assert held(OutboxMail) == set() and held(InboundMessage) == set()
+    assert Referral.get_by_id(referral.id).mail_let_go_at is None  # it is still open
 
 
 def test_a_mail_for_no_referral_goes_once_it_went_and_is_old_enough(ctx):
