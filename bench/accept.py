@@ -29,8 +29,10 @@ from store import queries
 SESSIONS = 16
 TARGET_RATIO = 0.6
 TARGET_GAIN = 1.8
-# A second instance that reaches nine tenths of what the idle cores allow uses them.
-ALLOWED_SHARE = 0.9
+# Where the cores do not allow ×1.8: two instances that keep the machine this busy...
+SATURATED = 0.85
+# ...and do this much of one instance's work per busy core scale as far as the cores let them.
+PER_CORE = 0.9
 
 
 @dataclass
@@ -176,10 +178,18 @@ def two_instances(messages: int, rounds: int, postgresql: str | None) -> list[Ro
     relayed = sum(r.relayed for n in found for r in found[n])
     gain = median(2, "processed") / median(1, "processed")
     # What the cores allow: one instance that already keeps most cores busy (with its
-    # PostgreSQL backends, the relay and the load) leaves a second only the idle rest.
+    # PostgreSQL backends, the relay and the load) leaves a second only the idle rest. Two
+    # that fill the machine and still do as much per busy core as one are limited by the
+    # cores, not by waiting on each other (locks, claims), which would leave cores idle.
     cores = CoresBusy().cores
-    one_busy = median(1, "cores_busy")
+    one_busy, two_busy = median(1, "cores_busy"), median(2, "cores_busy")
     allowed = min(2.0, cores / one_busy) if one_busy else 2.0
+    per_core = (
+        (median(2, "processed") / two_busy) / (median(1, "processed") / one_busy)
+        if one_busy and two_busy
+        else 0.0
+    )
+    scaled = gain >= TARGET_GAIN or (two_busy >= SATURATED * cores and per_core >= PER_CORE)
     return [
         Row(
             f"two serve instances on one PostgreSQL vs one, {messages:,} requests accepted, "
@@ -188,10 +198,11 @@ def two_instances(messages: int, rounds: int, postgresql: str | None) -> list[Ro
             f"{rate(median(1, 'accepted'))} accepted, {rate(median(1, 'processed'))} "
             f"processed; {one_busy:.2f} cores busy",
             f"{rate(median(2, 'accepted'))} accepted, {rate(median(2, 'processed'))} "
-            f"processed; {median(2, 'cores_busy'):.2f} cores busy; "
+            f"processed; {two_busy:.2f} cores busy; "
             f"{duplicates} duplicate(s) in {relayed:,} mails relayed",
-            f"×{gain:.2f} processed (the cores allow ×{allowed:.2f})",
+            f"×{gain:.2f} processed (the idle cores allowed ×{allowed:.2f}); ×{per_core:.2f} "
+            "per busy core",
             "≥ ×1.8 where the cores allow; no duplicate mail",
-            gain >= min(TARGET_GAIN, ALLOWED_SHARE * allowed) and duplicates == 0,
+            scaled and duplicates == 0,
         )
     ]
