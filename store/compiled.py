@@ -117,6 +117,24 @@ class _Shape:
         ]
 
 
+class _PerCount:
+    """SQL written once per bound database (SQLite and PostgreSQL differ in placeholders
+    and quoting) and per count: of ids in an IN list, of rows in a VALUES list."""
+
+    def __init__(self, write: Callable[[int], str]) -> None:
+        self._write = write
+        self._sql: dict[int, str] = {}
+        self._database: peewee.Database | None = None
+
+    def __call__(self, count: int) -> str:
+        if self._database is not database.obj:
+            self._sql, self._database = {}, database.obj
+        sql = self._sql.get(count)
+        if sql is None:
+            sql = self._sql[count] = self._write(count)
+        return sql
+
+
 class CompiledUpdate:
     """One UPDATE whose SQL is written once per bound database: "UPDATE t SET a = ?, b = ?
     WHERE c = ? AND d = ?"; `run` converts each value the way its field does (a datetime to
@@ -133,8 +151,7 @@ class CompiledUpdate:
         self._fields = fields + where
         self._set = fields
         self._where = where
-        self._sql: dict[int, str] = {}
-        self._database: peewee.Database | None = None
+        self._statement = _PerCount(self._write)
         # Conditions without a value: "AND e IS NULL" (a guard that only the first sets e).
         self._where_null = where_null
 
@@ -151,22 +168,17 @@ class CompiledUpdate:
         params = [f.db_value(v) for f, v in zip(self._fields, values, strict=True)]
         return database.execute_sql(self._statement(len(ids)), params + list(ids)).rowcount
 
-    def _statement(self, among: int) -> str:
-        if self._database is not database.obj:
-            self._sql, self._database = {}, database.obj
-        sql = self._sql.get(among)
-        if sql is None:
-            mark = database.obj.param
-            sets = ", ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._set)
-            conditions = [f"{_quoted(f.column_name)} = {mark}" for f in self._where] + [
-                f"{_quoted(f.column_name)} IS NULL" for f in self._where_null
-            ]
-            if among:
-                key = _quoted(self._model._meta.primary_key.column_name)
-                conditions.append(f"{key} IN ({', '.join([mark] * among)})")
-            table = _quoted(self._model._meta.table_name)
-            sql = self._sql[among] = f"UPDATE {table} SET {sets} WHERE {' AND '.join(conditions)}"
-        return sql
+    def _write(self, among: int) -> str:
+        mark = database.obj.param
+        sets = ", ".join(f"{_quoted(f.column_name)} = {mark}" for f in self._set)
+        conditions = [f"{_quoted(f.column_name)} = {mark}" for f in self._where] + [
+            f"{_quoted(f.column_name)} IS NULL" for f in self._where_null
+        ]
+        if among:
+            key = _quoted(self._model._meta.primary_key.column_name)
+            conditions.append(f"{key} IN ({', '.join([mark] * among)})")
+        table = _quoted(self._model._meta.table_name)
+        return f"UPDATE {table} SET {sets} WHERE {' AND '.join(conditions)}"
 
 
 class CompiledIn:
@@ -195,8 +207,7 @@ class CompiledIn:
             for n, f in enumerate(fields)
             if not isinstance(f, self._AS_THEY_COME)
         )
-        self._sql: dict[int, str] = {}
-        self._database: peewee.Database | None = None
+        self._statement = _PerCount(self._write)
 
     def rows(self, ids: Iterable[int]) -> list[tuple[Any, ...]]:
         ids = list(ids)
@@ -214,22 +225,16 @@ class CompiledIn:
                 found.append(tuple(values))
         return found
 
-    def _statement(self, count: int) -> str:
-        if self._database is not database.obj:
-            self._sql, self._database = {}, database.obj
-        sql = self._sql.get(count)
-        if sql is None:
-            model = self._key.model
-            mark = database.obj.param
-            columns = ", ".join(_quoted(f.column_name) for f in self._fields)
-            key = _quoted(self._key.column_name)
-            order = _quoted(model._meta.primary_key.column_name)
-            sql = (
-                f"SELECT {columns} FROM {_quoted(model._meta.table_name)} "
-                f"WHERE {key} IN ({', '.join([mark] * count)}) ORDER BY {order}"
-            )
-            self._sql[count] = sql
-        return sql
+    def _write(self, count: int) -> str:
+        model = self._key.model
+        mark = database.obj.param
+        columns = ", ".join(_quoted(f.column_name) for f in self._fields)
+        key = _quoted(self._key.column_name)
+        order = _quoted(model._meta.primary_key.column_name)
+        return (
+            f"SELECT {columns} FROM {_quoted(model._meta.table_name)} "
+            f"WHERE {key} IN ({', '.join([mark] * count)}) ORDER BY {order}"
+        )
 
 
 def _quoted(name: str) -> str:
@@ -257,8 +262,7 @@ class CompiledInsert:
         )
         self._names = frozenset(f.name for f in self._fields)
         self._record: type | None = None
-        self._sql: dict[int, str] = {}
-        self._database: peewee.Database | None = None
+        self._statement = _PerCount(self._write)
 
     def run(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows:
@@ -316,22 +320,16 @@ class CompiledInsert:
         unknown = set(row) - self._names
         assert not unknown, f"{self._model.__name__} has no field {sorted(unknown)}"
 
-    def _statement(self, count: int) -> str:
-        if self._database is not database.obj:
-            self._sql, self._database = {}, database.obj
-        sql = self._sql.get(count)
-        if sql is None:
-            mark = database.obj.param
-            columns = ", ".join(_quoted(f.column_name) for f in self._fields)
-            row = "(" + ", ".join(mark for _ in self._fields) + ")"
-            table = _quoted(self._model._meta.table_name)
-            values = ", ".join([row] * count)
-            sql = f"INSERT INTO {table} ({columns}) VALUES {values}"
-            if self._or_ignore:
-                # Not SQLite's INSERT OR IGNORE, which would also skip a row that breaks a
-                # NOT NULL or CHECK constraint without a word: only a taken key is skipped.
-                sql += " ON CONFLICT DO NOTHING"
-            self._sql[count] = sql
+    def _write(self, count: int) -> str:
+        mark = database.obj.param
+        columns = ", ".join(_quoted(f.column_name) for f in self._fields)
+        row = "(" + ", ".join(mark for _ in self._fields) + ")"
+        table = _quoted(self._model._meta.table_name)
+        sql = f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * count)}"
+        if self._or_ignore:
+            # Not SQLite's INSERT OR IGNORE, which would also skip a row that breaks a NOT
+            # NULL or CHECK constraint without a word: only a taken key is skipped.
+            sql += " ON CONFLICT DO NOTHING"
         return sql
 
 
