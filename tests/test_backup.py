@@ -21,7 +21,8 @@ def stored_message_ids(path) -> set[str]:
 def test_a_backup_under_a_trickle_of_requests_is_whole_and_holds_what_was_accepted(tmp_path, sink):
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'care-intro.db'}", sink.port)
     serve = ServeProcess.in_folder(tmp_path, settings).start()
-    messages = [request(n, "backup") for n in range(400)]
+    # Far more than are sent before the backup ends: the rest are dropped once it has.
+    messages = [request(n, "backup") for n in range(5000)]
     load = Load(settings.inbound.port, messages, sessions=2, seconds=90).start()
     copy = tmp_path / "copies" / "care-intro-backup.db"
     copy.parent.mkdir()

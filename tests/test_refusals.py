@@ -23,7 +23,7 @@ from service.writing.compose import Templates, templates_root
 from service.writing.context import make_context
 from store import db, queries
 from tests.conftest import REFERRER, Sink, relay_sink
-from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, parse, text_of
+from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, parse, text_of, words_of
 from tests.test_deadlines import BOB_TRACES, open_one, purposes, remind_at, say
 from tests.test_relay_faults import POLICY, TRY_LATER, UNKNOWN_USER, FaultyRelay
 
@@ -64,7 +64,7 @@ def test_a_question_refused_at_rcpt_ends_the_referral(ctx, relay):
     assert f"(status {UNKNOWN_USER})" in told(notice)
     _, will_not = sink.to(PROVIDER)
     for leak in [*BOB_TRACES, "550"]:
-        assert leak not in text_of(will_not)
+        assert leak not in words_of(will_not)
 
 
 def test_a_reminder_refused_after_data_ends_the_referral(ctx, relay):
