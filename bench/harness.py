@@ -12,6 +12,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -316,20 +317,46 @@ class RecordingHandler:
         return "250 2.0.0 OK"
 
 
+DUMP_MARK = "\f care-intro relay dump"
+
+
+def _recorded_from_dump(dump: Path, record: Path) -> None:
+    """(Message-ID, recipient) lines from smtp-sink's dump: its X-Rcpt-Args records, then
+    the mail's own header block, each mail after DUMP_MARK."""
+    text = dump.read_text("utf-8", "replace") if dump.exists() else ""
+    lines = []
+    for mail in text.split("\n" + DUMP_MARK + "\n")[1:]:
+        head = mail.split("\n\n", 1)[0].splitlines()
+        rcpts = [
+            h.split(":", 1)[1].split()[0].strip("<>") for h in head if h.startswith("X-Rcpt-Args:")
+        ]
+        message_id = next(
+            (h.split(":", 1)[1].strip() for h in head if h.lower().startswith("message-id:")), ""
+        )
+        lines += [f"{message_id}\t{rcpt}\n" for rcpt in rcpts]
+    with open(record, "a") as out:
+        out.writelines(lines)
+
+
 def _recording_sink(port: int, ready: multiprocessing.synchronize.Event, path: str) -> None:
     _serve_until_terminated(RecordingHandler(path), port, ready)
 
 
 class Relay:
     """An SMTP sink in a process of its own: Postfix's smtp-sink, or aiosmtpd's Sink
-    (`kind="aiosmtpd"`), or an aiosmtpd sink that records what it got (`record=PATH`)."""
+    (`kind="aiosmtpd"`). With `record=PATH` it keeps (Message-ID, recipient) of every mail
+    it got, a line each in PATH once it has stopped: smtp-sink dumps what it got where
+    Postfix is installed, else an aiosmtpd sink writes the lines itself."""
 
     def __init__(self, kind: str = "smtp-sink", record: Path | None = None) -> None:
-        self.kind = "recording" if record else kind
+        if record is not None:
+            kind = "smtp-sink, recording" if SMTP_SINK.exists() else "recording"
+        self.kind = kind
         self.record = record
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self._child: multiprocessing.Process | None = None
+        self._dump_dir: Path | None = None
 
     @staticmethod
     def best() -> str:
@@ -337,11 +364,11 @@ class Relay:
         return "smtp-sink" if SMTP_SINK.exists() else "aiosmtpd"
 
     def start(self) -> Relay:
-        if self.kind == "smtp-sink":
+        if self.kind.startswith("smtp-sink"):
             # smtp-sink insists on dropping root once it listens.
             user = ["-u", "nobody"] if os.geteuid() == 0 else []
             self._proc = subprocess.Popen(
-                [str(SMTP_SINK), *user, f"127.0.0.1:{self.port}", "1000"],
+                [str(SMTP_SINK), *user, *self._dump(), f"127.0.0.1:{self.port}", "1000"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -374,6 +401,20 @@ class Relay:
             if self._child.is_alive():
                 self._child.kill()
                 self._child.join(10)
+        if self.record is not None and self._dump_dir is not None:
+            _recorded_from_dump(self._dump_dir / "dump", self.record)
+            shutil.rmtree(self._dump_dir, ignore_errors=True)
+            self._dump_dir = None
+
+    def _dump(self) -> list[str]:
+        """smtp-sink's options to dump every mail, each after a line of its own: written in
+        C, it keeps up where a Python sink would take a core from the service measured."""
+        if self.record is None:
+            return []
+        # smtp-sink writes as nobody, who may not enter the caller's private folders.
+        self._dump_dir = Path(tempfile.mkdtemp(prefix="care-intro-relay-"))
+        self._dump_dir.chmod(0o777)
+        return ["-D", str(self._dump_dir / "dump"), "-S", "\\n" + DUMP_MARK + "\\n"]
 
     def __enter__(self) -> Relay:
         return self.start()
