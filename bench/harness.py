@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.settings import Settings
+from service.settings import Settings, as_toml
 from store import db
 from store.models import ALL_MODELS
 
@@ -154,24 +154,8 @@ def settings_for(folder: Path, url: str, relay_port: int | None) -> Settings:
 
 def write_config(path: Path, settings: Settings) -> Path:
     """Every section of the settings as TOML, as an operator's file would hold them."""
-    lines = []
-    for section, values in vars(settings).items():
-        if not hasattr(values, "__dataclass_fields__"):
-            continue
-        lines.append(f"[{section}]")
-        lines += [f"{key} = {_toml(value)}" for key, value in vars(values).items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(as_toml(settings))
     return path
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class Serve:

@@ -263,6 +263,28 @@ def parse(
     return settings, problems + problems_of(settings)
 
 
+def as_toml(settings: Settings) -> str:
+    """The settings as a configuration file holds them, every section and key: what `read`
+    gives back as the same settings (a harness hands them to a `serve` it starts)."""
+    lines = []
+    for section, values in vars(settings).items():
+        if not hasattr(values, "__dataclass_fields__"):
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in vars(values).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def unknown_variables(env: Mapping[str, str], known: set[str]) -> list[str]:
     """A typo in an override would otherwise leave the value it meant to change in place."""
     return [

@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from service.clock import Clock, FixedClock
-from service.settings import Settings
+from service.settings import Settings, as_toml
 from service.writing.context import Context, make_context
 from store import db
 from store.models import ALL_MODELS
@@ -198,37 +198,8 @@ def make_settings(tmp_path: Path, database_url: str, sink_port: int | None = Non
 
 def write_config(path: Path, settings: Settings) -> Path:
     """The same settings as a TOML file, for the `serve` and CLI subprocesses."""
-    lines = []
-    for section in (
-        "service",
-        "inbound",
-        "web",
-        "outbound",
-        "database",
-        "security",
-        "timing",
-        "digest",
-        "policy",
-        "health",
-        "metrics",
-        "logging",
-        "privacy",
-    ):
-        lines.append(f"[{section}]")
-        for key, value in vars(getattr(settings, section)).items():
-            lines.append(f"{key} = {_toml(value)}")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(as_toml(settings))
     return path
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # ------------------------------------------------------------------ the service

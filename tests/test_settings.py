@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import ConfigError
-from service.settings import Settings, from_mapping, load
+from service.settings import Settings, as_toml, from_mapping, load
 
 DEFAULTS_FILE = Path(__file__).parent.parent / "config" / "care-intro.toml"
 
@@ -99,3 +99,15 @@ def test_a_broken_file_names_the_file(tmp_path):
     broken.write_text("[service\n")
     with pytest.raises(ConfigError, match=r"broken\.toml"):
         load(str(broken), {})
+
+
+def test_settings_written_as_toml_read_back_the_same():
+    """What a harness writes for a `serve` it starts is what that `serve` will run with,
+    quotes, backslashes, lists and all."""
+    settings = (
+        Settings()
+        .replace("service", domain="intro.example.org", sender_name='Ada "the" \\ Referrer')
+        .replace("security", allowed_referrers=("a@x.example", "b@y.example"))
+        .replace("timing", consent_expiry_days=9)
+    )
+    assert from_mapping(tomllib.loads(as_toml(settings)), {}) == settings
