@@ -93,6 +93,25 @@ class _Built:
     slots: tuple[int, ...]
 
 
+# Fields whose values the drivers already return as a record holds them. Exactly these
+# classes: a subclass may convert (as the store's UTC datetimes do).
+_AS_THEY_COME = frozenset(
+    {
+        peewee.AutoField,
+        peewee.CharField,
+        peewee.TextField,
+        peewee.IntegerField,
+        peewee.FloatField,
+        peewee.ForeignKeyField,
+    }
+)
+
+
+def _converter(field: peewee.Field) -> Callable[[Any], Any] | None:
+    """How a value read from `field`'s column becomes the record's; None: as it comes."""
+    return None if type(field) in _AS_THEY_COME else field.python_value
+
+
 @dataclass(frozen=True)
 class _Shape:
     """How a compiled read's columns become a record: its tuple type and, for each column,
@@ -107,7 +126,7 @@ class _Shape:
         fields = [model._meta.combined.get(c) for c in columns]
         return _Shape(
             namedtuple(f"{model.__name__}Record", columns),  # type: ignore[misc]
-            tuple(f.python_value if f is not None else None for f in fields),
+            tuple(_converter(f) if f is not None else None for f in fields),
         )
 
     def made(self, rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -189,23 +208,11 @@ class CompiledIn:
 
     CHUNK = 500  # ids per statement: well within SQLite's limit on parameters
 
-    # Fields whose values the drivers already return as the record holds them.
-    _AS_THEY_COME = (
-        peewee.AutoField,
-        peewee.CharField,
-        peewee.TextField,
-        peewee.IntegerField,
-        peewee.FloatField,
-        peewee.ForeignKeyField,
-    )
-
     def __init__(self, fields: tuple[peewee.Field, ...], key: peewee.Field) -> None:
         self._fields = fields
         self._key = key
         self._convert = tuple(
-            (n, f.python_value)
-            for n, f in enumerate(fields)
-            if not isinstance(f, self._AS_THEY_COME)
+            (n, convert) for n, f in enumerate(fields) if (convert := _converter(f)) is not None
         )
         self._statement = _PerCount(self._write)
 
