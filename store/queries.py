@@ -168,18 +168,6 @@ _CLAIMS_HELD = CompiledRead(
 )
 
 
-def release_inbound(inbound_ids: Sequence[int], claim: str) -> None:
-    """Give back what a claim could not finish, for the next run to take at once."""
-    if not inbound_ids:
-        return
-    with database.atomic():
-        InboundMessage.update(claimed_by="", claimed_until=None).where(
-            InboundMessage.id.in_(list(inbound_ids))
-            & (InboundMessage.claimed_by == claim)
-            & (InboundMessage.state == InboundState.NEW)
-        ).execute()
-
-
 def inbound_by_id(inbound_id: int) -> InboundRecord | None:
     row = _INBOUND.first_record(inbound_id)
     return _inbound(row) if row else None
