@@ -21,10 +21,11 @@ LINE = 78
 _WORD_BYTES = 39
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 _ESCAPE = re.compile(r'([\\"])')
-# What a body sent as it is may not hold: bytes outside printable ASCII (tab and LF aside),
-# or a line longer than a header's (RFC 5322 allows 998, but readers and relays that wrap
-# at 78 columns break what they wrap; quoted-printable lines stay within 76).
-_NOT_7BIT = re.compile(rb"[^\t\n\x20-\x7e]")
+# A body goes as it is only when it holds nothing but these (printable ASCII, tab, LF) and
+# no line longer than a header's (RFC 5322 allows 998, but readers and relays that wrap at
+# 78 columns break what they wrap; quoted-printable lines stay within 76). Deleting them
+# is one pass in C; a pattern looking for anything else took a third of building a part.
+_SEVEN_BIT = b"\t\n" + bytes(range(0x20, 0x7F))
 _MOST_OCTETS = LINE
 
 
@@ -142,7 +143,7 @@ def text_part(text: str) -> tuple[str, bytes]:
     data = text.encode("utf-8")
     if not data.endswith(b"\n"):
         data += b"\n"
-    if _NOT_7BIT.search(data) is None and (
+    if not data.translate(None, _SEVEN_BIT) and (
         len(data) <= _MOST_OCTETS or max(map(len, data.split(b"\n"))) <= _MOST_OCTETS
     ):
         return "7bit", data
