@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.reading.text import fold
+from service.writing import redaction
 from service.writing.redaction import Person, redact
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzäöüéèçñøåłśžßșțâîăğı"
@@ -170,3 +171,37 @@ def test_every_link_goes_even_one_that_does_not_spell_the_person(link):
     """A booking page under a made-up slug identifies someone as well as their name does."""
     bob = Person("Bob Smith", "bob@bakery.example")
     assert redact(f"Book me at {link}. Thanks", bob) == "Book me at [link]. Thanks"
+
+
+# Redaction looks for a pattern's mark (a slash, an @, a digit, the word itself) before it
+# runs the pattern. A look that says "absent" where the pattern would match lets a trace
+# through, so each look is held to its pattern over texts of every kind.
+anything = st.one_of(
+    texts().map(lambda case: case[1]),
+    st.text(max_size=60),
+    st.text(alphabet="aAwW./:@0123456789 -+ſKkİı\u212a", max_size=30),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(anything)
+def test_each_look_finds_what_its_pattern_would(text):
+    if redaction._URL.search(text):
+        assert redaction._LINK_MARK.search(text)
+    if redaction._EMAIL.search(text):
+        assert "@" in text
+    if redaction._DIGIT_RUN.search(text) or redaction._PHONE.search(text):
+        assert redaction._DIGIT.search(text)
+    if redaction._REPEATED_NAME.search(text):
+        assert redaction.NAME in text
+
+
+@settings(max_examples=400, deadline=None)
+@given(anything, st.one_of(st.text(min_size=1, max_size=6), st.sampled_from(["kelvin", "sam"])))
+def test_a_word_the_case_blind_patterns_find_is_never_ruled_out(text, word):
+    pattern = re.compile(re.escape(word), re.IGNORECASE)
+    if pattern.search(text):
+        assert redaction.may_hold(text, word)
+    for found in redaction._WORD.findall(text):
+        if fold(found) == fold(word):
+            assert redaction.may_hold(text, fold(word))

@@ -27,6 +27,10 @@ _DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d[\d\s\-./()]{4,}\d")
 # Letters and the marks that sit on them (Arabic harakat, combining accents) make a word.
 _WORD = re.compile(r"[\w\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670]+")
 _REPEATED_NAME = re.compile(r"\[name\](?:[\s.,'’-]*\[name\])+")
+# What each pattern above cannot match without: a look for it is a scan in C, where the
+# patterns try every position, and most needs hold no link, address or phone number.
+_LINK_MARK = re.compile(r"(?i)/|www\.")
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,29 @@ def redact(text: str, person: Person) -> str:
     if not text:
         return text
     words = name_words(person)
-    text = _URL.sub(_link, text)
-    text = _EMAIL.sub(EMAIL, text)
+    if _LINK_MARK.search(text):
+        text = _URL.sub(_link, text)
+    if "@" in text:
+        text = _EMAIL.sub(EMAIL, text)
     domain = person.email.rsplit("@", 1)[-1] if "@" in person.email else ""
-    if "." in domain:  # their site written without a scheme: "see bakery.example"
+    if "." in domain and may_hold(text, domain):  # their site without a scheme: "bakery.example"
         text = re.sub(rf"(?i)(?<![\w.-]){re.escape(domain)}(?![\w-])", LINK, text)
-    text = _redact_phones(text, person)
-    text = _redact_words(text, words)
-    return _REPEATED_NAME.sub(NAME, text)
+    if _DIGIT.search(text):
+        text = _redact_phones(text, person)
+    if any(may_hold(text, word) for word in words):
+        text = _redact_words(text, words)
+    if NAME in text:
+        text = _REPEATED_NAME.sub(NAME, text)
+    return text
+
+
+def may_hold(text: str, word: str) -> bool:
+    """False only where `text` cannot hold `word` in any case: an ASCII text that does not
+    hold it lowered. For any other text, the patterns decide (case-blind matching knows
+    letters, the long s or the Kelvin sign, that `lower` does not)."""
+    if not (text.isascii() and word.isascii()):
+        return True
+    return word.lower() in text.lower()
 
 
 def _link(found: re.Match[str]) -> str:
