@@ -24,9 +24,25 @@ from store.models import InboundMessage, OutboxMail, Party, Referral, Retention
 ENDED = (State.DECLINED, State.EXPIRED, State.UNDELIVERABLE, State.EVALUATED)
 
 
-def let_mail_go(before: datetime, now: datetime, limit: int) -> int:
-    """Empty the bodies of mail kept no longer, at most `limit` rows per question; how many
-    of them still held a body. In the caller's transaction.
+@dataclass(frozen=True)
+class Swept:
+    """What one batch of retention did."""
+
+    let_go: int = 0  # bodies emptied (and, counted by the caller, people anonymized)
+    # Rows its questions found due. Each leaves the index it was found in, let go of or set
+    # aside to wait for its referral, so a batch that found none had nothing left to do.
+    found: int = 0
+
+    def __add__(self, other: Swept) -> Swept:
+        return Swept(self.let_go + other.let_go, self.found + other.found)
+
+    def __bool__(self) -> bool:
+        return self.found > 0
+
+
+def let_mail_go(before: datetime, now: datetime, limit: int) -> Swept:
+    """Empty the bodies of mail kept no longer, at most `limit` rows per question: how many
+    of them still held a body, and how many it found due. In the caller's transaction.
 
     Mail that opened no referral goes once it is older than `before` and handled; mail of a
     referral goes once the referral ended before `before`; mail still waiting in the outbox
@@ -44,10 +60,17 @@ def _unfinished(column: peewee.Field) -> peewee.Node:
     return may_become(column, Retention.GONE)
 
 
-def _by_age(before: datetime, limit: int) -> int:
+def _by_age(before: datetime, limit: int) -> Swept:
     """Mail older than `before` that retention has not looked at yet, looked at once: mail
-    of a referral is marked to wait for it, the rest goes."""
-    done = 0
+    of a referral that keeps its mail is marked to wait for it, the rest goes.
+
+    One read of the unseen index per table, and every row it returns leaves that index (but
+    one whose referral let its mail go meanwhile, which goes on the next batch). Reading the
+    two kinds with a question each made each question step over the other's rows, every
+    batch: after an upgrade or a shorter `keep_mail_days`, a backlog of millions cost a full
+    read of it per batch of 500, inside the write transaction.
+    """
+    done = Swept()
     for model, at, settled, referral in (
         (
             InboundMessage,
@@ -62,35 +85,34 @@ def _by_age(before: datetime, limit: int) -> int:
             OutboxMail.referral == Referral.id,
         ),
     ):
-        unseen = model.retention.is_null() & (at < before)
-        waits = (
-            model.select(model.id)
-            .join(Referral, on=referral)
-            .where(unseen & Referral.mail_let_go_at.is_null())
-            .limit(limit)
-        )
-        # Only while the referral still keeps its mail, as it is when this update runs: one
-        # whose mail another instance let go of meanwhile would never come back for this.
-        kept = peewee.fn.EXISTS(
-            Referral.select(Referral.id).where(referral & Referral.mail_let_go_at.is_null())
-        )
-        _mark(model, [i for (i,) in waits.tuples()], Retention.WITH_REFERRAL, kept)
+        kept = Referral.id.is_null(False) & Referral.mail_let_go_at.is_null()
         # Mail of no referral, or of one whose mail went before this was written (a reply to
         # a late answer), is kept from its own date; never while intake has yet to read it
-        # or it waits in the outbox.
-        goes = (
-            model.select(model.id, _held(model))
+        # or it waits in the outbox. Such mail is left unseen, and stepped over, until then.
+        rows = list(
+            model.select(model.id, _held(model), kept.alias("kept"))
             .join(Referral, peewee.JOIN.LEFT_OUTER, on=referral)
-            .where(
-                unseen & settled & (Referral.id.is_null() | Referral.mail_let_go_at.is_null(False))
-            )
+            .where(model.retention.is_null() & (at < before) & (kept | settled))
             .limit(limit)
+            .tuples()
         )
-        done += _empty(model, list(goes.tuples()))
+        waits, goes = [], []
+        for row_id, held, with_referral in rows:
+            if with_referral:
+                waits.append(row_id)
+            else:
+                goes.append((row_id, held))
+        # Only while the referral still keeps its mail, as it is when this update runs: one
+        # whose mail another instance let go of meanwhile would never come back for this.
+        still_kept = peewee.fn.EXISTS(
+            Referral.select(Referral.id).where(referral & Referral.mail_let_go_at.is_null())
+        )
+        _mark(model, waits, Retention.WITH_REFERRAL, still_kept)
+        done += Swept(_empty(model, goes), len(rows))
     return done
 
 
-def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> int:
+def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> Swept:
     """Referrals that ended before `before` whose mail is still kept: all of it goes, but
     what still waits in the outbox, which goes once sent."""
     due = list(
@@ -104,7 +126,7 @@ def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> int:
         .tuples()
     )
     if not due:
-        return 0
+        return Swept()
     referral_ids = [r for r, _ in due]
     requests = [i for _, i in due if i is not None]
     done = 0
@@ -127,13 +149,13 @@ def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> int:
     Referral.update(mail_let_go_at=now).where(
         Referral.id.in_(referral_ids) & Referral.mail_let_go_at.is_null()
     ).execute()
-    return done
+    return Swept(done, len(due))
 
 
-def _once_sent(limit: int) -> int:
+def _once_sent(limit: int) -> Swept:
     """Mail that was still waiting to go when its referral's mail went, or when one of its
     people was forgotten, and has gone since."""
-    rows = (
+    rows = list(
         OutboxMail.select(OutboxMail.id, _held(OutboxMail))
         .where(
             (OutboxMail.retention == Retention.ONCE_SENT)
@@ -142,7 +164,7 @@ def _once_sent(limit: int) -> int:
         .limit(limit)
         .tuples()
     )
-    return _empty(OutboxMail, list(rows))
+    return Swept(_empty(OutboxMail, rows), len(rows))
 
 
 def _mark(

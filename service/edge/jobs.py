@@ -44,8 +44,8 @@ async def run_deadlines(
     surveyed = await run_db(surveys.send_due, ctx, now)
     digests = await run_db(digest.send_due, ctx, now)
     # Last: what the steps before it ended is kept for the whole period from now on.
-    let_go = await run_db(erasure.let_go, ctx, now)
-    return Deadlines(expired, reminded, declined, closed, surveyed, digests, let_go)
+    swept = await run_db(erasure.let_go, ctx, now)
+    return Deadlines(expired, reminded, declined, closed, surveyed, digests, swept.let_go)
 
 
 async def settle_failures(ctx: Context, now: datetime, run_db: RunDb = asyncio.to_thread) -> int:

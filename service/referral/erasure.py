@@ -66,12 +66,13 @@ def stop(ctx: Context, subject: str, erase: bool, now: datetime) -> bool:
     return first
 
 
-def let_go(ctx: Context, now: datetime, batch: int = BATCH) -> int:
+def let_go(ctx: Context, now: datetime, batch: int = BATCH) -> retention.Swept:
     """Retention, one bounded batch: bodies of old mail, then the people of old referrals;
-    how many bodies and people it let go of."""
+    how many bodies and people it let go of, and whether it found anything due (false: a
+    next batch now would find nothing either)."""
     privacy = ctx.settings.privacy
     with transaction():
-        count = retention.let_mail_go(now - timedelta(days=privacy.keep_mail_days), now, batch)
+        swept = retention.let_mail_go(now - timedelta(days=privacy.keep_mail_days), now, batch)
         # Two parties to a referral: about as many people as mails.
         people_before = now - timedelta(days=privacy.keep_people_days)
         due = retention.people_to_let_go(people_before, max(batch // 2, 1))
@@ -79,10 +80,12 @@ def let_go(ctx: Context, now: datetime, batch: int = BATCH) -> int:
         for party_id, email in due.parties:
             by_address.setdefault(email, []).append(party_id)
         # Grouped by person, so one placeholder keeps them one person in the report.
+        count = 0
         for ids in by_address.values():
             done = erasure.erase_parties(ids, now)
             count += done.parties + done.inbound_mails + done.sent_mails
         retention.people_let_go(due.referrals, now)
-    if count:
+        swept += retention.Swept(count, len(due.referrals))
+    if swept.let_go:
         erasure.flush_files()
-    return count
+    return swept
