@@ -156,6 +156,22 @@ def is_postgresql() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
 
 
+def commits_at_risk() -> str | None:
+    """What lets a commit this store reported be lost if its server crashes, or None.
+
+    We answer 250 once a message's commit returns. SQLite runs with our pragmas
+    (synchronous=full); PostgreSQL with `fsync` or `synchronous_commit` off returns from a
+    commit before it is on disk, which an operator may have set for speed.
+    """
+    if not is_postgresql():
+        return None
+    rows = database.execute_sql(
+        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"
+    ).fetchall()
+    off = sorted(name for name, setting in rows if setting == "off")
+    return f"PostgreSQL runs with {' and '.join(off)} off" if off else None
+
+
 def change_mark() -> tuple[object, int] | None:
     """A mark that another connection's commit changes: SQLite's data_version, with the
     connection it was asked on (its own commits leave it as it is); equal marks mean that

@@ -272,3 +272,16 @@ def test_a_database_that_is_down_at_start_gives_one_line_and_exit_75(tmp_path, c
     [line] = done.stderr.splitlines()
     assert line.startswith("care-intro: cannot reach the database: connection to server at")
     assert "Connection refused" in line
+
+
+@needs_postgresql
+def test_serve_warns_when_postgresql_may_lose_what_it_committed(tmp_path, pg_url, sink):
+    """A 250 means the message is on disk; PostgreSQL with synchronous_commit off (an
+    operator's speed-up) answers a commit before that. serve still runs, and says so."""
+    risky = pg_url + ("&" if "?" in pg_url else "?") + "options=-c%20synchronous_commit%3Doff"
+    for database, warned in ((pg_url, False), (risky, True)):
+        serve = serve_on(tmp_path / str(warned), database, sink).start()
+        assert serve.stop() == 0
+        log = serve.log.read_text()
+        assert ("synchronous_commit off" in log) is warned, log
+        assert "fsync" not in log, log

@@ -155,6 +155,13 @@ class Service:
     async def start(self) -> None:
         database = self.settings.database
         await self.run_db(db.bind, database.url, database.quota_mb)
+        at_risk = await self.run_db(db.commits_at_risk)
+        if at_risk:
+            log.warning(
+                "%s: a message answered 250 can be lost if the database server crashes; "
+                "set it on for the promise that accepted mail is kept",
+                at_risk,
+            )
         # What a killed predecessor on this host held goes out now, not when its lease ends.
         await self.sender.release_dead()
         self.ctx = make_context(self.settings, self.clock)
