@@ -102,13 +102,15 @@ def _by_age(before: datetime, limit: int) -> Swept:
                 waits.append(row_id)
             else:
                 goes.append((row_id, held))
-        # Only while the referral still keeps its mail, as it is when this update runs: one
-        # whose mail another instance let go of meanwhile would never come back for this.
+        # Each update asks again what the read decided on, as the row is when the update
+        # runs: on PostgreSQL another transaction may commit in between (another instance
+        # letting the referral's mail go; an operator putting a quarantined message back
+        # in line for intake, whose body must then stay).
         still_kept = peewee.fn.EXISTS(
             Referral.select(Referral.id).where(referral & Referral.mail_let_go_at.is_null())
         )
         _mark(model, waits, Retention.WITH_REFERRAL, still_kept)
-        done += Swept(_empty(model, goes), len(rows))
+        done += Swept(_empty(model, goes, settled & ~still_kept), len(rows))
     return done
 
 
@@ -180,11 +182,17 @@ def _mark(
         model.update(retention=mark).where(which).execute()
 
 
-def _empty(model: type[InboundMessage] | type[OutboxMail], rows: list[tuple[int, bool]]) -> int:
+def _empty(
+    model: type[InboundMessage] | type[OutboxMail],
+    rows: list[tuple[int, bool]],
+    premise: peewee.Node | None = None,
+) -> int:
     """Let go of these rows' bodies; how many had one."""
     if rows:
         ids = [i for i, _ in rows]
         which = model.id.in_(ids) & may_become(model.retention, Retention.GONE)
+        if premise is not None:
+            which &= premise
         model.update(raw=b"", retention=Retention.GONE).where(which).execute()
     return sum(1 for _, held in rows if held)
 

@@ -238,6 +238,23 @@ def test_mail_waiting_when_a_person_is_forgotten_goes_once_sent_beside_retention
     assert Referral.get_by_id(referral.id).mail_let_go_at is None  # it is still open
 
 
+def test_a_message_put_back_in_line_while_retention_reads_it_keeps_its_body(ctx):
+    """An old quarantined message, read by retention as one to let go, is put back in line
+    for intake (`quarantine retry`) before retention's update runs: intake will read it,
+    so its body must stay. The update asks again, as the row is when it runs."""
+    if not db.is_postgresql():
+        pytest.skip("SQLite runs one writer at a time (BEGIN IMMEDIATE): no interleaving")
+    message = arrive(STRANGER)
+    InboundMessage.update(state=InboundState.QUARANTINED).where(
+        InboundMessage.id == message
+    ).execute()
+    now = NOW + KEEP_MAIL + DAY
+
+    beside_another_instance(ctx, now, lambda: queries.requeue_inbound(message))
+    assert held(InboundMessage) == {message}
+    assert InboundMessage.get_by_id(message).state == InboundState.NEW
+
+
 def test_a_mail_for_no_referral_goes_once_it_went_and_is_old_enough(ctx):
     late = NOW + KEEP_MAIL + DAY
     queries.enqueue([note(1), note(2)], NOW)
