@@ -143,7 +143,7 @@ def _idle(ctx: Context, rounds: int) -> float:
 class Filled:
     url: str
     catch_up: float  # seconds retention took to catch up with the whole store
-    batches: int  # of erasure.BATCH rows each
+    batches: int  # of erasure.BATCH rows each, the last of them finding nothing
 
 
 def filled(folder: Path, finished: int) -> Filled:
@@ -156,7 +156,7 @@ def filled(folder: Path, finished: int) -> Filled:
         with_mail()
         ctx = _context(folder, url)
         started = time.perf_counter()
-        batches = 0
+        batches = 1
         while erasure.let_go(ctx, NOW):
             batches += 1
         return Filled(url, time.perf_counter() - started, batches)
@@ -237,7 +237,7 @@ def idle_ticks(small: int, large: int, rounds: int) -> Idle:
             lambda: idle_tick(stores[1], made[1].url),
             rounds,
         )
-    per_batch = [m.catch_up / max(m.batches, 1) for m in made]
+    per_batch = [m.catch_up / m.batches for m in made]
     return Idle(*idle, *per_batch)
 
 

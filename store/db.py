@@ -161,12 +161,14 @@ def commits_at_risk() -> str | None:
 
     We answer 250 once a message's commit returns. SQLite runs with our pragmas
     (synchronous=full); PostgreSQL with `fsync` or `synchronous_commit` off returns from a
-    commit before it is on disk, which an operator may have set for speed.
+    commit before it is on disk, and without `full_page_writes` a crash can leave a page
+    half written: settings an operator may have chosen for speed.
     """
     if not is_postgresql():
         return None
     rows = database.execute_sql(
-        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"
+        "SELECT name, setting FROM pg_settings"
+        " WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')"
     ).fetchall()
     off = sorted(name for name, setting in rows if setting == "off")
     return f"PostgreSQL runs with {' and '.join(off)} off" if off else None

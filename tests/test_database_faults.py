@@ -283,5 +283,4 @@ def test_serve_warns_when_postgresql_may_lose_what_it_committed(tmp_path, pg_url
         serve = serve_on(tmp_path / str(warned), database, sink).start()
         assert serve.stop() == 0
         log = serve.log.read_text()
-        assert ("synchronous_commit off" in log) is warned, log
-        assert "fsync" not in log, log
+        assert ("runs with synchronous_commit off:" in log) is warned, log

@@ -159,7 +159,8 @@ class Service:
         if at_risk:
             log.warning(
                 "%s: a message answered 250 can be lost if the database server crashes; "
-                "set it on for the promise that accepted mail is kept",
+                "accepted mail is kept only with fsync, synchronous_commit and "
+                "full_page_writes on",
                 at_risk,
             )
         # What a killed predecessor on this host held goes out now, not when its lease ends.

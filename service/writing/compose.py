@@ -112,9 +112,10 @@ class _FlatGlobals(jinja2.Environment):
     """Each template's globals as one plain dict, copied when the template loads.
 
     Jinja layers them (a ChainMap over the environment's) so that later changes to the
-    environment's globals still show; ours are all set before the first template loads
-    and never change. Every render copies the globals into its context, and through a
-    ChainMap that copy cost a third of a short mail's render.
+    environment's globals still show; ours are all set in `_environment`, before the first
+    template loads, and never change (a template, once loaded, keeps the copy it got).
+    Every render copies the globals into its context, and through a ChainMap that copy
+    cost a third of a short mail's render.
     """
 
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
@@ -207,7 +208,7 @@ def build_message(
     if reply_to:
         head.append(mime.header("Reply-To", mime.address_list(_pair(m) for m in reply_to)))
     head.append(mime.header("Subject", mime.text_words(header_safe(rendered.subject))))
-    head.append(mime.header("Date", [_date(date)]))
+    head.append(mime.header("Date", [_date(date, date.utcoffset())]))
     head.append(mime.header("Message-ID", [header_safe(message_id)]))
     in_reply_to = header_safe(in_reply_to or "")
     if in_reply_to:
@@ -244,8 +245,9 @@ def build_message(
 
 
 @lru_cache(maxsize=4)
-def _date(moment: datetime) -> str:
-    # A tick's mails all carry one moment: formatted once, not once per mail.
+def _date(moment: datetime, offset: object) -> str:
+    # A tick's mails all carry one moment: formatted once, not once per mail. By offset
+    # too: one instant in two zones is one key to the moment alone, and reads differently.
     return format_datetime(moment)
 
 
