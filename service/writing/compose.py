@@ -133,8 +133,11 @@ def _environment(root: Path, language: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        # Templates ship with the code and change only with it: no stat() per render.
+        # Templates ship with the code and change only with it: no stat() per render, and
+        # every one kept in a plain dict (their number is the files'), not an LRU that
+        # takes a lock and reorders a queue at each of a mail's six lookups.
         auto_reload=False,
+        cache_size=-1,
     )
     env.filters["date"] = _in_zone(formats.format_date, language)
     env.filters["datetime"] = _in_zone(formats.format_datetime, language)

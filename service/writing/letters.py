@@ -18,7 +18,7 @@ from service.reading.addresses import Mailbox
 from service.reading.request import RequestDraft
 from service.reading.routing import bounce_address, reply_address
 from service.tokens import Purpose
-from service.writing.compose import build_message
+from service.writing.compose import Rendered, build_message
 from service.writing.context import Context
 from service.writing.redaction import Person, redact
 from store.records import (
@@ -398,7 +398,9 @@ def post(
     }
     rendered = ctx.templates.render_mail(template, language, {**context, **shared})
     footer = ctx.templates.render_fragment("mail/_optout.txt", language, shared)
-    rendered = replace(rendered, text=rendered.text.rstrip("\n") + "\n\n" + footer)
+    rendered = Rendered(
+        rendered.subject, rendered.text.rstrip("\n") + "\n\n" + footer, rendered.html
+    )
     # Signed here, once: the outbox stores these bytes, so a retry sends the same signature.
     raw = ctx.seal(
         build_message(
