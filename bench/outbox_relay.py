@@ -18,7 +18,7 @@ from smtp_load import requests, send_load
 from store import db, queries
 from store.models import OutboxMail
 
-CONNECTIONS = 4  # serve's default outbound.connections
+CONNECTIONS = 8  # serve's default outbound.connections
 TARGET = 1000.0
 PREFIX = "<bench-"
 

@@ -75,7 +75,7 @@ class OutboundSettings:
     password: str = ""
     daily_limit_per_address: int = 5
     daily_reports_per_referrer: int = 3
-    connections: int = 4
+    connections: int = 8
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key_file: str = ""
