@@ -201,10 +201,11 @@ class CompiledUpdate:
 
 
 class CompiledIn:
-    """Chosen columns of the rows whose `key` is one of many ids, in id order, as tuples of
-    Python values: the SQL written once per bound database and count of ids, each value
-    converted only where its field converts it (a datetime, a boolean). A batch's reads
-    through peewee's rows cost more than the queries; the tick reads a batch at a time."""
+    """Chosen columns of the rows whose `key` is one of many values (ids, or keys the
+    database takes as they are), in id order, as tuples of Python values: the SQL written
+    once per bound database and count of values, each value converted only where its field
+    converts it (a datetime, a boolean). A batch's reads through peewee's rows cost more
+    than the queries; the tick reads a batch at a time."""
 
     CHUNK = 500  # ids per statement: well within SQLite's limit on parameters
 
@@ -216,7 +217,7 @@ class CompiledIn:
         )
         self._statement = _PerCount(self._write)
 
-    def rows(self, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+    def rows(self, ids: Iterable[int | str]) -> list[tuple[Any, ...]]:
         ids = list(ids)
         found: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), self.CHUNK):

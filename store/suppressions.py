@@ -13,7 +13,7 @@ from datetime import datetime
 
 import peewee
 
-from store.compiled import CompiledRead
+from store.compiled import CompiledIn
 from store.models import StoreKey, Suppression, database
 
 _KEY_NAME = "suppression"
@@ -44,27 +44,11 @@ def suppressed(addresses: list[str]) -> set[str]:
     if not addresses:
         return set()
     hashes = {address_hash(a): a for a in addresses}
-    read = _AMONG.get(len(hashes))
-    if read is None:
-        rows = Suppression.select(Suppression.address_hash).where(
-            Suppression.address_hash.in_(list(hashes))
-        )
-    else:
-        rows = read.records(*hashes)
-    return {hashes[row.address_hash] for row in rows}
+    return {hashes[found] for (found,) in _AMONG.rows(hashes)}
 
 
-def _among(count: int) -> CompiledRead:
-    return CompiledRead(
-        lambda *h: Suppression.select(Suppression.address_hash).where(
-            Suppression.address_hash.in_(list(h))
-        ),
-        *(f"\x00hash{n}" for n in range(count)),
-    )
-
-
-# Every mail queued asks, about its few recipients: the SQL for those counts is built once.
-_AMONG = {count: _among(count) for count in range(1, 9)}
+# Every mail queued asks, about its few recipients: the SQL is built once per count.
+_AMONG = CompiledIn((Suppression.address_hash,), Suppression.address_hash)
 
 
 def ensure_key() -> None:
