@@ -56,6 +56,12 @@ def _held(model: type[InboundMessage] | type[OutboxMail]) -> peewee.Node:
     return (peewee.fn.LENGTH(model.raw) > 0).alias("held")
 
 
+def _ended_keeping(before: datetime, let_go_at: peewee.Field) -> peewee.Node:
+    """Referrals that ended before `before` and have not had `let_go_at` set: a range read
+    of the partial index on that column (referral_mail_kept, referral_people_kept)."""
+    return Referral.state.in_(list(ENDED)) & (Referral.updated_at < before) & let_go_at.is_null()
+
+
 def _unfinished(column: peewee.Field) -> peewee.Node:
     return may_become(column, Retention.GONE)
 
@@ -119,11 +125,7 @@ def _of_ended_referrals(before: datetime, now: datetime, limit: int) -> Swept:
     what still waits in the outbox, which goes once sent."""
     due = list(
         Referral.select(Referral.id, Referral.inbound)
-        .where(
-            Referral.state.in_(list(ENDED))
-            & (Referral.updated_at < before)
-            & Referral.mail_let_go_at.is_null()
-        )
+        .where(_ended_keeping(before, Referral.mail_let_go_at))
         .limit(limit)
         .tuples()
     )
@@ -213,11 +215,7 @@ def people_to_let_go(before: datetime, limit: int) -> DuePeople:
     referrals = [
         r
         for (r,) in Referral.select(Referral.id)
-        .where(
-            Referral.state.in_(list(ENDED))
-            & (Referral.updated_at < before)
-            & Referral.people_let_go_at.is_null()
-        )
+        .where(_ended_keeping(before, Referral.people_let_go_at))
         .limit(limit)
         .tuples()
     ]
