@@ -6,18 +6,22 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+import shutil
 import smtplib
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import peewee
 
+from service.clock import FixedClock
 from service.intake import pipeline, receiving
 from service.model import Channel
-from service.writing.context import Context
+from service.writing.compose import Templates, templates_root
+from service.writing.context import Context, make_context
 from store import db, queries
 from store.models import InboundMessage
 from tests.conftest import REFERRER, Delivery, Sink, fixture_bytes, wire_fixture
@@ -144,3 +148,12 @@ def inbound_counts() -> dict[str, int]:
         InboundMessage.state
     )
     return {state: count for state, count in rows.tuples()}
+
+
+def breaking_one_template(ctx: Context, folder: Path, path: str, now: datetime) -> Context:
+    """`ctx` on a stopped clock at `now`, its templates a copy in `folder` where the one at
+    `path` ("de/mail/survey.txt") asks for a value no letter gives: rendering it fails."""
+    root = folder / "templates"
+    shutil.copytree(templates_root(), root)
+    (root / path).write_text("{{ no_such_value }}\n")
+    return make_context(ctx.settings, FixedClock(now), Templates(root))

@@ -6,24 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
 
-from service.clock import FixedClock
 from service.delivery.outbox import RETRY_FOR, Report, deliver_due
 from service.delivery.transports import SmtpRelay
 from service.evaluation import surveys
 from service.intake import refusals
 from service.model import Answer, State, SurveyState
 from service.referral import deadlines, workflow
-from service.writing.compose import Templates, templates_root
-from service.writing.context import make_context
 from store import db, queries
 from tests.conftest import REFERRER, Sink, relay_sink
-from tests.helpers import NOW, PROSPECT, PROVIDER, at_once, parse, text_of, words_of
+from tests.helpers import (
+    NOW,
+    PROSPECT,
+    PROVIDER,
+    at_once,
+    breaking_one_template,
+    parse,
+    text_of,
+    words_of,
+)
 from tests.test_deadlines import BOB_TRACES, open_one, purposes, remind_at, say
 from tests.test_relay_faults import POLICY, TRY_LATER, UNKNOWN_USER, FaultyRelay
 
@@ -144,10 +149,7 @@ def test_an_introduction_refused_whose_notice_fails_leaves_no_trace_in_the_histo
     say(ctx, referral, "provider", Answer.YES, NOW)
     say(ctx, referral, "prospect", Answer.YES, NOW)
     assert deliver(sink) == Report(sent=2, failed=1)
-    broken_root = tmp_path / "templates"
-    shutil.copytree(templates_root(), broken_root)
-    (broken_root / "en" / "mail" / "referrer_not_introduced.txt").write_text("{{ nothing }}\n")
-    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+    broken = breaking_one_template(ctx, tmp_path, "en/mail/referrer_not_introduced.txt", NOW)
 
     assert refusals.settle_failures(broken, NOW) == 0
     assert "not introduced" not in [kind for kind, _ in events(referral.id)]

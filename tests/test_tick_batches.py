@@ -3,23 +3,19 @@ of one referral move it once, and one item whose letter fails leaves the others 
 
 from __future__ import annotations
 
-import shutil
 import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from service.clock import FixedClock
 from service.evaluation import surveys
 from service.model import Answer, Business, Channel, State
 from service.reading.survey_replies import SurveyAnswers
 from service.referral import deadlines
-from service.writing.compose import Templates, templates_root
-from service.writing.context import make_context
 from store import db, queries
 from store.models import Party, Referral
-from tests.helpers import NOW, PROVIDER
+from tests.helpers import NOW, PROVIDER, breaking_one_template
 from tests.test_deadlines import open_one, purposes, say
 from tests.test_evaluation import DAY, due, introduce, surveys_of
 
@@ -77,11 +73,8 @@ def test_both_surveys_of_a_referral_closing_in_one_batch_end_it_once(ctx):
 
 def test_a_survey_whose_letter_fails_leaves_the_others_of_its_batch_sent(ctx, tmp_path):
     """A bug in one item's letter is contained: its survey is skipped, the rest go."""
-    broken_root = tmp_path / "templates"
-    shutil.copytree(templates_root(), broken_root)
-    # A variable no survey gives: StrictUndefined fails the German survey, and only it.
-    (broken_root / "de" / "mail" / "survey.txt").write_text("{{ no_such_value }}\n")
-    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+    # StrictUndefined fails the German survey, and only it.
+    broken = breaking_one_template(ctx, tmp_path, "de/mail/survey.txt", NOW)
     first, german, last = introduce(ctx), introduce(ctx), introduce(ctx)
     Party.update(language="de").where(
         (Party.referral == german.id) & (Party.role == "provider")
@@ -102,10 +95,7 @@ def test_a_survey_whose_letter_fails_leaves_the_others_of_its_batch_sent(ctx, tm
 def test_a_reminder_whose_letter_fails_leaves_the_others_of_its_batch_reminded(
     ctx, tmp_path, caplog
 ):
-    broken_root = tmp_path / "templates"
-    shutil.copytree(templates_root(), broken_root)
-    (broken_root / "de" / "mail" / "consent_reminder.txt").write_text("{{ no_such_value }}\n")
-    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+    broken = breaking_one_template(ctx, tmp_path, "de/mail/consent_reminder.txt", NOW)
     first, german, last = open_one(ctx), open_one(ctx), open_one(ctx)
     Party.update(language="de").where(Party.referral == german.id).execute()
     at = NOW + timedelta(days=ctx.settings.timing.reminder_after_days)
@@ -194,10 +184,7 @@ def test_an_event_of_a_savepoint_that_rolled_back_is_not_written_with_its_batch(
 def test_a_batch_gone_again_item_by_item_writes_each_items_events_once(ctx, tmp_path):
     """One expiry's letter fails under the lock: the batch's attempt together rolls back,
     with the events it held, and each item goes again alone."""
-    broken_root = tmp_path / "templates"
-    shutil.copytree(templates_root(), broken_root)
-    (broken_root / "de" / "mail" / "referrer_expired.txt").write_text("{{ no_such_value }}\n")
-    broken = make_context(ctx.settings, FixedClock(NOW), Templates(broken_root))
+    broken = breaking_one_template(ctx, tmp_path, "de/mail/referrer_expired.txt", NOW)
     first, german, last = open_one(ctx), open_one(ctx), open_one(ctx)
     Referral.update(language="de").where(Referral.id == german.id).execute()
     at = german.expires_at
