@@ -18,6 +18,7 @@ from service.intake import refusals
 from service.model import Answer, State, SurveyState
 from service.referral import deadlines, workflow
 from store import db, queries
+from store.records import ReferralRecord
 from tests.conftest import REFERRER, Sink, relay_sink
 from tests.helpers import (
     NOW,
@@ -106,7 +107,9 @@ def test_a_survey_refused_closes_and_the_other_still_counts(ctx, relay):
     assert queries.referral_by_id(referral.id).state == State.EVALUATING
 
 
-def test_an_introduction_refused_tells_the_referrer_whom_it_missed(ctx, relay):
+def introduction_refused_to_the_prospect(ctx, relay) -> ReferralRecord:
+    """Both said yes; the relay takes the introduction for the provider and refuses it for
+    the prospect."""
     handler, sink = relay
     referral = open_one(ctx)
     assert deliver(sink) == Report(sent=3)
@@ -116,6 +119,12 @@ def test_an_introduction_refused_tells_the_referrer_whom_it_missed(ctx, relay):
     # One mail, one envelope each: the provider's went, the prospect's was refused, and the
     # referrer's own note went.
     assert deliver(sink) == Report(sent=2, failed=1)
+    return referral
+
+
+def test_an_introduction_refused_tells_the_referrer_whom_it_missed(ctx, relay):
+    handler, sink = relay
+    referral = introduction_refused_to_the_prospect(ctx, relay)
     introduction = parse(sink.to(PROVIDER)[-1])
     assert [a.addr_spec for a in introduction["To"].addresses] == [PROVIDER, PROSPECT]
     assert refusals.settle_failures(ctx, NOW) == 1
@@ -142,13 +151,7 @@ def test_an_introduction_refused_whose_notice_fails_leaves_no_trace_in_the_histo
     """Settling it fails after its "not introduced" was added: the savepoint takes that
     event back with the rest. Left in, the history would tell of a notice never sent, and
     the survey of a party the introduction reached would be skipped."""
-    handler, sink = relay
-    referral = open_one(ctx)
-    assert deliver(sink) == Report(sent=3)
-    handler.at_rcpt[PROSPECT] = UNKNOWN_USER
-    say(ctx, referral, "provider", Answer.YES, NOW)
-    say(ctx, referral, "prospect", Answer.YES, NOW)
-    assert deliver(sink) == Report(sent=2, failed=1)
+    referral = introduction_refused_to_the_prospect(ctx, relay)
     broken = breaking_one_template(ctx, tmp_path, "en/mail/referrer_not_introduced.txt", NOW)
 
     assert refusals.settle_failures(broken, NOW) == 0
