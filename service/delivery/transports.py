@@ -10,9 +10,14 @@ import socket
 import ssl
 from pathlib import Path
 
-import aiosmtplib
-
 from service.delivery.outbox import SEND_LIMIT_SECONDS, Transport
+from service.delivery.smtp_client import (
+    Broken,
+    RecipientsRefused,
+    Refused,
+    SmtpConnection,
+    Unsendable,
+)
 from service.errors import ConfigError, DeliveryError
 from service.settings import Settings
 from store.records import OutboxItem
@@ -45,86 +50,82 @@ class SmtpRelay:
         # "implicit": TLS from the first byte (port 465); "starttls": upgraded after EHLO.
         self.tls = tls
         self.tls_context = tls_context
-        self.username, self.password = username or None, password or None
+        self.username, self.password = username, password
         # The whole send, every step included, ends within `timeout`; one command within
         # a part of it, so a relay that stalls on one step is given up on early.
         self.timeout = timeout
         self.connections = max(connections, 1)
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._idle: list[tuple[SmtpConnection, float]] = []
+        self._helo_name = ""
 
     async def send(self, item: OutboxItem) -> str:
         try:
             async with asyncio.timeout(self.timeout):
-                client = await self._checkout()
+                connection = await self._checkout()
                 try:
-                    refused, _ = await client.sendmail(
+                    refused = await connection.send(
                         item.envelope_from, list(item.recipients), item.raw
                     )
-                except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-                    # A refusal: sendmail reset the envelope, the connection can go on.
-                    self._checkin(client)
-                    raise
-                except BaseException:
-                    client.close()
-                    raise
-                self._checkin(client)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+                finally:
+                    self._checkin(connection)
+        except RecipientsRefused as exc:
+            codes = [reply.code for reply in exc.refused.values()]
             raise DeliveryError(
-                f"every recipient refused: {detail}", permanent=all(c >= 500 for c in codes)
+                f"every recipient refused: {exc}", permanent=all(c >= 500 for c in codes)
             ) from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"relay said {exc.code} {exc.message}", permanent=exc.code >= 500
-            ) from exc
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+        except Refused as exc:
+            raise DeliveryError(f"relay said {exc.reply}", permanent=exc.reply.code >= 500) from exc
+        except Unsendable as exc:
+            raise DeliveryError(str(exc), permanent=True) from exc
+        except (Broken, TimeoutError, OSError) as exc:
             raise DeliveryError(f"relay unreachable: {exc}", permanent=False) from exc
         # Some recipients taken, some refused: the mail went; sending it again would
         # give the accepted ones a second copy. Note who was refused and move on.
-        return "; ".join(f"refused {r}: {resp.code} {resp.message}" for r, resp in refused.items())
+        return "; ".join(f"refused {r}: {reply}" for r, reply in refused.items())
 
-    async def _checkout(self) -> aiosmtplib.SMTP:
+    async def _checkout(self) -> SmtpConnection:
         now = asyncio.get_running_loop().time()
         while self._idle:
-            client, since = self._idle.pop()
-            if not client.is_connected:
+            connection, since = self._idle.pop()
+            if not connection.is_open:
                 continue
             if now - since < FRESH_SECONDS:
-                return client
+                return connection
             # Idle a while: the relay may have closed it (Postfix does after 5 minutes).
             # Asking costs a round trip only when the outbox was quiet, never under load.
             try:
-                await client.noop()
-                return client
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
-        client = aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            use_tls=self.tls == "implicit",
-            # False, not None: None would let aiosmtplib pick STARTTLS whenever offered.
-            start_tls=self.tls == "starttls",
+                await connection.noop()
+                return connection
+            except Broken:
+                pass
+        if not self._helo_name:
+            # The name a relay's logs show for us; looking it up may ask DNS.
+            name = await asyncio.to_thread(socket.getfqdn)
+            self._helo_name = name if name.isascii() else "localhost"
+        return await SmtpConnection.open(
+            self.host,
+            self.port,
+            helo_name=self._helo_name,
+            tls=self.tls,
             tls_context=self.tls_context,
             username=self.username,
             password=self.password,
-            timeout=self.timeout / 2,
+            reply_seconds=self.timeout / 2,
         )
-        await client.connect()
-        return client
 
-    def _checkin(self, client: aiosmtplib.SMTP) -> None:
-        if client.is_connected and len(self._idle) < self.connections:
-            self._idle.append((client, asyncio.get_running_loop().time()))
+    def _checkin(self, connection: SmtpConnection) -> None:
+        if connection.is_open and len(self._idle) < self.connections:
+            self._idle.append((connection, asyncio.get_running_loop().time()))
         else:
-            client.close()
+            connection.close()
 
     async def close(self) -> None:
         """Say QUIT on every kept connection."""
         idle, self._idle = self._idle, []
-        for client, _ in idle:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                await client.quit(timeout=5)
+        for connection, _ in idle:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await connection.quit()
 
 
 class Maildir:
