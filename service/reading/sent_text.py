@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser
 
 from service.reading.bodies import body_text, part_text
+from service.reading.limits import header_block
 
 _HEADERS = BytesHeaderParser()  # compat32: no header objects
 
@@ -42,7 +43,8 @@ def _first_part(raw: bytes) -> bytes | None:
     """The first part of a multipart/alternative as we write it: no preamble, the first
     delimiter right after the header block, the second on a line of its own and the
     boundary nowhere in between. None for any other shape."""
-    headers = _HEADERS.parsebytes(raw)
+    # The header block alone: parsed whole, every byte of every part would be decoded.
+    headers = _HEADERS.parsebytes(header_block(raw, len(raw)) or raw)
     if headers.get_content_type() != "multipart/alternative" or _attached(headers):
         return None
     boundary = headers.get_boundary()
