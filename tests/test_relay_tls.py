@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,23 +41,6 @@ class TlsSinkHandler(SinkHandler):
         with self.lock:
             self.versions.append(tls.version() if tls else "")
         return await super().handle_DATA(server, session, envelope)
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, as a private relay might have."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "relay.pem", folder / "relay.key"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=relay.test"),
-            *("-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 @contextlib.contextmanager

@@ -8,7 +8,9 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import socket
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from service.delivery import transports
 from service.delivery.smtp_client import wire_form
 from service.delivery.transports import SmtpRelay
 from service.errors import DeliveryError
@@ -55,6 +58,7 @@ class Relay(SinkHandler):
         self.at_mail: list[str] = []
         self.at_rcpt: dict[str, str] = {}
         self.after_data: dict[str, str] = {}
+        self.mail_options: list[list[str]] = []
 
     async def handle_EHLO(
         self, server: object, session: object, envelope: object, hostname: str, responses: list
@@ -72,6 +76,7 @@ class Relay(SinkHandler):
             return self.at_mail.pop(0)
         envelope.mail_from = address  # type: ignore[attr-defined]
         envelope.mail_options.extend(options)  # type: ignore[attr-defined]
+        self.mail_options.append(options)
         return "250 2.1.0 OK"
 
     async def handle_RCPT(
@@ -86,6 +91,20 @@ class Relay(SinkHandler):
         for rcpt in envelope.rcpt_tos:  # type: ignore[attr-defined]
             if rcpt in self.after_data:
                 return self.after_data[rcpt]
+        return await super().handle_DATA(server, session, envelope)
+
+
+class SlowOnce(Relay):
+    """Takes a mail and answers its dot only after the client has given up, once."""
+
+    def __init__(self) -> None:
+        super().__init__(pipelining=True)
+        self.slow = 1
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        if self.slow:
+            self.slow -= 1
+            await asyncio.sleep(2)
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -255,10 +274,12 @@ class Accounts(SinkHandler):
     def __init__(self, login: bytes, password: bytes) -> None:
         super().__init__()
         self.login, self.password = login, password
+        self.attempts = 0
 
     def authenticate(
         self, server: object, session: object, envelope: object, mechanism: str, data: object
     ) -> AuthResult:
+        self.attempts += 1
         ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
             self.login,
             self.password,
@@ -282,11 +303,14 @@ def test_a_relay_that_wants_a_login_gets_it_and_a_wrong_password_keeps_the_mail(
         right = SmtpRelay("127.0.0.1", port, username="care", password="s3cret é", timeout=5)
         wrong = SmtpRelay("127.0.0.1", port, username="care", password="guess", timeout=5)
         assert send_all(right, item(n=1)) == [""]
-        (refused,) = send_all(wrong, item(n=2))
+        refused, waiting = send_all(wrong, item(n=2), item(n=3))
     assert len(accounts.deliveries) == 1
-    # A wrong password is the operator's to fix: the mail waits in the outbox meanwhile.
-    assert isinstance(refused, DeliveryError) and not refused.permanent
-    assert "login" in str(refused)
+    # A wrong password is the operator's to fix: the mail waits in the outbox meanwhile,
+    # and the next mails wait without asking the relay again at once.
+    for outcome in (refused, waiting):
+        assert isinstance(outcome, DeliveryError) and not outcome.permanent
+        assert "refused our login" in str(outcome)
+    assert accounts.attempts == 2
 
 
 def test_an_address_beyond_ascii_goes_only_to_a_relay_that_carries_it():
@@ -294,39 +318,76 @@ def test_an_address_beyond_ascii_goes_only_to_a_relay_that_carries_it():
         outcomes = send_all(SmtpRelay("127.0.0.1", port, timeout=5), item("zoë@acme.example"))
     assert outcomes == [""]
     assert handler.deliveries[0].rcpt_tos == ("zoë@acme.example",)
+    assert handler.mail_options == [["SMTPUTF8"]]
     with running(Relay(pipelining=True), enable_SMTPUTF8=False) as port:
         (refused,) = send_all(SmtpRelay("127.0.0.1", port, timeout=5), item("zoë@acme.example"))
     assert isinstance(refused, DeliveryError) and refused.permanent
     assert "SMTPUTF8" in str(refused)
 
 
+@dataclass
+class Script:
+    """What a scripted server says, and what it heard."""
+
+    lines: dict[bytes, bytes | list[bytes]]  # first word -> reply, or replies in turn
+    greeting: bytes = b"220 relay.example ESMTP\r\n"
+    heard: list[bytes] = field(default_factory=list)
+    connections: int = 0
+
+    def answer(self, word: bytes) -> bytes | None:
+        said = self.lines.get(word)
+        if isinstance(said, list):
+            return said.pop(0) if len(said) > 1 else said[0]
+        return said
+
+
 @contextlib.asynccontextmanager
-async def scripted(
-    lines: dict[bytes, bytes], greeting: bytes
-) -> AsyncIterator[tuple[list[bytes], int]]:
-    """A server that greets with `greeting` and answers each command by its first word
-    from `lines` (a missing word closes the connection); yields the commands it read."""
-    heard: list[bytes] = []
+async def scripted(script: Script) -> AsyncIterator[int]:
+    """A server on a real socket that greets as scripted and answers each command by its
+    first word (a word it has no answer for closes the connection); after a 354 it reads
+    the message up to its dot, which it answers as the word "." says (250 if it says
+    nothing). Yields its port."""
 
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(greeting)
+        script.connections += 1
+        writer.write(script.greeting)
         while line := await reader.readline():
-            heard.append(line)
-            answer = lines.get(line.split(b" ")[0].split(b":")[0].strip().upper())
+            script.heard.append(line)
+            answer = script.answer(line.split(b" ")[0].split(b":")[0].strip().upper())
             if answer is None:
                 break
             writer.write(answer)
             await writer.drain()
+            if answer.startswith(b"421"):
+                break
+            if answer.startswith(b"354"):
+                while (body := await reader.readline()) not in (b".\r\n", b""):
+                    script.heard.append(body)
+                script.heard.append(body)
+                writer.write(script.answer(b".") or b"250 2.0.0 queued\r\n")
         writer.close()
 
     server = await asyncio.start_server(talk, "127.0.0.1", 0)
     try:
-        yield heard, server.sockets[0].getsockname()[1]
+        yield server.sockets[0].getsockname()[1]
     finally:
         server.close()
 
 
+def talk_to(script: Script, *items: OutboxItem, **relay: object) -> list[str | DeliveryError]:
+    """Each item sent, in turn, through one SmtpRelay to the scripted server."""
+
+    async def run() -> list[str | DeliveryError]:
+        async with scripted(script) as port:
+            transport = SmtpRelay("127.0.0.1", port, **{"timeout": 4, **relay})  # type: ignore[arg-type]
+            return await asyncio.to_thread(send_all, transport, *items)
+
+    return asyncio.run(run())
+
+
 EHLO = b"250-relay.example\r\n250 PIPELINING\r\n"
+OK = b"250 2.0.0 OK\r\n"
+RELAY = {b"EHLO": EHLO, b"MAIL": OK, b"RCPT": OK, b"DATA": b"354 go ahead\r\n", b"QUIT": OK}
 
 
 @pytest.mark.parametrize(
@@ -337,41 +398,183 @@ EHLO = b"250-relay.example\r\n250 PIPELINING\r\n"
         (b"220 hi\r\n", {b"EHLO": EHLO}, "closed the connection"),  # gone at MAIL
         (b"220 hi\r\n", {b"EHLO": b"250-x\r\n" * 500 + b"250 x\r\n"}, "too many lines"),
         (b"220 hi\r\n", {b"EHLO": b"250 " + b"x" * 10000 + b"\r\n"}, "past the limit"),
+        (b"220 hi\r\n", {**RELAY, b"MAIL": b"999 what\r\n"}, "not an SMTP reply"),
+        (b"220 hi\r\n", {**RELAY, b"MAIL": b"250\x00OK\r\n"}, "not an SMTP reply"),
     ],
-    ids=["garbled", "refused-at-greeting", "hangs-up", "endless-reply", "endless-line"],
+    ids=[
+        "garbled",
+        "refused-at-greeting",
+        "hangs-up",
+        "endless-reply",
+        "endless-line",
+        "no-such-code",
+        "no-separator",
+    ],
 )
 def test_a_relay_that_does_not_speak_smtp_keeps_the_mail_for_later(greeting, lines, said):
-    async def run() -> list[str | DeliveryError]:
-        async with scripted(lines, greeting) as (_, port):
-            return await asyncio.to_thread(
-                send_all, SmtpRelay("127.0.0.1", port, timeout=4), item()
-            )
-
-    (outcome,) = asyncio.run(run())
+    (outcome,) = talk_to(Script(lines, greeting), item())
     assert isinstance(outcome, DeliveryError) and not outcome.permanent
     assert said in str(outcome)
 
 
-def test_a_relay_that_opens_data_with_nobody_to_deliver_to_is_left_mid_message():
-    lines = {
-        b"EHLO": EHLO,
-        b"MAIL": b"250 ok\r\n",
-        b"RCPT": b"550 no such user\r\n",
-        b"DATA": b"354 go ahead\r\n",
-    }
+def test_a_relay_that_opens_data_with_nobody_to_deliver_to_gets_a_lone_dot():
+    script = Script(
+        {**RELAY, b"RCPT": b"550 5.1.1 no such user\r\n", b".": b"554 5.5.1 no recipients\r\n"}
+    )
+    first, second = talk_to(script, item(n=1), item(n=2))
+    # As RFC 2920 3.1 asks: a dot alone, and the refusals the recipients got, for good.
+    assert isinstance(first, DeliveryError) and first.permanent and "550" in str(first)
+    assert isinstance(second, DeliveryError) and second.permanent
+    assert b".\r\n" in script.heard
+    assert not any(line.startswith(b"Subject") for line in script.heard)
+    assert script.connections == 1  # the conversation could go on after it
 
-    async def run() -> tuple[list[str | DeliveryError], list[bytes]]:
-        async with scripted(lines, b"220 hi\r\n") as (heard, port):
-            outcome = await asyncio.to_thread(
-                send_all, SmtpRelay("127.0.0.1", port, timeout=4), item()
-            )
-            await asyncio.sleep(0.1)
-            return outcome, list(heard)
 
-    (outcome,), heard = asyncio.run(run())
+@pytest.mark.parametrize(
+    ("reply", "permanent"), [(b"451 4.3.0 not now", False), (b"554 5.3.0 no", True)]
+)
+def test_a_refused_data_command_is_the_relays_word_on_the_mail(reply, permanent):
+    script = Script({**RELAY, b"DATA": reply + b"\r\n", b"RSET": OK})
+    (outcome,) = talk_to(script, item())
+    assert isinstance(outcome, DeliveryError) and outcome.permanent is permanent
+    assert reply.decode() in str(outcome)
+
+
+def test_a_421_ends_that_mail_and_the_next_opens_a_new_connection():
+    script = Script({**RELAY, b".": [b"421 4.3.2 shutting down\r\n", OK]})
+    first, second = talk_to(script, item(n=1), item(n=2))
+    assert isinstance(first, DeliveryError) and not first.permanent and "421" in str(first)
+    assert second == ""
+    assert script.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("lines", "said", "permanent"),
+    [
+        ({b"MAIL": b"421 4.3.2 shutting down\r\n"}, "421", False),
+        (
+            {
+                b"RCPT": b"550 5.1.1 no such user\r\n",
+                b"DATA": b"554 5.5.1 no valid recipients\r\n",
+                b"RSET": b"500 what\r\n",
+            },
+            "550",
+            True,
+        ),
+    ],
+    ids=["421-at-mail", "rset-refused"],
+)
+def test_a_conversation_that_cannot_go_on_keeps_the_relays_word_and_ends(lines, said, permanent):
+    script = Script({**RELAY, b"RSET": OK, **lines})
+    first, _ = talk_to(script, item(n=1), item(n=2))
+    assert isinstance(first, DeliveryError) and first.permanent is permanent
+    assert said in str(first)
+    assert script.connections == 2  # the next mail did not go on that connection
+
+
+def test_a_kept_connection_the_relay_no_longer_answers_is_left_for_a_new_one(monkeypatch):
+    monkeypatch.setattr(transports, "FRESH_SECONDS", 0.0)  # every kept connection is asked
+    script = Script({**RELAY, b"NOOP": b"421 4.4.2 idle too long\r\n"})
+    assert talk_to(script, item(n=1), item(n=2)) == ["", ""]
+    assert script.connections == 2
+
+
+def test_starttls_required_and_not_offered_sends_nothing_in_the_clear():
+    script = Script(RELAY)
+    (outcome,) = talk_to(script, item(), tls="starttls")
     assert isinstance(outcome, DeliveryError) and not outcome.permanent
-    # Not a byte of the mail, and no dot that would ask it to deliver an empty one.
-    assert not any(line.startswith((b"Subject", b".")) for line in heard)
+    assert "does not offer STARTTLS" in str(outcome)
+    assert [line[:4] for line in script.heard] == [b"EHLO"]
+
+
+def test_a_relay_that_knows_no_ehlo_is_greeted_with_helo_and_offered_nothing_it_lacks():
+    script = Script({**RELAY, b"EHLO": b"502 5.5.2 what\r\n", b"HELO": OK})
+    assert talk_to(script, item("jane@acme.example", "bob@b.example")) == [""]
+    commands = [line.split(b" ")[0].split(b":")[0].strip() for line in script.heard[:6]]
+    assert commands == [b"EHLO", b"HELO", b"MAIL", b"RCPT", b"RCPT", b"DATA"]
+
+
+def test_duplicate_recipients_refused_for_now_are_refused_for_now():
+    script = Script(
+        {**RELAY, b"RCPT": b"452 4.2.2 mailbox full\r\n", b"DATA": b"503 no rcpt\r\n", b"RSET": OK}
+    )
+    (outcome,) = talk_to(script, item("full@acme.example", "full@acme.example"))
+    assert isinstance(outcome, DeliveryError) and not outcome.permanent
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["bob@b.example>\r\nRCPT TO:<mallory@m.example", "bob@b.example\x00", "zo\udcebe@acme.example"],
+    ids=["a-command-inside", "nul", "lone-surrogate"],
+)
+def test_an_address_no_relay_could_take_fails_for_good_and_sends_nothing(address):
+    script = Script({**RELAY, b"EHLO": b"250-relay.example\r\n250 SMTPUTF8\r\n"})
+    (outcome,) = talk_to(script, item(address))
+    assert isinstance(outcome, DeliveryError) and outcome.permanent
+    assert not any(line.startswith((b"MAIL", b"RCPT")) for line in script.heard)
+
+
+def test_a_relay_that_offers_only_a_login_we_do_not_know_keeps_the_mail():
+    script = Script({**RELAY, b"EHLO": b"250-relay.example\r\n250 AUTH CRAM-MD5\r\n"})
+    (outcome,) = talk_to(script, item(), username="care", password="secret")
+    assert isinstance(outcome, DeliveryError) and not outcome.permanent
+    assert "AUTH CRAM-MD5" in str(outcome)
+    assert not any(line.startswith(b"MAIL") for line in script.heard)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the certificate")
+def test_what_came_in_the_clear_after_starttls_is_never_read_as_a_reply_under_tls(certificate):
+    """RFC 3207 5: a man in the middle who appends replies to the relay's 220 must not
+    have them answer the EHLO we send once secured."""
+    cert, key = certificate
+    secured = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    secured.load_cert_chain(cert, key)
+    heard: list[bytes] = []
+
+    async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay.example ESMTP\r\n")
+        await reader.readline()
+        writer.write(b"250-relay.example\r\n250 STARTTLS\r\n")
+        await reader.readline()
+        writer.write(b"220 go ahead\r\n250-injected\r\n250 PIPELINING\r\n")
+        await writer.drain()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.start_tls(secured)
+            while line := await reader.readline():
+                heard.append(line)
+                writer.write(EHLO if line.startswith(b"EHLO") else OK)
+        writer.close()
+
+    async def run() -> list[str | DeliveryError]:
+        server = await asyncio.start_server(talk, "127.0.0.1", 0)
+        trusting = ssl.create_default_context(cafile=str(cert))
+        transport = SmtpRelay(
+            "127.0.0.1",
+            server.sockets[0].getsockname()[1],
+            tls="starttls",
+            tls_context=trusting,
+            timeout=4,
+        )
+        try:
+            return await asyncio.to_thread(send_all, transport, item())
+        finally:
+            server.close()
+
+    (outcome,) = asyncio.run(run())
+    assert isinstance(outcome, DeliveryError) and not outcome.permanent
+    assert "more than its 220" in str(outcome)
+    assert heard == []  # not even an EHLO went under TLS on that connection
+
+
+def test_a_late_answer_never_answers_the_next_mail():
+    """A reply that outlasts its wait closes the connection: read on it, the late 250 would
+    be taken for the next mail's."""
+    with running(handler := SlowOnce()) as port:
+        # Half the send's limit for one reply: 1.5 s; the relay answers the dot after 2.
+        late, fine = send_all(SmtpRelay("127.0.0.1", port, timeout=3), item(n=1), item(n=2))
+    assert isinstance(late, DeliveryError) and not late.permanent
+    assert fine == ""
+    assert handler.greetings == 2
 
 
 def _unstuffed(wire: bytes) -> bytes:
@@ -391,20 +594,6 @@ def test_the_wire_form_ends_only_at_its_dot_and_gives_back_the_mail(raw):
     if lines[-1] == b"":
         lines.pop()
     assert _unstuffed(wire) == b"".join(line + b"\r\n" for line in lines)
-
-
-class SlowOnce(Relay):
-    """Takes a mail and answers its dot only after the client has given up, once."""
-
-    def __init__(self) -> None:
-        super().__init__(pipelining=True)
-        self.slow = 1
-
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-        if self.slow:
-            self.slow -= 1
-            await asyncio.sleep(2)
-        return await super().handle_DATA(server, session, envelope)
 
 
 def test_a_send_cut_short_leaves_its_connection_and_the_next_mail_opens_a_new_one():

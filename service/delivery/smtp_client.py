@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hmac
 import re
 import ssl
 from collections.abc import Iterator
@@ -23,7 +22,10 @@ from dataclasses import dataclass
 # its EHLO. Past these, the peer is not speaking SMTP to us.
 LONGEST_LINE = 8192
 MOST_LINES = 200
+_AFTER_CODE = (b" ", b"-", b"\r", b"\n")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+# What may not stand in a MAIL or RCPT path: it would end the command or the path early.
+_NOT_IN_A_PATH = re.compile(r"[\x00-\x1f\x7f<>]")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class RecipientsRefused(Exception):
 
 class Broken(Exception):
     """The conversation cannot go on: the connection is closed, the mail may go later."""
+
+
+class LoginRefused(Broken):
+    """The relay refused our login: every connection would meet the same until fixed."""
 
 
 class Unsendable(Exception):
@@ -137,6 +143,10 @@ class SmtpConnection:
             reply = await self.command(b"STARTTLS")
             if reply.code != 220:
                 raise Broken(f"the relay refused STARTTLS: {reply}")
+            # Bytes after the 220 came in the clear, maybe from a man in the middle; read
+            # as the first replies under TLS, they would answer our commands (RFC 3207 5).
+            if getattr(self.reader, "_buffer", b""):
+                raise Broken("the relay said more than its 220 to STARTTLS")
             assert context is not None
             async with asyncio.timeout(self.reply_seconds):
                 await self.writer.start_tls(context, server_hostname=host)
@@ -168,17 +178,11 @@ class SmtpConnection:
                 if reply.code != 334:
                     break
                 reply = await self.command(base64.b64encode(answer))
-        elif "CRAM-MD5" in offered:
-            reply = await self.command(b"AUTH CRAM-MD5")
-            if reply.code == 334:
-                challenge = base64.b64decode(reply.text.encode(), validate=False)
-                digest = hmac.new(secret, challenge, "md5").hexdigest().encode()
-                reply = await self.command(base64.b64encode(user + b" " + digest))
         else:
             raise Broken(f"the relay offers no login we know (AUTH {' '.join(offered)})")
         if reply.code != 235:
             # The operator's to fix (a password, an account): the mail waits for it.
-            raise Broken(f"the relay refused our login: {reply}")
+            raise LoginRefused(f"the relay refused our login: {reply}")
 
     @property
     def is_open(self) -> bool:
@@ -188,11 +192,12 @@ class SmtpConnection:
         """Hand one mail on; the recipients the relay refused while it took the others.
 
         Raises Refused or RecipientsRefused when the relay took none of it (the connection
-        is reset and can go on), Broken when the conversation failed (it is closed).
+        goes on, unless the relay is closing it), Unsendable when no relay could take it,
+        Broken when the conversation failed (it is closed).
         """
         addresses = [sender, *recipients]
-        if any(c in a for a in addresses for c in "\r\n<>"):
-            raise Unsendable("an address holds a line break or an angle bracket")
+        if any(_NOT_IN_A_PATH.search(a) for a in addresses):
+            raise Unsendable("an address holds a control character or an angle bracket")
         options = b""
         if not all(a.isascii() for a in addresses):
             if "SMTPUTF8" not in self.extensions:
@@ -200,26 +205,31 @@ class SmtpConnection:
             options += b" SMTPUTF8"
         if not raw.isascii() and "8BITMIME" in self.extensions:
             options += b" BODY=8BITMIME"
-        envelope = [b"MAIL FROM:<" + sender.encode() + b">" + options]
-        envelope += [b"RCPT TO:<" + r.encode() + b">" for r in recipients]
+        try:
+            envelope = [b"MAIL FROM:<" + sender.encode() + b">" + options]
+            envelope += [b"RCPT TO:<" + r.encode() + b">" for r in recipients]
+        except UnicodeEncodeError:
+            raise Unsendable("an address is not text UTF-8 can carry") from None
         envelope.append(b"DATA")
         # A refusal resets the transaction: the connection can go on.
         with self._closed_if_cut_short(keep=(Refused, RecipientsRefused)):
             replies = await self._envelope(envelope)
             mail, accepted, data = replies[0], replies[1:-1], replies[-1]
-            answers = zip(recipients, accepted, strict=True)
+            answers = list(zip(recipients, accepted, strict=True))
             refused = {r: a for r, a in answers if a.code // 100 != 2}
-            if data.code != 354:
+            nobody = mail.code // 100 != 2 or all(a.code // 100 != 2 for _, a in answers)
+            if data.code == 354 and nobody:
+                # DATA opened with nobody to deliver to: a lone dot ends it (RFC 2920 3.1).
+                self.writer.write(b".\r\n")
+                await self._replies(1)
+            elif data.code != 354:
                 await self._reset()
-                if mail.code // 100 != 2:
-                    raise Refused(mail)
-                if len(refused) == len(recipients):
-                    raise RecipientsRefused(refused)
+            if nobody and mail.code // 100 != 2:
+                raise Refused(mail)
+            if nobody:
+                raise RecipientsRefused(refused)
+            if data.code != 354:
                 raise Refused(data)
-            if mail.code // 100 != 2 or len(refused) == len(recipients):
-                # A relay that opened DATA with nobody to deliver to: leaving mid-message
-                # makes it drop the message, where a dot would ask it to deliver.
-                raise Broken(f"the relay opened DATA after refusing the envelope ({mail})")
             self.writer.write(wire_form(raw))
             await self.writer.drain()
             (done,) = await self._replies(1)
@@ -243,9 +253,11 @@ class SmtpConnection:
         return replies
 
     async def _reset(self) -> None:
-        reply = await self.command(b"RSET")
-        if reply.code != 250:
-            raise Broken(f"the relay refused RSET: {reply}")
+        """End a refused transaction; a connection that cannot is closed, not reused."""
+        if self._broken:
+            return  # a 421 ended the conversation: nothing is left to reset
+        if (await self.command(b"RSET")).code != 250:
+            self.close()
 
     async def command(self, line: bytes) -> Reply:
         """Send one command and return its reply."""
@@ -304,12 +316,19 @@ class SmtpConnection:
                     if not line.endswith(b"\n"):
                         raise Broken("the relay closed the connection")
                     code, more = line[:3], line[3:4]
-                    if not code.isdigit() or more not in (b" ", b"-", b"\r", b"\n"):
+                    if not (code.isdigit() and b"2" <= code[:1] <= b"5") or more not in _AFTER_CODE:
                         raise Broken(f"not an SMTP reply: {line[:80]!r}")
                     lines.append(line[4:].rstrip(b"\r\n").decode("utf-8", "replace"))
                     if more != b"-":
                         break
                     if len(lines) >= MOST_LINES:
                         raise Broken("a reply of too many lines")
-                replies.append(Reply(int(code), "\n".join(lines)))
+                reply = Reply(int(code), "\n".join(lines))
+                replies.append(reply)
+                if reply.code == 421:
+                    # The relay is closing the connection: whatever else was asked gets
+                    # no answer but this one, and the connection carries no other mail.
+                    self._broken = True
+                    replies += [reply] * (count - len(replies))
+                    break
         return replies

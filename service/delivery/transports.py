@@ -13,6 +13,7 @@ from pathlib import Path
 from service.delivery.outbox import SEND_LIMIT_SECONDS, Transport
 from service.delivery.smtp_client import (
     Broken,
+    LoginRefused,
     RecipientsRefused,
     Refused,
     SmtpConnection,
@@ -24,6 +25,8 @@ from store.records import OutboxItem
 
 # A kept connection used this recently is taken as open; an older one is asked first.
 FRESH_SECONDS = 2.0
+# After the relay refused our login, mails wait this long before it is asked again.
+LOGIN_PAUSE_SECONDS = 60.0
 
 
 class SmtpRelay:
@@ -57,8 +60,15 @@ class SmtpRelay:
         self.connections = max(connections, 1)
         self._idle: list[tuple[SmtpConnection, float]] = []
         self._helo_name = ""
+        # Until when a refused login is taken as still refused, and what the relay said.
+        self._login_refused: tuple[float, str] | None = None
 
     async def send(self, item: OutboxItem) -> str:
+        now = asyncio.get_running_loop().time()
+        if self._login_refused is not None and now < self._login_refused[0]:
+            # Asked again at once, the relay would only refuse again, once per mail: a
+            # queue of them looks like password guessing to fail2ban or Postfix's anvil.
+            raise DeliveryError(self._login_refused[1], permanent=False)
         try:
             async with asyncio.timeout(self.timeout):
                 connection = await self._checkout()
@@ -77,8 +87,12 @@ class SmtpRelay:
             raise DeliveryError(f"relay said {exc.reply}", permanent=exc.reply.code >= 500) from exc
         except Unsendable as exc:
             raise DeliveryError(str(exc), permanent=True) from exc
+        except LoginRefused as exc:
+            self._login_refused = (now + LOGIN_PAUSE_SECONDS, str(exc))
+            raise DeliveryError(str(exc), permanent=False) from exc
         except (Broken, TimeoutError, OSError) as exc:
-            raise DeliveryError(f"relay unreachable: {exc}", permanent=False) from exc
+            said = str(exc) or type(exc).__name__
+            raise DeliveryError(f"relay unreachable: {said}", permanent=False) from exc
         # Some recipients taken, some refused: the mail went; sending it again would
         # give the accepted ones a second copy. Note who was refused and move on.
         return "; ".join(f"refused {r}: {reply}" for r, reply in refused.items())
