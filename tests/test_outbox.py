@@ -32,7 +32,7 @@ from service.delivery.transports import Maildir, SmtpRelay
 from store import db, queries
 from store.models import OutboxMail
 from store.records import OutgoingMail
-from tests.conftest import Sink, eventually, free_port, relay_sink
+from tests.conftest import InProcess, Sink, eventually, free_port, make_settings, relay_sink
 from tests.load import PacedHandler
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -209,6 +209,38 @@ def test_mail_claimed_ahead_goes_once_and_nothing_is_left_behind(store_url, sink
     assert sorted(got) == sorted(message_ids)
     assert queries.outbox_counts() == {"sent": 130}
     assert queries.claim_outbox(NOW + 2 * LEASE, NOW + 3 * LEASE, 10) == []
+
+
+def test_a_run_that_ends_at_its_limit_says_more_is_due(store_url, sink):
+    enqueue(120)  # claims of 50 with one connection
+    transport = relay(sink)
+    outbox = Outbox(transport, clock=FixedClock(NOW))
+
+    async def two_runs() -> tuple[Report, Report]:
+        try:
+            return await outbox.deliver_due(batches=2), await outbox.deliver_due(batches=2)
+        finally:
+            await transport.close()
+
+    assert asyncio.run(two_runs()) == (Report(sent=100, more=True), Report(sent=20))
+
+
+def test_serve_sends_a_backlog_longer_than_one_run_without_waiting_for_a_kick(
+    tmp_path, store_url, sink
+):
+    """As after the relay was away for hours: a run is bounded (a stop waits for one run,
+    not the backlog), and the rest goes at once, not at the next scheduled kick."""
+    # One connection: claims of 50, twenty to a run, so 1,050 mails take two runs.
+    settings = make_settings(tmp_path, store_url, sink.port).replace("outbound", connections=1)
+    service = InProcess(settings)
+    try:
+        service.deliver()  # the run its start kicked is over: it cannot take the backlog
+        enqueue(1050)
+        service.deliver()  # one kick, and whatever runs that one leads to
+    finally:
+        service.stop()
+    assert len(sink.deliveries) == 1050
+    assert queries.outbox_counts() == {"sent": 1050}
 
 
 def test_sending_goes_on_while_another_writer_holds_the_store(store_url, counting_sink):

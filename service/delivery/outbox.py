@@ -60,10 +60,16 @@ class Report:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    # The run ended at its limit of claims with mail still due: whoever runs it again now
+    # sends the rest, rather than at the next kick.
+    more: bool = False
 
     def __add__(self, other: Report) -> Report:
         return Report(
-            self.sent + other.sent, self.retrying + other.retrying, self.failed + other.failed
+            self.sent + other.sent,
+            self.retrying + other.retrying,
+            self.failed + other.failed,
+            self.more or other.more,
         )
 
 
@@ -123,10 +129,12 @@ class Outbox:
         going: list[asyncio.Task[Report]] = []
         heartbeat = asyncio.create_task(self._keep_claims(held), name="outbox heartbeat")
         claim: asyncio.Task[list[OutboxItem]] | None = None
+        more = False
         try:
             claim = self._claim(held)
             for n in range(batches):
                 items = await claim
+                more = bool(items) and n + 1 == batches
                 claim = self._claim(held) if items and n + 1 < batches else None
                 for item in items:
                     await unrecorded.acquire()
@@ -152,7 +160,7 @@ class Outbox:
         for failure in settled:
             if isinstance(failure, BaseException):
                 raise failure
-        return sum(reports, Report())
+        return sum(reports, Report(more=more))
 
     def _claim(self, held: set[int]) -> asyncio.Task[list[OutboxItem]]:
         # What is due when the claim is asked for, not whenever its task gets to run.

@@ -309,6 +309,11 @@ class Service:
         self.runs.succeeded("outbox", self.clock.now())
         if report.failed:
             self.failures.kick()
+        if report.more:
+            # A backlog longer than one run (after the relay was away): the rest goes now,
+            # not at the next scheduled kick, seconds later. A run stays bounded, so a stop
+            # waits for one run, never for the whole backlog.
+            self.outbox.kick()
 
     async def _failures(self) -> None:
         assert self.ctx is not None
