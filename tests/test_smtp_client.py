@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 
 from service.delivery import transports
 from service.delivery.smtp_client import wire_form
-from service.delivery.transports import SmtpRelay
+from service.delivery.transports import SmtpRelay, from_settings, helo_name
 from service.errors import DeliveryError
 from store.records import OutboxItem
-from tests.conftest import SinkHandler, eventually, free_port
+from tests.conftest import SinkHandler, eventually, free_port, make_settings
 
 SENDER = "refer+b-k1@intro.example.org"
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
@@ -492,6 +492,32 @@ def test_a_relay_that_knows_no_ehlo_is_greeted_with_helo_and_offered_nothing_it_
     assert talk_to(script, item("jane@acme.example", "bob@b.example")) == [""]
     commands = [line.split(b" ")[0].split(b":")[0].strip() for line in script.heard[:6]]
     assert commands == [b"EHLO", b"HELO", b"MAIL", b"RCPT", b"RCPT", b"DATA"]
+
+
+@pytest.mark.parametrize(
+    ("fqdn", "domain", "named"),
+    [
+        ("mail.example.net", "intro.example.org", "mail.example.net"),
+        ("localhost", "intro.example.org", "intro.example.org"),
+        ("localhost.localdomain", "intro.example.org", "intro.example.org"),
+        ("3f2a9c1be0d4", "intro.example.org", "intro.example.org"),  # a container's id
+        ("3f2a9c1be0d4", "bücher.example", "xn--bcher-kva.example"),
+        ("3f2a9c1be0d4", "", "3f2a9c1be0d4"),
+        ("", "", "localhost"),
+    ],
+)
+def test_ehlo_names_this_host_if_it_has_a_full_name_else_the_services_domain(fqdn, domain, named):
+    assert helo_name(fqdn, domain) == named
+
+
+def test_the_relay_hears_the_name_the_configuration_gives(tmp_path):
+    settings = make_settings(tmp_path, "sqlite://", 2525)
+    script = Script(RELAY)
+    relay = from_settings(settings)
+    assert isinstance(relay, SmtpRelay)
+    assert talk_to(script, item(), domain=relay.domain) == [""]
+    expected = helo_name(socket.getfqdn(), "intro.example.org")
+    assert script.heard[0] == b"EHLO " + expected.encode() + b"\r\n"
 
 
 def test_duplicate_recipients_refused_for_now_are_refused_for_now():

@@ -48,8 +48,11 @@ class SmtpRelay:
         password: str = "",
         timeout: float = SEND_LIMIT_SECONDS,
         connections: int = 1,
+        domain: str = "",
     ) -> None:
         self.host, self.port = host, port
+        # EHLO's name where this host has no fully qualified one: the service's own domain.
+        self.domain = domain
         # "implicit": TLS from the first byte (port 465); "starttls": upgraded after EHLO.
         self.tls = tls
         self.tls_context = tls_context
@@ -113,9 +116,8 @@ class SmtpRelay:
             except Broken:
                 pass
         if not self._helo_name:
-            # The name a relay's logs show for us; looking it up may ask DNS.
-            name = await asyncio.to_thread(socket.getfqdn)
-            self._helo_name = name if name.isascii() else "localhost"
+            # Looking this host's name up may ask DNS: once, off the event loop.
+            self._helo_name = helo_name(await asyncio.to_thread(socket.getfqdn), self.domain)
         return await SmtpConnection.open(
             self.host,
             self.port,
@@ -140,6 +142,22 @@ class SmtpRelay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await connection.quit()
+
+
+def helo_name(fqdn: str, domain: str) -> str:
+    """What EHLO names us: this host's fully qualified name, else the service's domain.
+
+    A container's name is often "localhost" or a bare id, and a relay that checks EHLO
+    (Postfix's reject_non_fqdn_helo_hostname, a provider's smarthost) refuses those.
+    """
+    try:
+        own = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        own = ""
+    for name in (fqdn, own):
+        if name.isascii() and "." in name.strip(".") and not name.startswith("localhost"):
+            return name
+    return fqdn if fqdn.isascii() and fqdn else "localhost"
 
 
 class Maildir:
@@ -216,5 +234,6 @@ def from_settings(settings: Settings) -> Transport:
             username=out.username,
             password=out.password,
             connections=out.connections,
+            domain=settings.service.domain,
         )
     return Maildir(Path(out.maildir))
