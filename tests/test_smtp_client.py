@@ -333,6 +333,7 @@ class Script:
     greeting: bytes = b"220 relay.example ESMTP\r\n"
     heard: list[bytes] = field(default_factory=list)
     connections: int = 0
+    hang_ups: int = 0  # how many times to close the connection once a mail is answered
 
     def answer(self, word: bytes) -> bytes | None:
         said = self.lines.get(word)
@@ -365,6 +366,10 @@ async def scripted(script: Script) -> AsyncIterator[int]:
                     script.heard.append(body)
                 script.heard.append(body)
                 writer.write(script.answer(b".") or b"250 2.0.0 queued\r\n")
+                if script.hang_ups:
+                    script.hang_ups -= 1
+                    await writer.drain()
+                    break
         writer.close()
 
     server = await asyncio.start_server(talk, "127.0.0.1", 0)
@@ -476,6 +481,24 @@ def test_a_kept_connection_the_relay_no_longer_answers_is_left_for_a_new_one(mon
     monkeypatch.setattr(transports, "FRESH_SECONDS", 0.0)  # every kept connection is asked
     script = Script({**RELAY, b"NOOP": b"421 4.4.2 idle too long\r\n"})
     assert talk_to(script, item(n=1), item(n=2)) == ["", ""]
+    assert script.connections == 2
+
+
+def test_a_kept_connection_the_relay_closed_is_not_taken_for_the_next_mail():
+    """A relay closes an idle connection when it likes (Postfix after its timeout)."""
+    script = Script(RELAY, hang_ups=1)
+
+    async def run() -> list[str]:
+        async with scripted(script) as port:
+            transport = SmtpRelay("127.0.0.1", port, timeout=4)
+            try:
+                first = await transport.send(item(n=1))
+                await asyncio.sleep(0.3)  # the relay's close has arrived, unread
+                return [first, await transport.send(item(n=2))]
+            finally:
+                await transport.close()
+
+    assert asyncio.run(run()) == ["", ""]
     assert script.connections == 2
 
 
