@@ -35,6 +35,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Whether something takes connections on this loopback port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
@@ -294,8 +300,7 @@ class ServeProcess:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"serve exited early:\n{self.log.read_text()}")
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
+        return listening(port)
 
     def stop(self) -> int:
         assert self.proc is not None

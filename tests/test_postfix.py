@@ -8,7 +8,6 @@ refused in Postfix's own dialogue, so Postfix never bounces it to a possibly for
 from __future__ import annotations
 
 import smtplib
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from tests.conftest import (
     Sink,
     eventually,
     free_port,
+    listening,
     make_settings,
 )
 from tests.helpers import PROSPECT, PROVIDER, RCPT, request_referral
@@ -44,11 +44,6 @@ def recipe(domain: str, next_hop: str, policy_port: int, sink_port: int) -> str:
             f"relayhost = [127.0.0.1]:{sink_port}",
         ]
     )
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.mark.parametrize("protocol", ["smtp", "lmtp"])

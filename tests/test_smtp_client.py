@@ -28,7 +28,7 @@ from service.delivery.smtp_client import wire_form
 from service.delivery.transports import SmtpRelay, from_settings, helo_name
 from service.errors import DeliveryError
 from store.records import OutboxItem
-from tests.conftest import SinkHandler, eventually, free_port, make_settings
+from tests.conftest import SinkHandler, eventually, free_port, listening, make_settings
 
 SENDER = "refer+b-k1@intro.example.org"
 SMTP_SINK = Path("/usr/sbin/smtp-sink")
@@ -255,7 +255,7 @@ def test_postfix_smtp_sink_takes_pipelined_mail_on_kept_connections():
     user = ["-u", "nobody"] if os.geteuid() == 0 else []  # it drops root once it listens
     sink = subprocess.Popen([str(SMTP_SINK), *user, f"127.0.0.1:{port}", "100"])
     try:
-        eventually(lambda: _listening(port), "smtp-sink listening")
+        eventually(lambda: listening(port), "smtp-sink listening")
         chunks = envelope_groups(port, 20)
     finally:
         sink.terminate()
@@ -263,11 +263,6 @@ def test_postfix_smtp_sink_takes_pipelined_mail_on_kept_connections():
     # smtp-sink answers 250 after the dot only when the pipelined group was read right.
     assert len([c for c in chunks if c.startswith(b"MAIL FROM:") and b"\r\nDATA\r\n" in c]) == 20
     assert sum(c.startswith(b"EHLO") for c in chunks) == 1
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class Accounts(SinkHandler):
