@@ -33,6 +33,11 @@ class Reply:
     code: int
     text: str
 
+    @property
+    def taken(self) -> bool:
+        """A 2xx: the command was accepted."""
+        return self.code // 100 == 2
+
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
 
@@ -117,11 +122,8 @@ class SmtpConnection:
                 limit=LONGEST_LINE,
             )
         connection = cls(reader, writer, reply_seconds)
-        try:
+        with connection._closed_if_cut_short():
             await connection._start(host, helo_name, tls, context, username, password)
-        except BaseException:
-            connection.close()
-            raise
         return connection
 
     async def _start(
@@ -216,15 +218,15 @@ class SmtpConnection:
             replies = await self._envelope(envelope)
             mail, accepted, data = replies[0], replies[1:-1], replies[-1]
             answers = list(zip(recipients, accepted, strict=True))
-            refused = {r: a for r, a in answers if a.code // 100 != 2}
-            nobody = mail.code // 100 != 2 or all(a.code // 100 != 2 for _, a in answers)
+            refused = {r: a for r, a in answers if not a.taken}
+            nobody = not mail.taken or all(not a.taken for _, a in answers)
             if data.code == 354 and nobody:
                 # DATA opened with nobody to deliver to: a lone dot ends it (RFC 2920 3.1).
                 self.writer.write(b".\r\n")
                 await self._replies(1)
             elif data.code != 354:
                 await self._reset()
-            if nobody and mail.code // 100 != 2:
+            if nobody and not mail.taken:
                 raise Refused(mail)
             if nobody:
                 raise RecipientsRefused(refused)
@@ -243,11 +245,11 @@ class SmtpConnection:
             await self.writer.drain()
             return await self._replies(len(commands))
         replies = [await self.command(commands[0])]
-        if replies[0].code // 100 != 2:
+        if not replies[0].taken:
             return [*replies, *([Reply(503, "not sent")] * (len(commands) - 1))]
         for rcpt in commands[1:-1]:
             replies.append(await self.command(rcpt))
-        if all(r.code // 100 != 2 for r in replies[1:]):
+        if not any(r.taken for r in replies[1:]):
             return [*replies, Reply(503, "not sent")]
         replies.append(await self.command(commands[-1]))
         return replies
