@@ -210,21 +210,51 @@ def holding_rows() -> Iterator[list[dict[str, object]]]:
 
 
 @contextlib.contextmanager
-def transaction() -> Iterator[None]:
+def transaction(durable: bool = True) -> Iterator[None]:
     """Every write goes through here; nested use becomes a savepoint.
 
     A block that fails is rolled back, held rows included: a savepoint whose failure a
     caller contains (settling one failed mail of a batch) must not leave its rows to be
-    inserted with the batch's when the batch ends."""
+    inserted with the batch's when the batch ends.
+
+    `durable=False`: the commit returns before it is on disk, and a power cut or an OS
+    crash (not a crash of this process) may take it back until the next durable commit,
+    which makes every commit before it durable too: both stores write one log in commit
+    order, and syncing it syncs all that came before. Only for writes nobody outside
+    learns of except through a later durable commit: intake's claims and results, whose
+    mail goes out only after the outbox's claim. Lost, they are done again from the
+    stored message. Only the outermost block decides; a savepoint commits with it.
+    """
     held = _HELD_ROWS.get()
     mark = len(held) if held is not None else 0
     try:
-        with database.atomic():
-            yield
+        if durable or database.in_transaction():
+            with database.atomic():
+                yield
+        else:
+            with _unsynced(), database.atomic():
+                if is_postgresql():
+                    database.execute_sql("SET LOCAL synchronous_commit TO OFF")
+                yield
     except BaseException:
         if held is not None:
             del held[mark:]
         raise
+
+
+@contextlib.contextmanager
+def _unsynced() -> Iterator[None]:
+    """SQLite commits without syncing its log until the block ends. The level can only be
+    changed between transactions, so it is lowered before BEGIN and raised after COMMIT;
+    PostgreSQL's SET LOCAL ends with its transaction by itself."""
+    if is_postgresql():
+        yield
+        return
+    database.execute_sql("PRAGMA synchronous = NORMAL")
+    try:
+        yield
+    finally:
+        database.execute_sql(f"PRAGMA synchronous = {SQLITE_PRAGMAS['synchronous']}")
 
 
 def probe(url: str) -> str | None:

@@ -20,6 +20,7 @@ from store.db import (
     holding_rows,
     is_postgresql,
     once_more_if_connection_lost,
+    transaction,
 )
 from store.models import (
     Event,
@@ -127,8 +128,11 @@ def claim_inbound(
     """Take up to `limit` unprocessed messages, oldest first, for one claim until the lease
     ends: free ones, those whose lease ran out, and those held by the `stale` claims (of a
     process that is gone). The claim is the whole lock: the work is done outside any
-    transaction, and `finish_claimed` writes its result only while the claim still holds."""
-    with database.atomic():
+    transaction, and `finish_claimed` writes its result only while the claim still holds.
+
+    Not synced (`transaction`): a power cut that takes the claim back leaves the messages
+    free, as the end of its lease would; every process that held one restarts anyway."""
+    with transaction(durable=False):
         rows = list(_claimable(now, limit, stale)) if stale else _FREE_INBOUND.records(now, limit)
         _CLAIM.run_among([r.id for r in rows], claim, lease_until)
     return [_inbound(r) for r in rows]

@@ -15,7 +15,7 @@ from service.intake import pipeline, receiving
 from service.model import Channel
 from service.writing.compose import Templates
 from service.writing.context import make_context
-from store import queries
+from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes
 from tests.helpers import NOW, arrive, at_once, inbound_counts, outbox_mails, outcome
 
@@ -38,6 +38,32 @@ def test_a_good_request_becomes_a_referral(ctx, name):
         "consent_request",
         "consent_request",
     ]
+
+
+def test_intake_leaves_its_commits_to_the_outbox_claim_to_sync(ctx, store_url):
+    """Intake's claim and result are not synced: what they decided reaches nobody until
+    the outbox claims its mail, and that commit syncs them with it. The 250 before intake
+    and the claim after it reach the disk before they return."""
+    if not store_url.startswith("sqlite"):
+        pytest.skip("SQLite's statements are traced; PostgreSQL's SET LOCAL: test_store")
+    statements: list[str] = []
+    db.database.connection().set_trace_callback(statements.append)
+    try:
+        state, _ = outcome(ctx, arrive("request_thunderbird_labelled_lines.eml"))
+        assert len(queries.claim_outbox(NOW, NOW, 10)) == 3
+    finally:
+        db.database.connection().set_trace_callback(None)
+    assert state == "processed"
+    synced, level = {}, "full"
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous = "):
+            level = statement.rsplit(" ", 1)[1].lower()
+        elif statement.startswith(("INSERT INTO", "UPDATE")):
+            synced.setdefault(statement.split('"')[1], set()).add(level)
+    assert synced["inbound_message"] == {"full", "normal"}  # stored synced, claimed not
+    assert synced["referral"] == {"normal"}
+    assert synced["outbox_mail"] == {"normal", "full"}  # queued by intake, claimed to send
+    assert statements[-1] != "PRAGMA synchronous = NORMAL"
 
 
 def test_a_referrer_allowed_by_domain_pattern_is_heard(ctx):

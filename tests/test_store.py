@@ -324,6 +324,33 @@ def test_sqlite_runs_in_wal_with_foreign_keys_full_sync_and_a_busy_timeout(sqlit
     assert pragma("busy_timeout") == 10_000
 
 
+def syncs() -> bool:
+    """Whether a commit on this connection now waits for the disk."""
+    if db.is_postgresql():
+        return db.database.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+    return db.database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_a_commit_left_unsynced_leaves_every_other_synced(store_url):
+    """Intake's claims and results wait for the next synced commit; a 250, an answer or the
+    outbox's claim after them must still reach the disk before it returns."""
+    with db.transaction(durable=False):
+        queries.store_inbound(inbound("quiet"))
+        assert not syncs()
+        with db.transaction():  # a savepoint commits with the block around it
+            assert not syncs()
+    assert syncs()
+    with db.transaction(), db.transaction(durable=False):
+        assert syncs()  # the outermost block decides
+    with pytest.raises(RuntimeError, match="half-way"), db.transaction(durable=False):
+        queries.store_inbound(inbound("undone"))
+        raise RuntimeError("half-way")
+    assert syncs()
+    assert [r.message_id for r in queries.claim_inbound(NOW, NOW + timedelta(minutes=5), 5, "c")]
+    assert syncs()
+    assert inbound_counts() == {"new": 1}
+
+
 def test_sqlite_write_transactions_take_the_write_lock_at_begin(sqlite_url, tmp_path):
     path = sqlite_url.removeprefix("sqlite:///")
     with db.transaction():

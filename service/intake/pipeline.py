@@ -79,9 +79,13 @@ def process_pending(ctx: Context, now: datetime, limit: int = 200) -> int:
 def _record(
     ctx: Context, outcomes: list[tuple[InboundRecord, Outcome]], claim: str, now: datetime
 ) -> list[tuple[InboundRecord, Disposition]]:
-    """Write each message's outcome and its new state, all in one commit."""
+    """Write each message's outcome and its new state, all in one commit.
+
+    Not synced (`transaction`): nothing it decided reaches anyone before the outbox claims
+    the mail it queued, and that commit is synced, this one with it. A power cut before
+    then leaves the messages as they were stored, to be worked out again."""
     finished = []
-    with transaction():
+    with transaction(durable=False):
         for record, outcome in outcomes:
             disposition = _write_safely(ctx, record, outcome, claim, now)
             if disposition is not None:
