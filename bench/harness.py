@@ -102,6 +102,22 @@ def ms(seconds: float) -> str:
     return f"{value:.3f} ms" if value < 1 else f"{value:,.1f} ms"
 
 
+def machine_pace(rounds: int = 3) -> float:
+    """Seconds a fixed pure-Python workload takes now, the median of `rounds`: how fast this
+    machine runs an interpreter at this moment. On a shared machine that moves by up to
+    twice within a run, and a figure bound by one process's CPU moves with it."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        counts: dict[str, int] = {}
+        for i in range(100_000):
+            key = f"w{i % 997}"
+            counts[key] = counts.get(key, 0) + i
+        sorted(counts.items())
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
 # ------------------------------------------------------------------ stores
 
 

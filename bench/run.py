@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness import PG_ENV, Row, table
+from harness import PG_ENV, Row, machine_pace, table
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,23 @@ def main() -> int:
     # An empty --database-url keeps a run on SQLite even where the environment names one.
     runs = figures(sizes, max(args.rounds, 1), args.database_url or None)
     rows: list[Row] = []
+    paces: list[tuple[str, float]] = []
     started = time.monotonic()
     for name in chosen:
+        paces.append((name, machine_pace()))
         began = time.monotonic()
         rows += runs[name]()
         print(f"{name}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    paces.append(("end", machine_pace()))
     elapsed = time.monotonic() - started
     print(table(rows))
     print()
+    # Absolute targets (referrals a second, ms a tick item) move with the machine's pace;
+    # this says whether a figure that missed ran on a slowed machine.
+    print(
+        "a fixed pure-Python workload before each figure (lower: a faster machine), ms: "
+        + ", ".join(f"{name} {pace * 1000:.0f}" for name, pace in paces)
+    )
     print(
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{'--quick' if args.quick else '--large' if args.large else 'default sizes'}, "
