@@ -130,8 +130,9 @@ def claim_inbound(
     process that is gone). The claim is the whole lock: the work is done outside any
     transaction, and `finish_claimed` writes its result only while the claim still holds.
 
-    Not synced (`transaction`): a power cut that takes the claim back leaves the messages
-    free, as the end of its lease would; every process that held one restarts anyway."""
+    Not synced (`transaction`): a power cut (or a crash of PostgreSQL's server) that takes
+    the claim back leaves the messages free, as the end of its lease would; a result is
+    written only while its claim still holds (`finish_claimed`), so none is written twice."""
     with transaction(durable=False):
         rows = list(_claimable(now, limit, stale)) if stale else _FREE_INBOUND.records(now, limit)
         _CLAIM.run_among([r.id for r in rows], claim, lease_until)

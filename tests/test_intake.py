@@ -40,30 +40,58 @@ def test_a_good_request_becomes_a_referral(ctx, name):
     ]
 
 
-def test_intake_leaves_its_commits_to_the_outbox_claim_to_sync(ctx, store_url):
-    """Intake's claim and result are not synced: what they decided reaches nobody until
-    the outbox claims its mail, and that commit syncs them with it. The 250 before intake
-    and the claim after it reach the disk before they return."""
-    if not store_url.startswith("sqlite"):
-        pytest.skip("SQLite's statements are traced; PostgreSQL's SET LOCAL: test_store")
-    statements: list[str] = []
-    db.database.connection().set_trace_callback(statements.append)
-    try:
-        state, _ = outcome(ctx, arrive("request_thunderbird_labelled_lines.eml"))
-        assert len(queries.claim_outbox(NOW, NOW, 10)) == 3
-    finally:
-        db.database.connection().set_trace_callback(None)
-    assert state == "processed"
-    synced, level = {}, "full"
-    for statement in statements:
-        if statement.startswith("PRAGMA synchronous = "):
-            level = statement.rsplit(" ", 1)[1].lower()
-        elif statement.startswith(("INSERT INTO", "UPDATE")):
-            synced.setdefault(statement.split('"')[1], set()).add(level)
-    assert synced["inbound_message"] == {"full", "normal"}  # stored synced, claimed not
-    assert synced["referral"] == {"normal"}
-    assert synced["outbox_mail"] == {"normal", "full"}  # queued by intake, claimed to send
-    assert statements[-1] != "PRAGMA synchronous = NORMAL"
+def test_only_intakes_commits_return_before_the_disk_has_them(ctx, store_url, monkeypatch):
+    """A request stored as the SMTP edge stores a group, worked out by intake, and its mail
+    claimed by the outbox, each commit watched on its way to the store: the 250's and the
+    outbox's claim wait for the disk, and so sync intake's two, which do not."""
+    real = db.database.obj
+    pending: set[tuple[str, str]] = set()
+    commits: list[tuple[frozenset[tuple[str, str]], bool]] = []
+    execute_sql, commit, rollback = real.execute_sql, real.commit, real.rollback
+
+    def syncs() -> bool:
+        if db.is_postgresql():
+            return execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+        return execute_sql("PRAGMA synchronous").fetchone()[0] == 2
+
+    def traced(sql, params=None):
+        cursor = execute_sql(sql, params)
+        verb = sql.split(" ", 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE") and '"' in sql:
+            write = (verb, sql.split('"')[1])
+            if real.in_transaction():
+                pending.add(write)
+            else:  # a statement on its own commits by itself
+                commits.append((frozenset({write}), syncs()))
+        return cursor
+
+    def committing():
+        commits.append((frozenset(pending), syncs()))
+        pending.clear()
+        commit()
+
+    def rolling_back():
+        pending.clear()
+        rollback()
+
+    monkeypatch.setattr(real, "execute_sql", traced)
+    monkeypatch.setattr(real, "commit", committing)
+    monkeypatch.setattr(real, "rollback", rolling_back)
+    raw = fixture_bytes("request_thunderbird_labelled_lines.eml")
+    offered = receiving.Offered(
+        raw, REFERRER, ("refer@intro.example.org",), receiving.headers_of(raw)
+    )
+    [fate] = receiving.admit_and_receive_together([offered], ctx.settings, NOW)
+    assert fate.received.inbound_id is not None
+    pipeline.process_pending(ctx, NOW)
+    assert len(queries.claim_outbox(NOW, NOW, 10)) == 3
+    stored = [s for w, s in commits if ("INSERT", "inbound_message") in w]
+    claimed = [s for w, s in commits if ("UPDATE", "outbox_mail") in w]
+    assert stored == [True]  # the 250
+    assert claimed == [True]  # before any mail leaves
+    taken = [s for w, s in commits if ("UPDATE", "inbound_message") in w]
+    assert taken == [False, False]  # intake's claim, and its result with the referral
+    assert not any(s for w, s in commits if ("INSERT", "referral") in w)
 
 
 def test_a_referrer_allowed_by_domain_pattern_is_heard(ctx):

@@ -81,9 +81,9 @@ def _record(
 ) -> list[tuple[InboundRecord, Disposition]]:
     """Write each message's outcome and its new state, all in one commit.
 
-    Not synced (`transaction`): nothing it decided reaches anyone before the outbox claims
-    the mail it queued, and that commit is synced, this one with it. A power cut before
-    then leaves the messages as they were stored, to be worked out again."""
+    Not synced (`transaction`): no mail goes out on it before the outbox claims what it
+    queued, and that commit is synced, this one with it. A power cut before then leaves
+    the messages as they were stored, to be worked out again."""
     finished = []
     with transaction(durable=False):
         for record, outcome in outcomes:
