@@ -566,38 +566,45 @@ def test_a_relay_that_offers_only_a_login_we_do_not_know_keeps_the_mail():
     assert not any(line.startswith(b"MAIL") for line in script.heard)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the certificate")
-def test_what_came_in_the_clear_after_starttls_is_never_read_as_a_reply_under_tls(certificate):
-    """RFC 3207 5: a man in the middle who appends replies to the relay's 220 must not
-    have them answer the EHLO we send once secured."""
+def over_starttls(
+    certificate: tuple[Path, Path],
+    offered: bytes,
+    secured_ehlo: bytes,
+    heard: list[bytes],
+    after_220: bytes = b"",
+    **relay: object,
+) -> object:
+    """One mail sent with STARTTLS required, to a relay that answers the first EHLO with
+    `offered`, adds `after_220` to its 220 for STARTTLS (as a man in the middle would), and
+    once secured answers EHLO with `secured_ehlo` and all else with 250; the outcome. What
+    it hears under TLS goes to `heard`."""
     cert, key = certificate
     secured = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     secured.load_cert_chain(cert, key)
-    heard: list[bytes] = []
 
     async def talk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 relay.example ESMTP\r\n")
         await reader.readline()
-        writer.write(b"250-relay.example\r\n250 STARTTLS\r\n")
+        writer.write(offered)
         await reader.readline()
-        writer.write(b"220 go ahead\r\n250-injected\r\n250 PIPELINING\r\n")
+        writer.write(b"220 go ahead\r\n" + after_220)
         await writer.drain()
         with contextlib.suppress(OSError, ssl.SSLError):
             await writer.start_tls(secured)
             while line := await reader.readline():
                 heard.append(line)
-                writer.write(EHLO if line.startswith(b"EHLO") else OK)
+                writer.write(secured_ehlo if line.startswith(b"EHLO") else OK)
         writer.close()
 
     async def run() -> list[str | DeliveryError]:
         server = await asyncio.start_server(talk, "127.0.0.1", 0)
-        trusting = ssl.create_default_context(cafile=str(cert))
         transport = SmtpRelay(
             "127.0.0.1",
             server.sockets[0].getsockname()[1],
             tls="starttls",
-            tls_context=trusting,
+            tls_context=ssl.create_default_context(cafile=str(cert)),
             timeout=4,
+            **relay,
         )
         try:
             return await asyncio.to_thread(send_all, transport, item())
@@ -605,9 +612,35 @@ def test_what_came_in_the_clear_after_starttls_is_never_read_as_a_reply_under_tl
             server.close()
 
     (outcome,) = asyncio.run(run())
+    return outcome
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the certificate")
+def test_what_came_in_the_clear_after_starttls_is_never_read_as_a_reply_under_tls(certificate):
+    """RFC 3207 5: a man in the middle who appends replies to the relay's 220 must not
+    have them answer the EHLO we send once secured."""
+    heard: list[bytes] = []
+    offered = b"250-relay.example\r\n250 STARTTLS\r\n"
+    injected = b"250-injected\r\n250 PIPELINING\r\n"
+    outcome = over_starttls(certificate, offered, EHLO, heard, after_220=injected)
     assert isinstance(outcome, DeliveryError) and not outcome.permanent
     assert "more than its 220" in str(outcome)
     assert heard == []  # not even an EHLO went under TLS on that connection
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the certificate")
+def test_what_the_relay_offered_in_the_clear_is_forgotten_once_secured(certificate):
+    """RFC 3207 4.2: what the relay offered before TLS, which a man in the middle may have
+    added to (here a login the secured relay does not offer), is forgotten once secured."""
+    heard: list[bytes] = []
+    offered = b"250-relay.example\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n"
+    outcome = over_starttls(
+        certificate, offered, b"250 relay.example\r\n", heard, username="care", password="pw"
+    )
+    assert isinstance(outcome, DeliveryError) and not outcome.permanent
+    assert "offers no login we know" in str(outcome)
+    assert heard and heard[0].startswith(b"EHLO")
+    assert not any(line.startswith((b"AUTH", b"MAIL")) for line in heard)
 
 
 def test_a_late_answer_never_answers_the_next_mail():
