@@ -25,7 +25,7 @@ from tests.conftest import (
     relay_sink,
     wire_fixture,
 )
-from tests.helpers import PROSPECT, PROVIDER, inbound_counts, parse, send, text_of
+from tests.helpers import PROSPECT, PROVIDER, inbound_counts, parse, send, text_of, words_of
 from tests.test_cli import run
 
 REQUEST = "request_thunderbird_labelled_lines.eml"
@@ -151,7 +151,7 @@ def assert_told_like_a_bounce(serve: ServeProcess, sink: Sink, reply: str) -> No
     assert f"(status {reply})" in told
     assert "refer+" not in told  # our own envelope sender stays ours
     _, will_not = sink.to(PROVIDER)
-    to_provider = text_of(will_not)
+    to_provider = words_of(will_not)
     assert "will not go ahead" in to_provider
     for leak in [*BOB_TRACES, reply[:3], "refused"]:
         assert leak not in to_provider
