@@ -99,7 +99,7 @@ def test_a_yes_by_reply_after_ones_own_no_stands_and_is_explained_once(running, 
     reply(running, sink, PROSPECT, "reply_iphone_top_en_yes_after_own_no.eml")
     [note] = sink.wait_for(6)[5:]
     assert note.rcpt_tos == (PROSPECT,)
-    text = " ".join(text_of(note).split())
+    text = " ".join(words_of(note).split())
     assert "the other person has already been told that it will not go ahead" in text
     assert "please ask Ada Lovelace (ada@referrer.example) to send a new request" in text
     assert "Jane" not in text and "acme.example" not in text
