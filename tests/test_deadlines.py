@@ -78,8 +78,7 @@ def purposes(referral_id: int) -> list[tuple[str, tuple[str, ...]]]:
 def everything_in(message: EmailMessage) -> str:
     """Headers and every body part, decoded as a mail client shows them, without what is
     random: our links and the Message-ID, whose tokens may spell any short name ("Bob").
-    Tokens are held to the privacy property in test_privacy, with names too long to come
-    by chance."""
+    test_privacy reads every token a party gets: each names only what is theirs."""
     parts = [f"{k}: {v}" for k, v in message.items() if k.lower() != "message-id"]
     parts += [part.get_content() for part in message.walk() if not part.is_multipart()]
     return OUR_LINKS.sub("", "\n".join(parts))

@@ -15,7 +15,7 @@ from service.reading.request import RequestDraft, parse_message, parse_request
 from service.reading.text import fold
 from store import queries
 from tests.conftest import FIXTURES, REFERRER, fixture_bytes
-from tests.helpers import NOW, outbox_mails
+from tests.helpers import NOW, OUR_LINKS, outbox_mails
 
 
 @dataclass(frozen=True)
@@ -368,6 +368,12 @@ def traces(name: str, address: str, phone: str) -> list[str]:
     return [*words, address, address.split("@")[1], re.sub(r"\D", "", phone)[-7:]]
 
 
+def searched(mail_part: str) -> str:
+    """A part with a number's digits run together ("+49 30 123" as "4930123"), and without
+    our links: their tokens spell "Bob" or "Tom" by chance, about once in a thousand mails."""
+    return re.sub(r"(?<=\d)[\s.-](?=\d)", "", OUR_LINKS.sub("", mail_part))
+
+
 def test_the_new_forwards_cover_every_language():
     assert len(WRITTEN) == len(EXPECTED) == 6
     assert {w.fixture.rsplit("_", 1)[1].removesuffix(".eml") for w in WRITTEN} == set(EXPECTED)
@@ -406,7 +412,7 @@ def test_the_prospects_paragraphs_and_fields_reach_the_right_people(ctx, written
     # ...and nothing that says who the prospect is.
     for mail_part in (text, html):
         for trace in traces(prospect.name, prospect.email, written.phone):
-            assert trace not in re.sub(r"(?<=\d)[\s.-](?=\d)", "", mail_part), trace
+            assert trace not in searched(mail_part), trace
         assert "[name]" not in mail_part and "[phone]" not in mail_part
 
 
@@ -437,4 +443,4 @@ def test_every_forward_reaches_the_provider_without_greeting_sign_off_or_prospec
     for mail_part in (text, html):
         for trace in traces(prospect.name, prospect.email, prospect.phone or "x"):
             if trace:
-                assert trace not in re.sub(r"(?<=\d)[\s.-](?=\d)", "", mail_part), trace
+                assert trace not in searched(mail_part), trace

@@ -83,7 +83,10 @@ def test_serve_logs_no_address_and_no_name_at_its_default_level(tmp_path, store_
     assert "(introduction) handed on to 1 recipient(s)" in log
     assert "refused a message in the dialogue: <[address]> is not allowed" in log
     assert "inbound 3 processed: permanent failure: [address] 5.1.1; 1 referral(s) ended" in log
-    found = {who for who in PEOPLE if re.search(rf"(?i)\b{re.escape(who)}\b", log)}
+    # Names are looked for without our Message-IDs and references: random, they spell a short
+    # name now and then (<bob-…@intro.example.org>, R-JANE-…), about once in 60,000 runs.
+    names = re.sub(r"<[\w-]{24}@intro\.example\.org>|\bR-[0-9A-Z]{4}-[0-9A-Z]{4}\b", "", log)
+    found = {who for who in PEOPLE if re.search(rf"(?i)\b{re.escape(who)}\b", names)}
     assert not found, f"the log names {sorted(found)}:\n{log}"
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import REFERRER
-from tests.helpers import PROSPECT, PROVIDER, parse, request_referral, text_of, web
+from tests.helpers import OUR_LINKS, PROSPECT, PROVIDER, parse, request_referral, text_of, web
 
 OTHER = {PROVIDER: ("Bob Smith", PROSPECT), PROSPECT: ("Jane Roe", PROVIDER)}
 
@@ -28,10 +28,12 @@ def test_the_first_question_says_who_gave_the_address_how_long_and_where_to_read
         assert text.count(privacy_url) == 1
         html = parse(delivery).get_body(("html",)).get_content()
         assert f'<a href="{privacy_url}">' in html
-        # The notice names the referrer, never the person they want to introduce.
+        # The notice names the referrer, never the person they want to introduce. Looked for
+        # without our links: their tokens spell "Bob" or "Roe" about once in a thousand mails.
         name, address = OTHER[delivery.rcpt_tos[0]]
+        words, html_words = OUR_LINKS.sub("", text), OUR_LINKS.sub("", html)
         for trace in (name, *name.split(), address):
-            assert trace not in text and trace not in html
+            assert trace not in words and trace not in html_words
 
 
 @pytest.mark.parametrize(
