@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import ipaddress
 import os
 import re
 import tomllib
@@ -419,6 +420,16 @@ def _port_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def _on_this_host(host: str) -> bool:
+    """Whether `host` names this machine's loopback, where nothing crosses a network."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _outbound_security_problems(out: OutboundSettings) -> list[str]:
     problems: list[str] = []
     say = problems.append
@@ -428,6 +439,18 @@ def _outbound_security_problems(out: OutboundSettings) -> list[str]:
         say(
             f'outbound.starttls = true contradicts outbound.tls = "{out.tls}"; '
             "drop starttls (deprecated), tls says it all"
+        )
+    if (
+        out.transport == "smtp"
+        and out.username
+        and out.tls_mode == "none"
+        and not _on_this_host(out.host)
+    ):
+        # As Postfix's smtp_sasl_security_options = noplaintext: PLAIN and LOGIN carry the
+        # password itself, readable by anyone on the way to a relay elsewhere.
+        say(
+            f'outbound.username is set and outbound.tls is "none": the password would cross '
+            f'the network to {out.host} in the clear; set tls = "starttls" or "implicit"'
         )
     dkim = {
         "dkim_domain": out.dkim_domain,

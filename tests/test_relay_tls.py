@@ -149,6 +149,35 @@ def test_tls_settings_are_checked(outbound, message):
         from_mapping({"outbound": outbound}, {})
 
 
+LOGIN = {"transport": "smtp", "username": "care", "password": "secret"}
+
+
+def test_a_password_is_never_sent_in_the_clear_to_a_relay_elsewhere():
+    with pytest.raises(ConfigError, match=r"would cross the network to relay\.example"):
+        from_mapping({"outbound": {**LOGIN, "host": "relay.example"}}, {})
+    with pytest.raises(ConfigError, match="in the clear"):
+        from_mapping({"outbound": {**LOGIN, "host": "192.0.2.25", "tls": "none"}}, {})
+
+
+@pytest.mark.parametrize(
+    "outbound",
+    [
+        {**LOGIN, "host": "relay.example", "tls": "starttls"},
+        {**LOGIN, "host": "relay.example", "tls": "implicit"},
+        {**LOGIN, "host": "relay.example", "starttls": True},
+        {**LOGIN, "host": "127.0.0.1"},  # a relay on this host: nothing crosses a network
+        {**LOGIN, "host": "::1"},
+        {**LOGIN, "host": "localhost"},
+        {**LOGIN, "host": "relay.example", "transport": "maildir"},
+        {"transport": "smtp", "host": "relay.example"},  # no login, no password to keep
+    ],
+)
+def test_a_login_is_taken_where_the_password_stays_private(outbound):
+    assert from_mapping({"outbound": outbound}, {}).outbound.username == outbound.get(
+        "username", ""
+    )
+
+
 def test_an_unreadable_ca_file_is_a_configuration_error(tmp_path):
     settings = from_mapping(
         {"outbound": {"transport": "smtp", "tls": "implicit", "tls_ca_file": str(tmp_path)}}, {}
