@@ -227,15 +227,10 @@ def transaction(durable: bool = True) -> Iterator[None]:
     """
     held = _HELD_ROWS.get()
     mark = len(held) if held is not None else 0
+    outermost_unsynced = not durable and not database.in_transaction()
     try:
-        if durable or database.in_transaction():
-            with database.atomic():
-                yield
-        else:
-            with _unsynced(), database.atomic():
-                if is_postgresql():
-                    database.execute_sql("SET LOCAL synchronous_commit TO OFF")
-                yield
+        with _unsynced() if outermost_unsynced else database.atomic():
+            yield
     except BaseException:
         if held is not None:
             del held[mark:]
@@ -244,15 +239,18 @@ def transaction(durable: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _unsynced() -> Iterator[None]:
-    """SQLite commits without syncing its log until the block ends. The level can only be
+    """A transaction whose commit does not wait for the disk. SQLite's level can only be
     changed between transactions, so it is lowered before BEGIN and raised after COMMIT;
     PostgreSQL's SET LOCAL ends with its transaction by itself."""
     if is_postgresql():
-        yield
+        with database.atomic():
+            database.execute_sql("SET LOCAL synchronous_commit TO OFF")
+            yield
         return
     database.execute_sql("PRAGMA synchronous = NORMAL")
     try:
-        yield
+        with database.atomic():
+            yield
     finally:
         database.execute_sql(f"PRAGMA synchronous = {SQLITE_PRAGMAS['synchronous']}")
 

@@ -150,6 +150,13 @@ def assert_due_from_index(kind: str, index: str, now: datetime) -> None:
             assert "SCAN" not in plan
 
 
+def syncs() -> bool:
+    """Whether a commit on this connection now waits for the disk."""
+    if db.is_postgresql():
+        return db.database.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+    return db.database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
 def inbound_counts() -> dict[str, int]:
     """Stored inbound messages by state."""
     rows = InboundMessage.select(InboundMessage.state, peewee.fn.COUNT(InboundMessage.id)).group_by(

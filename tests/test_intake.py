@@ -17,7 +17,7 @@ from service.writing.compose import Templates
 from service.writing.context import make_context
 from store import db, queries
 from tests.conftest import REFERRER, fixture_bytes
-from tests.helpers import NOW, arrive, at_once, inbound_counts, outbox_mails, outcome
+from tests.helpers import NOW, arrive, at_once, inbound_counts, outbox_mails, outcome, syncs
 
 
 @pytest.mark.parametrize(
@@ -48,11 +48,6 @@ def test_only_intakes_commits_return_before_the_disk_has_them(ctx, store_url, mo
     pending: set[tuple[str, str]] = set()
     commits: list[tuple[frozenset[tuple[str, str]], bool]] = []
     execute_sql, commit, rollback = real.execute_sql, real.commit, real.rollback
-
-    def syncs() -> bool:
-        if db.is_postgresql():
-            return execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
-        return execute_sql("PRAGMA synchronous").fetchone()[0] == 2
 
     def traced(sql, params=None):
         cursor = execute_sql(sql, params)

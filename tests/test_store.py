@@ -13,7 +13,7 @@ import pytest
 
 from store import db, queries
 from store.records import NewInbound, OutgoingMail
-from tests.helpers import inbound_counts
+from tests.helpers import inbound_counts, syncs
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -322,13 +322,6 @@ def test_sqlite_runs_in_wal_with_foreign_keys_full_sync_and_a_busy_timeout(sqlit
     assert pragma("foreign_keys") == 1
     assert pragma("synchronous") == 2  # FULL
     assert pragma("busy_timeout") == 10_000
-
-
-def syncs() -> bool:
-    """Whether a commit on this connection now waits for the disk."""
-    if db.is_postgresql():
-        return db.database.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
-    return db.database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 def test_a_commit_left_unsynced_leaves_every_other_synced(store_url):
