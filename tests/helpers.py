@@ -63,6 +63,9 @@ def text_of(delivery: Delivery) -> str:
 # Our own links, on the loopback address every test serves from; anyone else's link (a
 # booking page, a company site) stays in, since it may be what identifies someone.
 OUR_LINKS = re.compile(r"http://127\.0\.0\.1[^\s\"<>]*")
+# Our Message-IDs and referral references: random, so they spell a short name now and then.
+OUR_MESSAGE_ID = r"<[\w-]{24}@intro\.example\.org>"
+REFERENCE = r"\bR-[0-9A-Z]{4}-[0-9A-Z]{4}\b"
 
 
 def words_of(delivery: Delivery) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from store import queries
 from tests.conftest import REFERRER, ServeProcess, eventually, make_settings, wire_fixture
-from tests.helpers import PROSPECT, PROVIDER, RCPT, request_referral, web
+from tests.helpers import OUR_MESSAGE_ID, PROSPECT, PROVIDER, RCPT, REFERENCE, request_referral, web
 
 STRANGER = "mallory@elsewhere.example"
 # Everyone the three conversations name, by address (as written and lowercased, so a
@@ -85,7 +85,7 @@ def test_serve_logs_no_address_and_no_name_at_its_default_level(tmp_path, store_
     assert "inbound 3 processed: permanent failure: [address] 5.1.1; 1 referral(s) ended" in log
     # Names are looked for without our Message-IDs and references: random, they spell a short
     # name now and then (<bob-…@intro.example.org>, R-JANE-…), about once in 60,000 runs.
-    names = re.sub(r"<[\w-]{24}@intro\.example\.org>|\bR-[0-9A-Z]{4}-[0-9A-Z]{4}\b", "", log)
+    names = re.sub(f"{OUR_MESSAGE_ID}|{REFERENCE}", "", log)
     found = {who for who in PEOPLE if re.search(rf"(?i)\b{re.escape(who)}\b", names)}
     assert not found, f"the log names {sorted(found)}:\n{log}"
 

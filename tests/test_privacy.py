@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from service.tokens import Purpose, Tokens
 from store import queries
 from tests.conftest import REFERRER, on_the_wire
-from tests.helpers import parse, send, web
+from tests.helpers import OUR_MESSAGE_ID, parse, send, web
 
 # Canary values: no vowels, so a generated name or address can never spell a word of our
 # templates or the referrer's own address, which every party may see.
@@ -159,7 +159,7 @@ TOKEN = r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"
 # mails; with the tokens', Message-IDs' and keys' chances, the test failed once in 5,000 runs.
 OURS = re.compile(
     rf"(?:http://127\.0\.0\.1:\d+)?/[cu]/{TOKEN}"
-    r"|<[A-Za-z0-9_\-]{24}@intro\.example\.org>"
+    rf"|{OUR_MESSAGE_ID}"
     r"|refer\+(?:b-)?[a-z2-7]{16}@intro\.example\.org"
     r"|=_[0-9a-f]{30}"
 )
