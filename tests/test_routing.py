@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from service import ids
 from service.reading.routing import Destination, Route, bounce_address, reply_address, route
 from tests.conftest import make_settings
 
@@ -40,3 +41,15 @@ def test_what_an_address_of_ours_means(settings, recipient, expected):
 def test_the_addresses_we_make_route_back_to_their_key(settings):
     assert route(reply_address(settings, KEY), settings) == Destination(Route.REPLY, KEY)
     assert route(bounce_address(settings, KEY), settings) == Destination(Route.BOUNCE, KEY)
+
+
+def test_every_key_we_make_routes_back_and_none_repeats(settings):
+    """Keys are drawn at random: a thousand of them are a thousand addresses of ours, each
+    leading back to its own key, and together they use the whole alphabet."""
+    keys = [ids.address_key() for _ in range(1_000)]
+    assert len(set(keys)) == len(keys)
+    for key in keys:
+        assert route(reply_address(settings, key), settings) == Destination(Route.REPLY, key)
+        assert route(bounce_address(settings, key), settings) == Destination(Route.BOUNCE, key)
+    # 16,000 letters drawn from 32: one left out would be a broken table, not chance.
+    assert set("".join(keys)) == set("abcdefghijklmnopqrstuvwxyz234567")
