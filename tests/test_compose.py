@@ -10,11 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from service.evaluation.figures import compute
 from service.model import State
 from service.reading.addresses import Mailbox
-from service.writing.compose import Rendered, Templates, build_message
+from service.writing.compose import Rendered, Templates, build_message, header_safe, paragraphs
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 CARD = {
@@ -435,3 +437,44 @@ def test_the_digest_has_words_for_every_event_the_service_writes():
     text = TEMPLATES.render_mail("digest", "en", {**context, "sender_name": "x"}).text
     for kind in kinds:
         assert f"22 November 2026: {kind}\n" not in text, f"no words for {kind!r}"
+
+
+# Text as people paste it: line breaks and blank lines, markup, entities, blanks of every
+# kind (no-break, ideographic, tabs), controls, accents.
+PASTED = st.text(
+    alphabet=st.sampled_from(list("ab <>&\"'\n\n\t;é\u00a0\u3000\u2028\x00\x1b\x85\r")), max_size=60
+) | st.text(max_size=40)
+
+
+@given(PASTED)
+@example("One line, no break")
+@example("<b>x</b> & y\n\n\n\nz\n")
+def test_paragraphs_keep_every_paragraph_and_line_and_escape_the_rest(text):
+    html = str(paragraphs(text))
+    # No markup but our line breaks: whatever the text held is escaped.
+    assert "<" not in html.replace("<br>", "")
+    back = html.replace("<br><br>\n", "\n\n").replace("<br>\n", "\n")
+    expected = "\n\n".join(block for block in text.split("\n\n") if block.strip())
+    assert (
+        back.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#34;", '"')
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        == expected
+    )
+
+
+@given(PASTED)
+@example("Jane  Roe")  # each way a value can look printable and still need mending
+@example(" Jane Roe")
+@example("Jane Roe ")
+@example("Jane\u00a0Roe")
+@example("Jane\u200bRoe")
+def test_a_header_value_holds_no_control_and_no_stray_blank(text):
+    safe = header_safe(text)
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f]", safe)
+    assert safe == safe.strip() and not re.search(r"\s\s", safe)
+    # The words stay, in their order; only what separated them became one space.
+    assert safe.split() == re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text).split()
+    assert header_safe(safe) == safe
