@@ -20,7 +20,7 @@ from service.reading.routing import bounce_address, reply_address
 from service.tokens import Purpose
 from service.writing.compose import Rendered, build_message
 from service.writing.context import Context
-from service.writing.redaction import Person, redact
+from service.writing.redaction import Person, redact, redactor
 from store.records import (
     OutgoingMail,
     PartyRecord,
@@ -84,17 +84,17 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
 
     Everything the referrer wrote passes through redaction, because it may name the other.
     """
-    other = _person(referral.other(party.role))
+    hide = redactor(_person(referral.other(party.role)))
     is_provider = party.role == Role.PROVIDER
     return {
         "name": party.name,
         "role": party.role,
         "referrer": referral.referrer_display,
         "referrer_email": referral.referrer_email,
-        "need": redact(referral.need, other),
+        "need": hide(referral.need),
         # The provider judges relevance before agreeing, so sees budget and timing too.
-        "budget": redact(referral.budget, other) if is_provider else "",
-        "timing": redact(referral.party(Role.PROSPECT).best_time, other) if is_provider else "",
+        "budget": hide(referral.budget) if is_provider else "",
+        "timing": hide(referral.party(Role.PROSPECT).best_time) if is_provider else "",
         "expires_at": referral.expires_at,
     }
 

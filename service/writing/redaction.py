@@ -8,6 +8,7 @@ Before both said yes, a party sees it with that person replaced by neutral words
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.reading.text import fold
@@ -53,9 +54,17 @@ def name_words(person: Person) -> set[str]:
 
 def redact(text: str, person: Person) -> str:
     """The text with every trace of `person` (and every address and phone number) replaced."""
-    if not text:
-        return text
+    return redactor(person)(text)
+
+
+def redactor(person: Person) -> Callable[[str], str]:
+    """`redact` for several texts about one person (a need, a budget, a time to call), the
+    words that name them found once."""
     words = name_words(person)
+    return lambda text: _redacted(text, person, words) if text else text
+
+
+def _redacted(text: str, person: Person, words: set[str]) -> str:
     if _LINK_MARK.search(text):
         text = _URL.sub(_link, text)
     if "@" in text:
