@@ -222,8 +222,9 @@ def transaction(durable: bool = True) -> Iterator[None]:
     which makes every commit before it durable too: both stores write one log in commit
     order, and syncing it syncs all that came before. Only for writes that no mail and
     no answer to a sender goes out on before a later durable commit: intake's claims and
-    results, whose mail goes out only after the outbox's claim. Lost, they are done again
-    from the stored message. Only the outermost block decides; a savepoint commits with it.
+    results, and the tick's batches, whose mail goes out only after the outbox's claim.
+    Lost, they are done again: from the stored message, or by the next tick. Only the
+    outermost block decides; a savepoint commits with it.
     """
     held = _HELD_ROWS.get()
     mark = len(held) if held is not None else 0

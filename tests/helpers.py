@@ -160,6 +160,43 @@ def syncs() -> bool:
     return db.database.execute_sql("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
+Commit = tuple[frozenset[tuple[str, str]], bool]
+
+
+def watch_commits(monkeypatch) -> list[Commit]:
+    """Each commit on this thread's store connection from now on, as it happens: the writes
+    it holds ("INSERT", table), and whether it waits for the disk."""
+    real = db.database.obj
+    pending: set[tuple[str, str]] = set()
+    commits: list[Commit] = []
+    execute_sql, commit, rollback = real.execute_sql, real.commit, real.rollback
+
+    def traced(sql, params=None):
+        cursor = execute_sql(sql, params)
+        verb = sql.split(" ", 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE") and '"' in sql:
+            write = (verb, sql.split('"')[1])
+            if real.in_transaction():
+                pending.add(write)
+            else:  # a statement on its own commits by itself
+                commits.append((frozenset({write}), syncs()))
+        return cursor
+
+    def committing():
+        commits.append((frozenset(pending), syncs()))
+        pending.clear()
+        commit()
+
+    def rolling_back():
+        pending.clear()
+        rollback()
+
+    monkeypatch.setattr(real, "execute_sql", traced)
+    monkeypatch.setattr(real, "commit", committing)
+    monkeypatch.setattr(real, "rollback", rolling_back)
+    return commits
+
+
 def inbound_counts() -> dict[str, int]:
     """Stored inbound messages by state."""
     rows = InboundMessage.select(InboundMessage.state, peewee.fn.COUNT(InboundMessage.id)).group_by(

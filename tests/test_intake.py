@@ -15,9 +15,17 @@ from service.intake import pipeline, receiving
 from service.model import Channel
 from service.writing.compose import Templates
 from service.writing.context import make_context
-from store import db, queries
+from store import queries
 from tests.conftest import REFERRER, fixture_bytes
-from tests.helpers import NOW, arrive, at_once, inbound_counts, outbox_mails, outcome, syncs
+from tests.helpers import (
+    NOW,
+    arrive,
+    at_once,
+    inbound_counts,
+    outbox_mails,
+    outcome,
+    watch_commits,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,34 +52,7 @@ def test_only_intakes_commits_return_before_the_disk_has_them(ctx, store_url, mo
     """A request stored as the SMTP edge stores a group, worked out by intake, and its mail
     claimed by the outbox, each commit watched on its way to the store: the 250's and the
     outbox's claim wait for the disk, and so sync intake's two, which do not."""
-    real = db.database.obj
-    pending: set[tuple[str, str]] = set()
-    commits: list[tuple[frozenset[tuple[str, str]], bool]] = []
-    execute_sql, commit, rollback = real.execute_sql, real.commit, real.rollback
-
-    def traced(sql, params=None):
-        cursor = execute_sql(sql, params)
-        verb = sql.split(" ", 1)[0].upper()
-        if verb in ("INSERT", "UPDATE", "DELETE") and '"' in sql:
-            write = (verb, sql.split('"')[1])
-            if real.in_transaction():
-                pending.add(write)
-            else:  # a statement on its own commits by itself
-                commits.append((frozenset({write}), syncs()))
-        return cursor
-
-    def committing():
-        commits.append((frozenset(pending), syncs()))
-        pending.clear()
-        commit()
-
-    def rolling_back():
-        pending.clear()
-        rollback()
-
-    monkeypatch.setattr(real, "execute_sql", traced)
-    monkeypatch.setattr(real, "commit", committing)
-    monkeypatch.setattr(real, "rollback", rolling_back)
+    commits = watch_commits(monkeypatch)
     raw = fixture_bytes("request_thunderbird_labelled_lines.eml")
     offered = receiving.Offered(
         raw, REFERRER, ("refer@intro.example.org",), receiving.headers_of(raw)

@@ -15,8 +15,8 @@ from service.reading.survey_replies import SurveyAnswers
 from service.referral import deadlines
 from store import db, queries
 from store.models import Party, Referral
-from tests.helpers import NOW, PROVIDER, breaking_one_template
-from tests.test_deadlines import open_one, purposes, say
+from tests.helpers import NOW, PROVIDER, breaking_one_template, watch_commits
+from tests.test_deadlines import expire_at, open_one, purposes, remind_at, say
 from tests.test_evaluation import DAY, due, introduce, surveys_of
 
 
@@ -198,3 +198,27 @@ def test_a_batch_gone_again_item_by_item_writes_each_items_events_once(ctx, tmp_
     assert [e.detail for e in queries.events_for(german.id)][-1] == "letters failed"
     assert [p for p, _ in purposes(german.id)].count("referrer_expired") == 0
     assert [p for p, _ in purposes(first.id)].count("referrer_expired") == 1
+
+
+def test_the_ticks_batches_return_before_the_disk_has_them_and_their_mail_waits(ctx, monkeypatch):
+    """A reminder, an expiry and a survey, each as a tick does it: each batch's commit does
+    not wait for the disk, and the outbox's claim of their mail does, so no mail leaves on a
+    batch that a power cut could still take back (it is done again, nothing having gone)."""
+    open_one(ctx)
+    expiring = open_one(ctx)
+    introduce(ctx)
+    say(ctx, expiring, "provider", Answer.YES, NOW)
+    commits = watch_commits(monkeypatch)
+    assert deadlines.send_reminders(ctx, remind_at(ctx)) == 3  # to every silent party
+    assert deadlines.expire_due(ctx, expire_at(ctx)) == 2  # both still asking
+    assert surveys.send_due(ctx, due(ctx)) == 2
+    claimed = {item.purpose for item in queries.claim_outbox(due(ctx), due(ctx), 100)}
+    assert {"consent_reminder", "referrer_expired", "expired_to_party", "survey"} <= claimed
+    batches = [
+        (writes, synced) for writes, synced in commits if ("INSERT", "outbox_mail") in writes
+    ]
+    assert [synced for _, synced in batches] == [False, False, False]
+    assert ("UPDATE", "party") in batches[0][0]  # the reminded marks, with their mail
+    assert ("UPDATE", "referral") in batches[1][0]  # the expiries, with theirs
+    assert ("UPDATE", "survey") in batches[2][0]
+    assert [synced for writes, synced in commits if ("UPDATE", "outbox_mail") in writes] == [True]
