@@ -336,8 +336,9 @@ def test_a_referral_held_by_an_answer_is_skipped_then_rechecked(ctx):
     assert [r for p, r in purposes(referral.id) if p == "consent_reminder"] == [(PROVIDER,)]
 
 
-def test_one_tick_reminds_more_than_a_batch_and_each_party_once(ctx):
+def test_one_tick_reminds_more_than_a_batch_and_each_party_once(ctx, monkeypatch):
     """Due work is claimed a batch at a time; one tick goes on until none is left."""
+    monkeypatch.setattr(deadlines, "BATCH", 10)
     referrals = [open_one(ctx) for _ in range(deadlines.BATCH + 5)]
     assert deadlines.send_reminders(ctx, remind_at(ctx)) == 2 * len(referrals)
     assert deadlines.send_reminders(ctx, remind_at(ctx)) == 0
