@@ -222,3 +222,32 @@ def test_the_ticks_batches_return_before_the_disk_has_them_and_their_mail_waits(
     assert ("UPDATE", "referral") in batches[1][0]  # the expiries, with theirs
     assert ("UPDATE", "survey") in batches[2][0]
     assert [synced for writes, synced in commits if ("UPDATE", "outbox_mail") in writes] == [True]
+
+
+def test_kinds_that_write_letters_under_the_lock_take_fewer_to_a_transaction(ctx, monkeypatch):
+    """Reminders, expiries and surveys sent write their letters before the lock and take a
+    large batch; withheld noes, failed mail and surveys closing write theirs under it, which
+    a large batch would hold for a quarter of a second."""
+    from service.intake import refusals
+    from service.referral import withheld
+
+    asked: dict[str, int] = {}
+    looked = queries.due_now
+    monkeypatch.setattr(
+        queries, "due_now", lambda kind, now, n: asked.setdefault(kind, n) and looked(kind, now, n)
+    )
+    deadlines.send_reminders(ctx, NOW)
+    deadlines.expire_due(ctx, NOW)
+    surveys.send_due(ctx, NOW)
+    surveys.close_due(ctx, NOW)
+    withheld.decline_due_withheld(ctx, NOW)
+    refusals.settle_failures(ctx, NOW)
+    assert asked == {
+        "reminders": deadlines.BATCH,
+        "expiries": deadlines.BATCH,
+        "surveys": deadlines.BATCH,
+        "survey expiries": deadlines.BATCH_UNDER_LOCK,
+        "withheld": deadlines.BATCH_UNDER_LOCK,
+        "failures": deadlines.BATCH_UNDER_LOCK,
+    }
+    assert deadlines.BATCH_UNDER_LOCK < deadlines.BATCH

@@ -24,11 +24,14 @@ from store.records import OutgoingMail, PartyRecord, ReferralRecord
 
 log = logging.getLogger(__name__)
 
-# Due items handled in one write transaction. The lock is held only for their writes (their
-# letters are written before it), about 20 ms for 200 here, which SMTP sessions' commits wait
-# out; per item, a tick costs a tenth less than with 50: fewer looks, claims and inserts,
-# and the letters written one after another rather than between them.
+# Due items handled in one write transaction, where their letters are written before it: the
+# lock is held only for their writes, about 20 ms for 200 here, which SMTP sessions' commits
+# wait out; per item, a tick costs a tenth less than with 50: fewer looks, claims and
+# inserts, and the letters written one after another rather than between them.
 BATCH = 200
+# Where the letters are written under the lock (withheld noes, failed mail, surveys closing),
+# 200 would hold it for a quarter of a second and more: these take 50.
+BATCH_UNDER_LOCK = 50
 
 # How many items of one kind a tick handles at most; the rest are due again on the next
 # tick, a minute later in `serve`. A bound on one tick's time, far above a day's work.
@@ -70,6 +73,9 @@ class Drafts:
 
 class Batch:
     """What `claim_each` does with the due items of one kind, a batch at a time."""
+
+    # Items to a transaction: only a batch whose letters `prepare` writes takes more.
+    size = BATCH_UNDER_LOCK
 
     # True while `claim_each` tries the batch's items together, in one savepoint and none of
     # their own: then an item's failure is not contained but raised, and the batch goes again.
@@ -121,6 +127,7 @@ class Letters(Batch):
         self.drafts = Drafts(write, view)
         self.now = now
         self._queued: list[OutgoingMail] = []
+        self.size = BATCH
 
     def contained(self, step: Callable[[], int], recover: Callable[[], None], what: str) -> int:
         """One item's `step` in a savepoint: a bug in it must not hold up the items behind.
@@ -236,7 +243,7 @@ def claim_each(kind: str, batch: Batch, now: datetime, limit: int) -> int:
     done = 0
     tried: set[int] = set()
     while len(tried) < limit:
-        size = min(BATCH, limit - len(tried))
+        size = min(batch.size, limit - len(tried))
         # An item that failed stays due, first in line; it is tried again on the next run,
         # not now. Asking past those keeps a run of failures from hiding what is behind.
         ask = size + len(tried)
