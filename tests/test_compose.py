@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from service.evaluation.figures import compute
 from service.model import State
 from service.reading.addresses import Mailbox
+from service.settings import LANGUAGES
 from service.writing.compose import Rendered, Templates, build_message, header_safe, paragraphs
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -478,3 +479,28 @@ def test_a_header_value_holds_no_control_and_no_stray_blank(text):
     # The words stay, in their order, and whatever separated them is one plain space.
     assert safe == " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text).split())
     assert header_safe(safe) == safe
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_footer_rendered_once_reads_as_rendered_for_each_mail(language):
+    for link in ("http://127.0.0.1:8080/u/abc.def-ghi_jkl", "https://x.example/u/a?b=c&d=<e>"):
+        context = {"sender_name": "Introductions", "optout_url": link, "timezone": "UTC"}
+        direct = TEMPLATES.render_fragment("mail/_optout.txt", language, context)
+        around = TEMPLATES.render_fragment_around(
+            "mail/_optout.txt", language, context, "optout_url"
+        )
+        assert around == direct and link in around
+
+
+@pytest.mark.parametrize(
+    "source", ["[{{ v|upper }}]", "{{ v }} and {{ v }}", "no value at all", "<a href='{{ v }}'>"]
+)
+def test_a_fragment_that_does_more_than_show_the_value_is_rendered_each_time(tmp_path, source):
+    name = "x.html" if source.startswith("<") else "x.txt"
+    (tmp_path / "en" / "mail").mkdir(parents=True)
+    (tmp_path / "en" / "mail" / name).write_text(source)
+    templates = Templates(tmp_path)
+    for value in ("one <&>", "two"):
+        context = {"v": value}
+        direct = templates.render_fragment(f"mail/{name}", "en", context)
+        assert templates.render_fragment_around(f"mail/{name}", "en", context, "v") == direct

@@ -397,7 +397,9 @@ def post(
         "timezone": timezone or ctx.settings.service.timezone,
     }
     rendered = ctx.templates.render_mail(template, language, {**context, **shared})
-    footer = ctx.templates.render_fragment("mail/_optout.txt", language, shared)
+    footer = ctx.templates.render_fragment_around(
+        "mail/_optout.txt", language, shared, "optout_url"
+    )
     rendered = Rendered(
         rendered.subject, rendered.text.rstrip("\n") + "\n\n" + footer, rendered.html
     )
