@@ -133,8 +133,13 @@ class _Surveys(deadlines.Letters):
 
 def _what_a_survey_says(survey: SurveyRecord, referral: ReferralRecord) -> Hashable:
     """A survey's letter names neither its referral's state nor when that last changed: the
-    first of two surveys moving it to evaluating leaves the other's letter as written."""
-    return survey, replace(referral, state="", updated_at=referral.created_at)
+    first of two surveys moving it to evaluating leaves the other's letter as written.
+
+    The referral's fields but those two, read as they are: a copy made to blank them cost
+    more than the comparison it was for.
+    """
+    unsaid = ("state", "updated_at")
+    return survey, tuple(v for k, v in vars(referral).items() if k not in unsaid)
 
 
 def _closes_at(ctx: Context, now: datetime) -> datetime:
