@@ -77,10 +77,8 @@ class _Surveys(deadlines.Letters):
         now: datetime,
         write: Callable[[SurveyRecord, ReferralRecord], list[OutgoingMail]] | None = None,
     ) -> None:
-        super().__init__(write or (lambda *_: []), now, _what_a_survey_says)
+        super().__init__(write, now, _what_a_survey_says)
         self.ctx, self.step, self.sending = ctx, step, write is not None
-        if not self.sending:
-            self.size = deadlines.BATCH_UNDER_LOCK  # closing writes its letters under the lock
         self._surveys: dict[int, SurveyRecord] = {}
         self._referrals: dict[int, ReferralRecord] = {}
         # What `prepare` read, unlocked: surveys and their referrals, by id.

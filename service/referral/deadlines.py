@@ -116,18 +116,19 @@ class Each(Batch):
 class Letters(Batch):
     """A batch whose items write mail: written before the lock where the view allows
     (`Drafts`), and queued for the whole batch at its end, one suppression check and one
-    insert for all."""
+    insert for all. Without `write`, its steps write their letters under the lock."""
 
     def __init__(
         self,
-        write: Callable[..., list[OutgoingMail]],
+        write: Callable[..., list[OutgoingMail]] | None,
         now: datetime,
         view: Callable[..., Hashable] = lambda *records: records,
     ) -> None:
-        self.drafts = Drafts(write, view)
+        self.drafts = Drafts(write or (lambda *_: []), view)
         self.now = now
         self._queued: list[OutgoingMail] = []
-        self.size = BATCH
+        if write is not None:
+            self.size = BATCH
 
     def contained(self, step: Callable[[], int], recover: Callable[[], None], what: str) -> int:
         """One item's `step` in a savepoint: a bug in it must not hold up the items behind.
