@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import json
+from binascii import b2a_base64
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
@@ -51,6 +53,34 @@ class _OneCallHMAC(HMACAlgorithm):
         return hmac.digest(key, value, "sha1")
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(data: bytes) -> bytes:
+    """itsdangerous's `base64_encode`: URL-safe, unpadded."""
+    return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
+class _Mac:
+    """HMAC-SHA1 under one key, its two padded key blocks hashed once: a token hashes only
+    what it signs (RFC 2104's construction, the bytes `hmac.digest` gives)."""
+
+    def __init__(self, key: bytes) -> None:
+        block = hashlib.sha1().block_size
+        if len(key) > block:
+            key = hashlib.sha1(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))
+
+    def __call__(self, value: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(value)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Tokens:
     """Makes and reads tokens whose payload is an opaque key, never personal data."""
 
@@ -90,12 +120,18 @@ class Tokens:
             )
             for purpose in Purpose
         }
-        # `dumps` builds a signer for every token; one per purpose signs them all the same.
-        self._signers = {purpose: s.make_signer() for purpose, s in self._serializers.items()}
+        self._clock = clock
+        self._macs = {
+            purpose: _Mac(s.make_signer().derive_key()) for purpose, s in self._serializers.items()
+        }
 
     def make(self, purpose: Purpose, key: str) -> str:
-        serializer = self._serializers[purpose]
-        return self._signers[purpose].sign(serializer.dump_payload(key)).decode("ascii")
+        """The token itsdangerous's `dumps` writes for `key` (payload, timestamp, signature),
+        put together here: through its signer, a token cost a tenth of a tick's letter."""
+        payload = _b64(json.dumps(key, ensure_ascii=False).encode())
+        stamp = int(self._clock.now().timestamp())
+        value = payload + b"." + _b64(stamp.to_bytes((stamp.bit_length() + 7) // 8, "big"))
+        return (value + b"." + _b64(self._macs[purpose](value))).decode("ascii")
 
     def read(self, purpose: Purpose, token: str) -> str:
         try:

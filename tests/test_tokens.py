@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from service.clock import FixedClock
 from service.errors import BadToken, TokenExpired
@@ -104,3 +106,44 @@ def test_tokens_are_itsdangerous_tokens_both_ways():
         made = ours.make(purpose, "ask-key-1")
         assert made == newest.dumps("ask-key-1")
         assert newest.loads(made) == "ask-key-1"
+
+
+@given(
+    key=st.text(st.characters(exclude_categories=["Cs"]), max_size=80),
+    seconds=st.integers(min_value=0, max_value=253_402_300_799),  # to the end of year 9999
+    signing=st.sampled_from(["new-key", "ключ"]),
+)
+@example(key="ask-key-1", seconds=0, signing="new-key")
+@example(key='a "quoted" \\ key\n', seconds=255, signing="new-key")
+@example(key="schlüssel ☃", seconds=256, signing="new-key")
+def test_a_token_is_the_one_itsdangerous_writes_for_any_key_and_moment(key, seconds, signing):
+    """Tokens are written here, not by itsdangerous's signer: byte for byte what its signer
+    writes for the payload (uncompressed, as ours always are: random keys never shorten),
+    whatever the key holds (quotes, non-ASCII), with either signing key, at any moment (a
+    timestamp of any length); and itsdangerous reads it back."""
+    from itsdangerous import Serializer, TimestampSigner, URLSafeTimedSerializer
+    from itsdangerous.encoding import base64_encode
+
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+    class Then(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return seconds
+
+    ours = Tokens((signing, "older-key"), FixedClock(moment), AGES)
+    for purpose in AGES:
+        theirs = URLSafeTimedSerializer(signing, salt=f"care-intro/{purpose.value}", signer=Then)
+        made = ours.make(purpose, key)
+        payload = base64_encode(Serializer.dump_payload(theirs, key))
+        assert made == theirs.make_signer().sign(payload).decode("ascii")
+        assert theirs.loads(made) == key
+
+
+@given(key=st.binary(max_size=200), value=st.binary(max_size=300))
+@example(key=b"k" * 65, value=b"a key past one hash block is hashed first")
+def test_the_mac_is_hmac_sha1(key, value):
+    import hmac
+
+    from service.tokens import _Mac
+
+    assert _Mac(key)(value) == hmac.digest(key, value, "sha1")
