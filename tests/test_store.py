@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 import peewee
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from store import db, queries
 from store.records import NewInbound, OutgoingMail
@@ -239,6 +241,32 @@ def test_timestamps_come_back_aware_and_utc(store_url):
     record = queries.inbound_by_id(stored)
     assert record.received_at == datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
     assert record.received_at.tzinfo is UTC
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, *map(ZoneInfo, ["Europe/Berlin", "America/St_Johns", "Asia/Kathmandu"])]
+        ),
+        allow_imaginary=False,
+    )
+)
+@example(moment=datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=ZoneInfo("Europe/Berlin")))
+def test_a_moment_goes_to_its_column_as_naive_utc_and_comes_back_the_same_instant(moment):
+    """The column holds the UTC wall time, for any zone, either side of a clock change, to
+    the microsecond; read back, it is the same instant, in UTC."""
+    from store.models import UTCDateTimeField
+
+    field = UTCDateTimeField()
+    column = field.db_value(moment)
+    assert column.tzinfo is None
+    assert column == moment.astimezone(UTC).replace(tzinfo=None)
+    back = field.python_value(column)
+    # Not ==, which holds a moment in a repeated hour equal to no moment in another zone.
+    assert back - moment == timedelta(0)
+    assert back.tzinfo is UTC
 
 
 def test_a_naive_timestamp_is_refused(store_url):
