@@ -17,6 +17,7 @@ from itsdangerous.signer import HMACAlgorithm
 
 from service.clock import Clock
 from service.errors import BadToken, TokenExpired
+from service.macs import KeyedHash
 
 
 class Purpose(enum.StrEnum):
@@ -61,26 +62,6 @@ def _b64(data: bytes) -> bytes:
     return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
-class _Mac:
-    """HMAC-SHA1 under one key, its two padded key blocks hashed once: a token hashes only
-    what it signs (RFC 2104's construction, the bytes `hmac.digest` gives)."""
-
-    def __init__(self, key: bytes) -> None:
-        block = hashlib.sha1().block_size
-        if len(key) > block:
-            key = hashlib.sha1(key).digest()
-        key = key.ljust(block, b"\0")
-        self._inner = hashlib.sha1(bytes(b ^ 0x36 for b in key))
-        self._outer = hashlib.sha1(bytes(b ^ 0x5C for b in key))
-
-    def __call__(self, value: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(value)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
 class Tokens:
     """Makes and reads tokens whose payload is an opaque key, never personal data."""
 
@@ -122,7 +103,8 @@ class Tokens:
         }
         self._clock = clock
         self._macs = {
-            purpose: _Mac(s.make_signer().derive_key()) for purpose, s in self._serializers.items()
+            purpose: KeyedHash(s.make_signer().derive_key(), "sha1")
+            for purpose, s in self._serializers.items()
         }
 
     def make(self, purpose: Purpose, key: str) -> str:
@@ -131,7 +113,7 @@ class Tokens:
         payload = _b64(json.dumps(key, ensure_ascii=False).encode())
         stamp = int(self._clock.now().timestamp())
         value = payload + b"." + _b64(stamp.to_bytes((stamp.bit_length() + 7) // 8, "big"))
-        return (value + b"." + _b64(self._macs[purpose](value))).decode("ascii")
+        return (value + b"." + _b64(self._macs[purpose].digest(value))).decode("ascii")
 
     def read(self, purpose: Purpose, token: str) -> str:
         try:

@@ -6,13 +6,12 @@ forget who said stop. Several instances share the store, so they share the key t
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import datetime
 
 import peewee
 
+from service.macs import KeyedHash
 from store.compiled import CompiledIn
 from store.models import StoreKey, Suppression, database
 
@@ -21,12 +20,11 @@ _KEY_NAME = "suppression"
 # The key of the store this process is bound to, read once: it never changes once made,
 # and every address hashed (each mail queued asks) used to read it again. Held beside the
 # database it came from, so binding another store reads that store's key.
-_known: tuple[peewee.Database, bytes] | None = None
+_known: tuple[peewee.Database, KeyedHash] | None = None
 
 
 def address_hash(address: str) -> str:
-    key = _key()
-    return hmac.new(key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+    return _hasher().hexdigest(address.strip().lower().encode())
 
 
 def suppress(address: str, now: datetime) -> bool:
@@ -58,21 +56,24 @@ def ensure_key() -> None:
     global _known
     with database.atomic():
         key = _stored_key()
-    _known = (database.obj, key)
+    _known = (database.obj, _keyed(key))
 
 
-def _key() -> bytes:
+def _hasher() -> KeyedHash:
     global _known
     bound = database.obj
     if _known is not None and _known[0] is bound:
         return _known[1]
     found = StoreKey.get_or_none(StoreKey.name == _KEY_NAME)
-    if found is None:
-        return _stored_key()
-    key = bytes.fromhex(found.value)
-    if not database.in_transaction():
-        _known = (bound, key)
-    return key
+    hasher = _keyed(bytes.fromhex(found.value) if found else _stored_key())
+    if found is not None and not database.in_transaction():
+        _known = (bound, hasher)
+    return hasher
+
+
+def _keyed(key: bytes) -> KeyedHash:
+    # HMAC-SHA256: the hashes already stored were made so.
+    return KeyedHash(key, "sha256")
 
 
 def _stored_key() -> bytes:

@@ -137,13 +137,3 @@ def test_a_token_is_the_one_itsdangerous_writes_for_any_key_and_moment(key, seco
         payload = base64_encode(Serializer.dump_payload(theirs, key))
         assert made == theirs.make_signer().sign(payload).decode("ascii")
         assert theirs.loads(made) == key
-
-
-@given(key=st.binary(max_size=200), value=st.binary(max_size=300))
-@example(key=b"k" * 65, value=b"a key past one hash block is hashed first")
-def test_the_mac_is_hmac_sha1(key, value):
-    import hmac
-
-    from service.tokens import _Mac
-
-    assert _Mac(key)(value) == hmac.digest(key, value, "sha1")
