@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode
-from itsdangerous.serializer import Serializer
 from itsdangerous.signer import HMACAlgorithm
 
 from service.clock import Clock
@@ -28,23 +26,12 @@ class Purpose(enum.StrEnum):
     DIGEST = "digest"
 
 
-class _KeySerializer(URLSafeTimedSerializer):
-    """Tokens as URLSafeTimedSerializer writes them, without its attempt to compress.
-
-    Our payloads are short random keys that zlib never shortens, and trying cost more than
-    the signature. `loads` reads compressed and plain payloads alike.
-    """
-
-    def dump_payload(self, obj: object) -> bytes:
-        return base64_encode(Serializer.dump_payload(self, obj))
-
-
 class _OneCallHMAC(HMACAlgorithm):
-    """HMAC-SHA1, the MAC itsdangerous signs with, computed in OpenSSL in one call.
+    """HMAC-SHA1, the MAC itsdangerous checks a token with, computed in OpenSSL in one call.
 
     itsdangerous hands `hmac` its digest as a Python function, which `hmac` can only run
-    through its pure-Python construction: a token cost three times what it does here. Same
-    algorithm, same bytes: every token already sent still reads.
+    through its pure-Python construction: reading a token cost three times what it does
+    here. Same algorithm, same bytes.
     """
 
     def __init__(self) -> None:
@@ -62,6 +49,12 @@ def _b64(data: bytes) -> bytes:
     return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
+def _stamp(clock: Clock) -> int:
+    # The service's clock, not itsdangerous's time.time(): `tick --at` and the tests see
+    # tokens made and aged the way the store does. One rule for making and for reading.
+    return int(clock.now().timestamp())
+
+
 class Tokens:
     """Makes and reads tokens whose payload is an opaque key, never personal data."""
 
@@ -73,27 +66,13 @@ class Tokens:
         self._max_age = {p: int(age.total_seconds()) for p, age in max_age.items()}
 
         class _ClockSigner(TimestampSigner):
-            # itsdangerous reads time.time(); the service's clock decides instead, so that
-            # `tick --at` and the tests see tokens age the way the store does.
             def get_timestamp(self) -> int:
-                return int(clock.now().timestamp())
-
-            def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-                # A hash of the salt and the key, both fixed: taken once per key, not per
-                # token.
-                derived = self._derived.get(secret_key)
-                if derived is None:
-                    derived = self._derived[secret_key] = super().derive_key(secret_key)
-                return derived
-
-            def __init__(self, *args: object, **kwargs: object) -> None:
-                super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-                self._derived: dict[str | bytes | None, bytes] = {}
+                return _stamp(clock)
 
         # Our configuration lists keys newest first; itsdangerous signs with the last.
         keys = list(reversed(list(secret_keys)))
         self._serializers = {
-            purpose: _KeySerializer(
+            purpose: URLSafeTimedSerializer(
                 keys,
                 salt=f"care-intro/{purpose.value}",
                 signer=_ClockSigner,
@@ -108,10 +87,14 @@ class Tokens:
         }
 
     def make(self, purpose: Purpose, key: str) -> str:
-        """The token itsdangerous's `dumps` writes for `key` (payload, timestamp, signature),
-        put together here: through its signer, a token cost a tenth of a tick's letter."""
+        """The token itsdangerous's signer writes for `key` (payload, timestamp, signature),
+        put together here: through the signer, a token cost a tenth of a tick's letter.
+
+        The payload is never compressed, as `dumps` would where zlib shortens it: it never
+        shortens a random key, and trying cost more than the signature; `loads` reads both.
+        """
         payload = _b64(json.dumps(key, ensure_ascii=False).encode())
-        stamp = int(self._clock.now().timestamp())
+        stamp = _stamp(self._clock)
         value = payload + b"." + _b64(stamp.to_bytes((stamp.bit_length() + 7) // 8, "big"))
         return (value + b"." + _b64(self._macs[purpose].digest(value))).decode("ascii")
 

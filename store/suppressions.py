@@ -65,7 +65,7 @@ def _hasher() -> KeyedHash:
     if _known is not None and _known[0] is bound:
         return _known[1]
     found = StoreKey.get_or_none(StoreKey.name == _KEY_NAME)
-    hasher = _keyed(bytes.fromhex(found.value) if found else _stored_key())
+    hasher = _keyed(bytes.fromhex(found.value) if found is not None else _stored_key())
     if found is not None and not database.in_transaction():
         _known = (bound, hasher)
     return hasher

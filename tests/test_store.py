@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -235,6 +235,21 @@ def test_who_said_stop_is_seen_by_the_same_transaction_and_by_any_count_asked(st
     assert suppressions.suppressed(many) == {"p3@x.example", "p11@x.example"}
 
 
+def test_an_address_hash_is_hmac_sha256_under_the_stores_key(store_url):
+    """Hashes already stored were made with HMAC-SHA256 of the address, trimmed and lowered,
+    under the store's key: every way of hashing it since must give the same hex."""
+    import hashlib
+    import hmac
+
+    from store import suppressions
+    from store.models import StoreKey
+
+    key = bytes.fromhex(StoreKey.get(StoreKey.name == "suppression").value)
+    for address in (" Bob@X.example ", "ada@referrer.example", "ünï@bücher.example"):
+        expected = hmac.new(key, address.strip().lower().encode(), hashlib.sha256).hexdigest()
+        assert suppressions.address_hash(address) == expected
+
+
 def test_timestamps_come_back_aware_and_utc(store_url):
     berlin = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     stored = queries.store_inbound(inbound("tz", berlin))
@@ -267,6 +282,25 @@ def test_a_moment_goes_to_its_column_as_naive_utc_and_comes_back_the_same_instan
     # Not ==, which holds a moment in a repeated hour equal to no moment in another zone.
     assert back - moment == timedelta(0)
     assert back.tzinfo is UTC
+
+
+def test_a_moment_a_driver_gives_with_a_zone_is_read_as_that_instant():
+    from store.models import UTCDateTimeField
+
+    two_hours_east = timezone(timedelta(hours=2))
+    back = UTCDateTimeField().python_value(datetime(2026, 11, 22, 14, 0, tzinfo=two_hours_east))
+    assert back == datetime(2026, 11, 22, 12, 0, tzinfo=UTC) and back.tzinfo is UTC
+
+
+def test_a_moment_whose_zone_knows_no_offset_is_refused_as_naive():
+    from store.models import UTCDateTimeField
+
+    class Unknown(tzinfo):
+        def utcoffset(self, moment: datetime | None) -> None:
+            return None
+
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTimeField().db_value(datetime(2026, 11, 22, 12, 0, tzinfo=Unknown()))
 
 
 def test_a_naive_timestamp_is_refused(store_url):

@@ -111,12 +111,15 @@ def test_tokens_are_itsdangerous_tokens_both_ways():
 @given(
     key=st.text(st.characters(exclude_categories=["Cs"]), max_size=80),
     seconds=st.integers(min_value=0, max_value=253_402_300_799),  # to the end of year 9999
+    micro=st.integers(min_value=0, max_value=999_999),
     signing=st.sampled_from(["new-key", "ключ"]),
 )
-@example(key="ask-key-1", seconds=0, signing="new-key")
-@example(key='a "quoted" \\ key\n', seconds=255, signing="new-key")
-@example(key="schlüssel ☃", seconds=256, signing="new-key")
-def test_a_token_is_the_one_itsdangerous_writes_for_any_key_and_moment(key, seconds, signing):
+@example(key="ask-key-1", seconds=0, micro=0, signing="new-key")
+@example(key='a "quoted" \\ key\n', seconds=255, micro=999_999, signing="new-key")
+@example(key="schlüssel ☃", seconds=256, micro=500_000, signing="new-key")
+def test_a_token_is_the_one_itsdangerous_writes_for_any_key_and_moment(
+    key, seconds, micro, signing
+):
     """Tokens are written here, not by itsdangerous's signer: byte for byte what its signer
     writes for the payload (uncompressed, as ours always are: random keys never shorten),
     whatever the key holds (quotes, non-ASCII), with either signing key, at any moment (a
@@ -124,11 +127,11 @@ def test_a_token_is_the_one_itsdangerous_writes_for_any_key_and_moment(key, seco
     from itsdangerous import Serializer, TimestampSigner, URLSafeTimedSerializer
     from itsdangerous.encoding import base64_encode
 
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=micro)
 
     class Then(TimestampSigner):
         def get_timestamp(self) -> int:
-            return seconds
+            return int(moment.timestamp())  # as itsdangerous does with time.time()
 
     ours = Tokens((signing, "older-key"), FixedClock(moment), AGES)
     for purpose in AGES:
