@@ -250,6 +250,25 @@ def test_an_address_hash_is_hmac_sha256_under_the_stores_key(store_url):
         assert suppressions.address_hash(address) == expected
 
 
+def test_a_key_made_in_a_transaction_that_rolls_back_is_not_used_after_it(store_url):
+    """The suppression key is kept in memory once read; not one made by a transaction that
+    then rolled back, which would hash every address after it under a key the store lost."""
+    import hashlib
+    import hmac
+
+    from store import suppressions
+    from store.models import StoreKey
+
+    StoreKey.delete().where(StoreKey.name == "suppression").execute()
+    suppressions._known = None  # as a process that has not read the key yet
+    with pytest.raises(RuntimeError), db.transaction():
+        suppressions.address_hash("ada@x.example")
+        raise RuntimeError("rolled back")
+    hashed = suppressions.address_hash("ada@x.example")
+    key = bytes.fromhex(StoreKey.get(StoreKey.name == "suppression").value)
+    assert hashed == hmac.new(key, b"ada@x.example", hashlib.sha256).hexdigest()
+
+
 def test_timestamps_come_back_aware_and_utc(store_url):
     berlin = datetime(2026, 11, 22, 13, 0, tzinfo=UTC).astimezone(ZoneInfo("Europe/Berlin"))
     stored = queries.store_inbound(inbound("tz", berlin))
