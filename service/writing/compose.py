@@ -264,7 +264,9 @@ def build_message(
         head.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\n")
     text_cte, text = mime.text_part(rendered.text)
     html_cte, html = mime.text_part(rendered.html)
-    mark = mime.boundary(message_id, (text, html))
+    # Only a 7bit body can hold a boundary: quoted-printable never writes "=_" (see boundary).
+    seven_bit = [body for cte, body in ((text_cte, text), (html_cte, html)) if cte == "7bit"]
+    mark = mime.boundary(message_id, seven_bit)
     head.append("MIME-Version: 1.0\n")
     head.append(f'Content-Type: multipart/alternative;\n boundary="{mark}"\n')
     head.append(mime.header("Content-Language", [", ".join(dict.fromkeys(languages))]))
