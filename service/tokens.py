@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import int_to_bytes
 from itsdangerous.signer import HMACAlgorithm
 
 from service.clock import Clock
@@ -45,7 +46,8 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _b64(data: bytes) -> bytes:
-    """itsdangerous's `base64_encode`: URL-safe, unpadded."""
+    """itsdangerous's `base64_encode` (URL-safe, unpadded) in one call to C: its own goes
+    through `want_bytes` and base64's Python wrapper, twice the time, three times a token."""
     return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
@@ -95,7 +97,7 @@ class Tokens:
         """
         payload = _b64(json.dumps(key, ensure_ascii=False).encode())
         stamp = _stamp(self._clock)
-        value = payload + b"." + _b64(stamp.to_bytes((stamp.bit_length() + 7) // 8, "big"))
+        value = payload + b"." + _b64(int_to_bytes(stamp))
         return (value + b"." + _b64(self._macs[purpose].digest(value))).decode("ascii")
 
     def read(self, purpose: Purpose, token: str) -> str:
