@@ -86,6 +86,8 @@ def _tick(items: int, work: bool, folder: Path) -> None:
 
     from service.edge import jobs
 
+    # The tick figure's own split of what is due, not its `busy_tick`: that also times idle
+    # ticks after, which would count as work here.
     def tick_all(store: Path, due: int, work: bool = True) -> None:
         url = database_url(store)
         surveys = due // 3 // 2 * 2
