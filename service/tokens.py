@@ -82,7 +82,7 @@ class Tokens:
             )
             for purpose in Purpose
         }
-        self._clock = clock
+        self.clock = clock
         self._macs = {
             purpose: KeyedHash(s.make_signer().derive_key(), "sha1")
             for purpose, s in self._serializers.items()
@@ -96,7 +96,7 @@ class Tokens:
         shortens a random key, and trying cost more than the signature; `loads` reads both.
         """
         payload = _b64(json.dumps(key, ensure_ascii=False).encode())
-        stamp = _stamp(self._clock)
+        stamp = _stamp(self.clock)
         value = payload + b"." + _b64(int_to_bytes(stamp))
         return (value + b"." + _b64(self._macs[purpose].digest(value))).decode("ascii")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,9 @@ from service.edge.policy import PolicyServer, decider
 from service.edge.smtp import InboundHandler, smtp_factory
 from service.intake import pipeline
 from service.settings import Settings
+from service.writing.compose import Templates
 from service.writing.context import Context, make_context
+from service.writing.writer import Writer
 from store import db
 
 log = logging.getLogger(__name__)
@@ -165,7 +168,13 @@ class Service:
             )
         # What a killed predecessor on this host held goes out now, not when its lease ends.
         await self.sender.release_dead()
-        self.ctx = make_context(self.settings, self.clock)
+        templates = Templates()
+        writer = None
+        if (os.cpu_count() or 1) > 1:
+            # A busy tick's letters, a share of them on another core; started at the first
+            # batch big enough to need it, so a quiet service runs no second process.
+            writer = Writer(self.settings, templates.root, make_context)
+        self.ctx = make_context(self.settings, self.clock, templates, writer)
         loop = asyncio.get_running_loop()
 
         writers = GROUP_WRITERS_POSTGRESQL if db.is_postgresql() else 1
@@ -260,6 +269,8 @@ class Service:
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
         await asyncio.to_thread(self.executor.shutdown, True)
         await asyncio.to_thread(self.smtp_executor.shutdown, True)
+        if self.ctx is not None and self.ctx.writer is not None:
+            self.ctx.writer.close()
         db.close()
         if started:
             log.info("care-intro stopped")

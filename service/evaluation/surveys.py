@@ -53,13 +53,16 @@ def settled(surveys: list[SurveyRecord]) -> bool:
 
 def send_due(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
     """Send each survey that is due, once; how many were queued."""
-
-    def write(survey: SurveyRecord, referral: ReferralRecord) -> list[OutgoingMail]:
-        # The survey as it is once sent: its letter says until when it is open.
-        sent = replace(survey, state=SurveyState.SENT, sent_at=now, expires_at=_closes_at(ctx, now))
-        return [letters.survey(ctx, referral, referral.party_by_id(survey.party_id), sent, now)]
-
+    write = deadlines.Write(ctx, _survey_letters, now)
     return deadlines.claim_each("surveys", _Surveys(ctx, _send, now, write), now, limit)
+
+
+def _survey_letters(
+    ctx: Context, survey: SurveyRecord, referral: ReferralRecord, now: datetime
+) -> list[OutgoingMail]:
+    # The survey as it is once sent: its letter says until when it is open.
+    sent = replace(survey, state=SurveyState.SENT, sent_at=now, expires_at=_closes_at(ctx, now))
+    return [letters.survey(ctx, referral, referral.party_by_id(survey.party_id), sent, now)]
 
 
 def close_due(ctx: Context, now: datetime, limit: int = deadlines.PER_TICK) -> int:
@@ -75,7 +78,7 @@ class _Surveys(deadlines.Letters):
         ctx: Context,
         step: Callable[[_Surveys, SurveyRecord, ReferralRecord], int],
         now: datetime,
-        write: Callable[[SurveyRecord, ReferralRecord], list[OutgoingMail]] | None = None,
+        write: deadlines.Write | None = None,
     ) -> None:
         super().__init__(write, now, _what_a_survey_says)
         self.ctx, self.step, self.sending = ctx, step, write is not None
@@ -92,9 +95,9 @@ class _Surveys(deadlines.Letters):
         due = queries.surveys_by_id(ids)
         referrals = {r.id: r for r in queries.referrals_by_id({s.referral_id for s in due})}
         self._read = ({s.id: s for s in due}, referrals)
-        for survey in due:
-            if survey.referral_id in referrals:
-                self.drafts.prepare(survey, referrals[survey.referral_id])
+        self.drafts.prepare_all(
+            [(s, referrals[s.referral_id]) for s in due if s.referral_id in referrals]
+        )
 
     def load(self, ids: list[int], unchanged: bool) -> None:
         # Claimed surveys are locked, and so are their referrals (`hold_referrals_of`; on

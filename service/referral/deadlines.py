@@ -11,13 +11,15 @@ another instance holds. `claim_each` runs every kind of due work a tick does thi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from service.model import Answer, Channel, State
 from service.referral import workflow
 from service.writing import letters
 from service.writing.context import Context
+from service.writing.writer import Job
 from store import queries
 from store.db import change_mark, is_unavailable, transaction
 from store.records import OutgoingMail, PartyRecord, ReferralRecord
@@ -36,6 +38,19 @@ BATCH_UNDER_LOCK = 50
 # How many items of one kind a tick handles at most; the rest are due again on the next
 # tick, a minute later in `serve`. A bound on one tick's time, far above a day's work.
 PER_TICK = 10_000
+
+
+@dataclass(frozen=True)
+class Write:
+    """How a kind writes its letters: `letters(ctx, *records, now)`, a function of its
+    module, so that the letter writer (`service.writing.writer`) can call it too."""
+
+    ctx: Context
+    letters: Callable[..., list[OutgoingMail]]
+    now: datetime
+
+    def __call__(self, *records: Hashable) -> list[OutgoingMail]:
+        return self.letters(self.ctx, *records, self.now)
 
 
 class Drafts:
@@ -65,6 +80,26 @@ class Drafts:
             return []
         self._written[self._view(*records)] = written
         return written
+
+    def prepare_all(self, many: Sequence[tuple[Hashable, ...]]) -> None:
+        """`prepare` each of `many`; where the context has a letter writer ready, it writes
+        a share of them meanwhile, on another core."""
+        write = self._write
+        writer = write.ctx.writer if isinstance(write, Write) else None
+        share = writer.share(len(many)) if writer is not None else 0
+        if not share:
+            for records in many:
+                self.prepare(*records)
+            return
+        assert isinstance(write, Write) and writer is not None
+        sent, rest = many[:share], many[share:]
+        job = Job(write.letters, write.now, write.ctx.tokens.clock, sent)
+        received = writer.write(job, lambda: [self.prepare(*records) for records in rest])
+        for records, written in zip(sent, received or [None] * share, strict=True):
+            if written is None:  # it could not: written here, as the rest were
+                self.prepare(*records)
+            else:
+                self._written[self._view(*records)] = written
 
     def letters(self, *records: Hashable) -> list[OutgoingMail]:
         written = self._written.pop(self._view(*records), None)
@@ -120,7 +155,7 @@ class Letters(Batch):
 
     def __init__(
         self,
-        write: Callable[..., list[OutgoingMail]] | None,
+        write: Write | None,
         now: datetime,
         view: Callable[..., Hashable] = lambda *records: records,
     ) -> None:
@@ -180,13 +215,13 @@ def send_reminders(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
 
     At most `limit` referrals per call; what is left is due again on the next tick.
     """
-    batch = _Referrals(_remind, lambda referral: _reminders(ctx, referral, now), now)
+    batch = _Referrals(_remind, Write(ctx, _reminders, now), now)
     return claim_each("reminders", batch, now, limit)
 
 
 def expire_due(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
     """End each referral still asking when its question expired; how many were ended."""
-    batch = _Referrals(_expire, lambda referral: _expiry_letters(ctx, referral, now), now)
+    batch = _Referrals(_expire, Write(ctx, _expiry_letters, now), now)
     return claim_each("expiries", batch, now, limit)
 
 
@@ -196,7 +231,7 @@ class _Referrals(Letters):
     def __init__(
         self,
         step: Callable[[ReferralRecord, _Referrals], int],
-        write: Callable[[ReferralRecord], list[OutgoingMail]],
+        write: Write,
         now: datetime,
     ) -> None:
         super().__init__(write, now)
@@ -206,8 +241,7 @@ class _Referrals(Letters):
 
     def prepare(self, ids: list[int]) -> None:
         self._read = {r.id: r for r in queries.referrals_by_id(ids)}
-        for referral in self._read.values():
-            self.drafts.prepare(referral)
+        self.drafts.prepare_all([(referral,) for referral in self._read.values()])
 
     def load(self, ids: list[int], unchanged: bool) -> None:
         # The claim locked these referrals, and every change to one starts by locking it

@@ -12,6 +12,7 @@ from service.settings import Settings
 from service.tokens import Purpose, Tokens
 from service.writing.compose import Templates
 from service.writing.signing import Signer, load_signer
+from service.writing.writer import Writer
 
 OPTOUT_VALID_FOR = timedelta(days=3 * 365)
 # A report link shows a referrer's figures: long enough to use from last month's digest.
@@ -24,6 +25,8 @@ class Context:
     tokens: Tokens
     templates: Templates
     signer: Signer | None = None
+    # `serve`'s letter writer, which takes a share of a busy tick's letters; None: all here.
+    writer: Writer | None = None
 
     def seal(self, raw: bytes) -> bytes:
         """A finished mail as it is stored and sent: DKIM-signed when the settings ask."""
@@ -37,7 +40,12 @@ class Context:
         return self.settings.service.public_url.rstrip("/") + path
 
 
-def make_context(settings: Settings, clock: Clock, templates: Templates | None = None) -> Context:
+def make_context(
+    settings: Settings,
+    clock: Clock,
+    templates: Templates | None = None,
+    writer: Writer | None = None,
+) -> Context:
     # A link lives as long as the question it asks.
     open_for = timedelta(days=settings.timing.consent_expiry_days)
     tokens = Tokens(
@@ -59,4 +67,5 @@ def make_context(settings: Settings, clock: Clock, templates: Templates | None =
         templates=templates or Templates(),
         # Read once at start: a missing or broken key stops the service before it listens.
         signer=load_signer(settings.outbound),
+        writer=writer,
     )
