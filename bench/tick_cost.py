@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,12 +25,11 @@ from survey_tick import NOW, fill
 
 from service.clock import FixedClock
 from service.edge import jobs
+from service.edge.letter_writer import FEWEST, LetterWriter
 from service.model import InboundState, OutboxState
 from service.referral import erasure
 from service.settings import Settings
-from service.writing.compose import Templates
 from service.writing.context import Context, make_context
-from service.writing.writer import FEWEST, Writer
 from store import db
 from store.models import InboundMessage, OutboxMail, Party, Referral
 
@@ -58,13 +58,13 @@ def _settings(folder: Path, url: str) -> Settings:
     )
 
 
-def _context(folder: Path, url: str, writer: Writer | None = None) -> Context:
-    return make_context(_settings(folder, url), FixedClock(NOW), writer=writer)
+def _context(folder: Path, url: str, writer: LetterWriter | None = None) -> Context:
+    return replace(make_context(_settings(folder, url), FixedClock(NOW)), writer=writer)
 
 
-def letter_writer(folder: Path) -> Writer:
+def letter_writer(folder: Path) -> LetterWriter:
     """A letter writer as `serve` runs one, started and listening."""
-    writer = Writer(_settings(folder, database_url(folder)), Templates().root, make_context)
+    writer = LetterWriter(_context(folder, database_url(folder)))
     if not writer.ready(READY_SECONDS):
         raise RuntimeError(f"the letter writer was not ready in {READY_SECONDS} s")
     return writer
@@ -110,11 +110,13 @@ def fill_asking(count: int, reminders: bool, start: int) -> None:
             ).execute()
 
 
-def busy_tick(folder: Path, due: int, writer: Writer | None = None) -> tuple[float, int, float]:
+def busy_tick(
+    folder: Path, due: int, writer: LetterWriter | None = None
+) -> tuple[float, int, float, float]:
     """A store with `due` items due (a third each reminders, expiries, surveys): (seconds to
     handle them all, ticks it took, CPU seconds of this process while handling them: on a
-    machine others share, what the tick itself spent).
-    With `writer`, as `serve` ticks: the writer writes a share of the letters."""
+    machine others share, what the tick itself spent; and those of `writer`, which, as
+    `serve` ticks, writes a share of the letters)."""
     url = database_url(folder)
     surveys = due // 3 // 2 * 2  # two per introduced referral
     reminders = (due - surveys) // 2
@@ -127,6 +129,7 @@ def busy_tick(folder: Path, due: int, writer: Writer | None = None) -> tuple[flo
         total = jobs.Deadlines()
         ticks = 0
         started, cpu_started = time.perf_counter(), time.process_time()
+        writer_started = _cpu_seconds(writer.pid) if writer and writer.pid else 0.0
         for _ in range(MOST_TICKS):
             done = asyncio.run(jobs.run_deadlines(ctx, NOW, _here))
             if not done:
@@ -135,10 +138,17 @@ def busy_tick(folder: Path, due: int, writer: Writer | None = None) -> tuple[flo
             total = _add(total, done)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_started
+        beside = _cpu_seconds(writer.pid) - writer_started if writer and writer.pid else 0.0
     assert (total.reminded, total.expired, total.surveyed) == (2 * reminders, expiries, surveys), (
         total
     )
-    return elapsed, ticks, cpu
+    return elapsed, ticks, cpu, beside
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process `pid` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _add(a: jobs.Deadlines, b: jobs.Deadlines) -> jobs.Deadlines:
@@ -259,8 +269,8 @@ def idle_ticks(small: int, large: int, rounds: int) -> Idle:
 
 
 def ticks(due: int, rounds: int, small: int, large: int) -> list[Row]:
-    alone: list[tuple[float, int, float]] = []
-    served: list[tuple[float, int, float]] = []
+    alone: list[tuple[float, int, float, float]] = []
+    served: list[tuple[float, int, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         writer = letter_writer(scratch(Path(tmp), "writer"))
         try:
@@ -308,10 +318,12 @@ def ticks(due: int, rounds: int, small: int, large: int) -> list[Row]:
     ]
 
 
-def _tick_cell(runs: list[tuple[float, int, float]], each: float) -> str:
-    ticks = max(count for _, count, *_ in runs)
-    cpu = statistics.median(spent for *_, spent in runs)
-    return f"{each * 1000:.2f} ms per item, {ticks} tick(s), {cpu:.2f} s CPU here"
+def _tick_cell(runs: list[tuple[float, int, float, float]], each: float) -> str:
+    ticks = max(count for _, count, _, _ in runs)
+    cpu = statistics.median(spent for _, _, spent, _ in runs)
+    beside = statistics.median(spent for *_, spent in runs)
+    writer = f" + {beside:.2f} s in the writer" if beside else ""
+    return f"{each * 1000:.2f} ms per item, {ticks} tick(s), {cpu:.2f} s CPU{writer}"
 
 
 def main() -> None:

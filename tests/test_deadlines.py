@@ -354,11 +354,11 @@ def test_a_letter_written_before_an_answer_is_written_again_from_what_the_lock_r
     referral = open_one(ctx)
     at = remind_at(ctx)
 
-    def reminders(seen) -> list:
+    def reminders(ctx, seen, now) -> list:
         waiting = [p for p in seen.parties if p.answer is None]
-        return [letters.consent_reminder(ctx, seen, p, at) for p in waiting]
+        return [letters.consent_reminder(ctx, seen, p, now) for p in waiting]
 
-    drafts = deadlines.Drafts(reminders)
+    drafts = deadlines.Drafts(deadlines.Write(ctx, reminders, at))
     unchanged = queries.referral_by_id(referral.id)
     written = drafts.prepare(unchanged)
     assert len(written) == 2

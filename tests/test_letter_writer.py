@@ -1,39 +1,47 @@
 """The letter writer: a process of its own that writes a share of a busy tick's letters.
 
 What it writes must be what the service would have written, signed with the service's keys
-on the service's clock; and when it dies or hangs, the service writes those letters itself:
-none lost, none sent twice.
+on the service's clock; when it dies, hangs or cannot start, the service writes those
+letters itself: none lost, none sent twice, and a writer that keeps failing is left off.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from service.clock import FixedClock
+from service.edge import letter_writer as writing
+from service.edge.letter_writer import FEWEST, MOST_FAILURES, SHARE, LetterWriter
 from service.evaluation import surveys
+from service.keys import KEY_FILE
 from service.model import Answer
 from service.referral import deadlines
 from service.tokens import Purpose
-from service.writing import writer as writing
+from service.writing.compose import Templates, templates_root
 from service.writing.context import Context, make_context
-from service.writing.writer import FEWEST, SHARE, Writer
+from service.writing.writer import Job
 from store import queries
 from store.models import Party
 from store.records import OutgoingMail, ReferralRecord
@@ -42,16 +50,17 @@ from tests.helpers import NOW, OUR_LINKS, breaking_one_template
 from tests.test_deadlines import expire_at, links, open_one, queued_at, remind_at, say
 from tests.test_evaluation import due, introduce
 
-# Enough due items of a kind that a batch gives the writer its share.
+# Enough due items of a kind that a batch gives the writer its share, and what it takes.
 MANY = FEWEST + 6
-# Spawning imports the service and loads its templates: about a second here, more when busy.
+ITS_SHARE = int(MANY * SHARE)
+# Starting imports the service and loads its templates: about a second here, more when busy.
 READY_SECONDS = 60
 
 
 @contextmanager
-def letter_writer(ctx: Context) -> Iterator[Writer]:
-    """A writer for `ctx`'s settings and templates, listening."""
-    writer = Writer(ctx.settings, ctx.templates.root, make_context)
+def letter_writer(ctx: Context) -> Iterator[LetterWriter]:
+    """A writer for `ctx`, listening."""
+    writer = LetterWriter(ctx)
     try:
         assert writer.ready(READY_SECONDS), "the letter writer did not start"
         yield writer
@@ -85,27 +94,48 @@ def gone(pid: int) -> bool:
         return True
 
 
-def test_the_writer_writes_a_share_of_a_busy_ticks_reminders_as_the_service_would(ctx):
+def reminded(referral_id: int) -> int:
+    return [p for p, _, _ in queries.outbox_for_referral(referral_id)].count("consent_reminder")
+
+
+# ------------------------------------------------------------------ what it writes
+
+
+def test_the_writer_writes_a_share_of_a_busy_ticks_reminders_as_the_service_would(ctx, monkeypatch):
+    monkeypatch.setattr(deadlines, "_reminders", _counted)
+    _CALLS.clear()
     referrals = [open_one(ctx, need=f"Books for bakery number {n}") for n in range(MANY)]
     at = remind_at(ctx)
     as_read = [queries.referral_by_id(r.id) for r in referrals]
     with letter_writer(ctx) as writer:
         assert deadlines.send_reminders(replace(ctx, writer=writer), at) == 2 * MANY
-        assert writer.written == int(MANY * SHARE)
+        assert writer.written == ITS_SHARE
+    # The writer's share is used as it wrote it: the service wrote only the rest.
+    assert _CALLS[os.getpid()] == MANY - ITS_SHARE
     queued = queued_at(at)
-    written_here = [m for r in as_read for m in read(deadlines._reminders(ctx, r, at))]
-    assert Counter(said(m) for _, m in queued) == Counter(said(m) for m in written_here)
+    expected = [m for r in as_read for m in read(_REMINDERS(ctx, r, at))]
+    assert Counter(said(m) for _, m in queued) == Counter(map(said, expected))
     # Signed with the service's keys on its clock: each link opens the question of the
     # party the mail went to, about that party's referral; each question is asked once.
     asked = {p.ask_key: (p.email, r.need) for r in as_read for p in r.parties}
     opened = []
     for _, message in queued:
         [key] = {key for _, key, _ in links(ctx, message)}
-        email_, need = asked[key]
-        assert [a.addr_spec for a in message["To"].addresses] == [email_]
+        address, need = asked[key]
+        assert [a.addr_spec for a in message["To"].addresses] == [address]
         assert need + "\n" in message.get_body(("plain",)).get_content()
         opened.append(key)
     assert sorted(opened) == sorted(asked)
+
+
+_REMINDERS = deadlines._reminders
+# Calls of the reminders' letters in this process (the writer keeps its own count).
+_CALLS = Counter[int]()
+
+
+def _counted(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
+    _CALLS[os.getpid()] += 1
+    return _REMINDERS(ctx, referral, now)
 
 
 def test_the_writer_writes_expiries_and_surveys_as_the_service_would(ctx):
@@ -119,10 +149,9 @@ def test_the_writer_writes_expiries_and_surveys_as_the_service_would(ctx):
     with letter_writer(ctx) as writer:
         served = replace(ctx, writer=writer)
         assert deadlines.expire_due(served, expired_at) == MANY
-        after_expiries = writer.written
-        assert after_expiries == int(MANY * SHARE)
+        assert writer.written == ITS_SHARE
         assert surveys.send_due(served, surveyed_at) == 2 * len(introduced)
-        assert writer.written - after_expiries == int(2 * len(introduced) * SHARE)
+        assert writer.written == ITS_SHARE + int(2 * len(introduced) * SHARE)
     assert Counter(said(m) for _, m in queued_at(expired_at)) == Counter(map(said, expected))
     sent = queued_at(surveyed_at)
     assert Counter(p for p, _ in sent) == {"survey": 2 * len(introduced)}
@@ -135,23 +164,81 @@ def test_the_writer_writes_expiries_and_surveys_as_the_service_would(ctx):
     assert opened == keys
 
 
-def test_a_letter_the_writer_cannot_write_is_written_here_and_reported_alone(ctx, tmp_path):
+def _stamp(token: str) -> int:
+    """The moment a token says it was made (itsdangerous: payload.timestamp.signature)."""
+    part = token.split(".")[1]
+    return int.from_bytes(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)), "big")
+
+
+def test_each_job_is_written_on_the_clock_it_comes_with(ctx):
+    """Tokens read the service's clock when they are made; a stopped clock moved between
+    two jobs moves their tokens with it."""
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    stamps = []
+    with letter_writer(ctx) as writer:
+        for moment in (at, at + timedelta(hours=5)):
+            job = Job(deadlines._reminders, at, FixedClock(moment), [(referral,)])
+            [written] = writer.write(job, lambda: None) or [None]
+            assert written is not None
+            [message, _] = read(written)
+            tokens = re.findall(
+                r"/c/([A-Za-z0-9_.\-]+)", message.get_body(("plain",)).get_content()
+            )
+            stamps.append({_stamp(t) for t in tokens})
+    assert stamps == [{int(at.timestamp())}, {int((at + timedelta(hours=5)).timestamp())}]
+
+
+def test_the_writer_signs_with_the_key_the_service_started_with(ctx):
+    """The key file gone from disk after `serve` started: the writer, started later, does
+    not make a new one of its own, whose links the service would refuse."""
+    for _ in range(MANY):
+        open_one(ctx)
+    writer = LetterWriter(ctx)
+    (Path(ctx.settings.service.data_dir) / KEY_FILE).unlink()
+    try:
+        assert writer.ready(READY_SECONDS)
+        at = remind_at(ctx)
+        assert deadlines.send_reminders(replace(ctx, writer=writer), at) == 2 * MANY
+        assert writer.written == ITS_SHARE
+    finally:
+        writer.close()
+    assert not (Path(ctx.settings.service.data_dir) / KEY_FILE).exists()
+    for _, message in queued_at(at):
+        assert links(ctx, message)  # each opens with the service's key
+
+
+def test_a_small_batch_starts_no_writer(ctx):
+    for _ in range(FEWEST - 1):
+        open_one(ctx)
+    writer = LetterWriter(ctx)
+    try:
+        at = remind_at(ctx)
+        assert deadlines.send_reminders(replace(ctx, writer=writer), at) == 2 * (FEWEST - 1)
+        assert writer.pid is None
+    finally:
+        writer.close()
+
+
+def test_a_letter_the_writer_cannot_write_is_written_here_and_reported_alone(ctx, tmp_path, caplog):
     """A broken template fails in the writer as it would here: that item alone goes without
-    its letter, as when the service wrote it; the rest of the batch goes as written."""
+    its letter, and the log names it; the rest of the batch goes as written."""
     broken = breaking_one_template(ctx, tmp_path, "de/mail/consent_reminder.txt", NOW)
     referrals = [open_one(ctx) for _ in range(MANY)]
     german = referrals[0]  # first in the batch: in the writer's share
     Party.update(language="de").where(Party.referral == german.id).execute()
     at = remind_at(ctx)
-    with letter_writer(broken) as writer:
-        reminded = deadlines.send_reminders(replace(broken, writer=writer), at)
-        assert writer.written == int(MANY * SHARE) - 1
-    assert reminded == 2 * (MANY - 1)
-    queued = queued_at(at)
-    assert len(queued) == 2 * (MANY - 1)
-    recipients = Counter(a.addr_spec for _, m in queued for a in m["To"].addresses)
-    assert all(count == MANY - 1 for count in recipients.values())  # nobody twice
+    with letter_writer(broken) as writer, caplog.at_level(logging.ERROR):
+        reminded_now = deadlines.send_reminders(replace(broken, writer=writer), at)
+        assert writer.written == ITS_SHARE - 1
+    assert reminded_now == 2 * (MANY - 1)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        f"remind of {german.ref} failed; moving on"
+    ]
+    assert [reminded(r.id) for r in referrals] == [0] + [2] * (MANY - 1)
 
+
+# ------------------------------------------------------------------ when it fails
 
 # The test's process id and a file the writer touches when it meets the fault: the writer,
 # a process of its own, imports this module afresh, and reads them from its environment.
@@ -179,27 +266,36 @@ def _writes_here_hangs_there(ctx: Context, referral: ReferralRecord, now) -> lis
     return _REMINDERS(ctx, referral, now)
 
 
-_REMINDERS = deadlines._reminders
+def _writes_here_stops_there(ctx: Context, referral: ReferralRecord, now) -> list[OutgoingMail]:
+    """The writer stops itself (as a frozen cgroup or a debugger would): it reads and
+    writes nothing more, and a send into its full socket would wait for ever."""
+    if _in_the_writer():
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return _REMINDERS(ctx, referral, now)
 
 
-@pytest.mark.parametrize("fault", [_writes_here_dies_there, _writes_here_hangs_there])
-def test_a_writer_that_dies_or_hangs_loses_no_letter_and_is_started_again(
+@pytest.mark.parametrize(
+    "fault", [_writes_here_dies_there, _writes_here_hangs_there, _writes_here_stops_there]
+)
+def test_a_writer_that_dies_or_hangs_loses_no_letter_and_another_takes_over(
     ctx, monkeypatch, tmp_path, fault
 ):
     marker = tmp_path / "the writer met the fault"
     monkeypatch.setenv(FAULT, f"{os.getpid()}:{marker}")
     monkeypatch.setattr(deadlines, "_reminders", fault)
-    monkeypatch.setattr(writing, "WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(writing, "WAIT_SECONDS", 2.0)
     monkeypatch.setattr(writing, "WAIT_PER_RECORD_SECONDS", 0.0)
     referrals = [open_one(ctx) for _ in range(MANY)]
     at = remind_at(ctx)
     with letter_writer(ctx) as writer:
         first = writer.pid
         assert first is not None
+        started = time.monotonic()
         assert deadlines.send_reminders(replace(ctx, writer=writer), at) == 2 * MANY
+        assert time.monotonic() - started < 30  # the watchdog's 2 s, and the batch
         assert marker.exists()
         assert writer.written == 0
-        eventually(lambda: gone(first), "the failed writer gone", 10)
+        assert gone(first)
         # The next batch big enough starts a new one; it takes its share once it listens.
         monkeypatch.setattr(deadlines, "_reminders", _REMINDERS)
         assert writer.ready(READY_SECONDS)
@@ -207,25 +303,112 @@ def test_a_writer_that_dies_or_hangs_loses_no_letter_and_is_started_again(
         more = [open_one(ctx) for _ in range(MANY)]
         later = at + timedelta(minutes=1)
         assert deadlines.send_reminders(replace(ctx, writer=writer), later) == 2 * MANY
-        assert writer.written == int(MANY * SHARE)
-    for referral in referrals + more:
-        sent = queries.outbox_for_referral(referral.id)
-        assert [p for p, _, _ in sent].count("consent_reminder") == 2, referral.ref
+        assert writer.written == ITS_SHARE
+    assert [reminded(r.id) for r in referrals + more] == [2] * (2 * MANY)
 
 
-def test_the_writer_leaves_with_the_service_that_started_it(tmp_path):
+def _only_here() -> object:
+    """A letters function from a module only this process has: the writer cannot read a job
+    that names it."""
+    module = types.ModuleType("care_intro_test_only_here")
+
+    def letters(ctx, referral, now):
+        return _REMINDERS(ctx, referral, now)
+
+    letters.__module__ = module.__name__
+    module.letters = letters  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    return letters
+
+
+@pytest.mark.parametrize(
+    "letters", [lambda ctx, referral, now: [], _only_here()], ids=["unpicklable", "unreadable"]
+)
+def test_a_job_the_writer_cannot_take_is_written_here(ctx, caplog, letters):
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    job = Job(letters, at, FixedClock(at), [(referral,)])
+    ran = []
+    with letter_writer(ctx) as writer, caplog.at_level(logging.WARNING):
+        assert writer.write(job, lambda: ran.append(1)) is None
+        assert ran == [1]
+        assert not writer.off
+        assert writer.ready(READY_SECONDS)  # and the next job finds one listening
+        again = Job(deadlines._reminders, at, FixedClock(at), [(referral,)])
+        [written] = writer.write(again, lambda: None) or [None]
+        assert written is not None and len(written) == 2
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "the letter writer failed" in warning
+
+
+def test_a_writer_that_cannot_start_is_left_off_after_a_few_tries(ctx, tmp_path, caplog):
+    """Templates changed on disk since the service started: the writer would write other
+    letters than the service, so it refuses; after a few tries the service stops asking."""
+    root = tmp_path / "templates"
+    shutil.copytree(templates_root(), root)
+    started = make_context(ctx.settings, FixedClock(NOW), Templates(root))
+    writer = LetterWriter(started)
+    (root / "en/mail/consent_reminder.txt").write_text("{% set subject = 'Changed' %}Hi\n")
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(MOST_FAILURES):
+                assert not writer.ready(READY_SECONDS)
+            assert writer.off
+            assert writer.share(MANY) == 0
+            assert writer.pid is None
+    finally:
+        writer.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "changed on disk since serve started" in errors[0]
+    assert "until it restarts" in errors[0]
+
+
+def test_a_second_batch_meanwhile_writes_its_own_letters(ctx, monkeypatch, tmp_path):
+    """One job at a time: a batch that finds the writer busy does not wait for it."""
+    marker = tmp_path / "the writer met the fault"
+    monkeypatch.setenv(FAULT, f"{os.getpid()}:{marker}")
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    slow = Job(_writes_here_waits_there, at, FixedClock(at), [(referral,)])
+    answers: list[object] = []
+    with letter_writer(ctx) as writer:
+        busy = threading.Thread(target=lambda: answers.append(writer.write(slow, lambda: None)))
+        busy.start()
+        eventually(marker.exists, "the writer busy with the first job", 30)
+        ran = []
+        started = time.monotonic()
+        second = Job(deadlines._reminders, at, FixedClock(at), [(referral,)])
+        assert writer.write(second, lambda: ran.append(1)) is None
+        assert time.monotonic() - started < 1.0
+        assert ran == [1]
+        busy.join(30)
+    [first] = answers
+    assert isinstance(first, list) and first[0] is not None
+
+
+def _writes_here_waits_there(ctx: Context, referral: ReferralRecord, now) -> list[OutgoingMail]:
+    if _in_the_writer():
+        time.sleep(1.5)
+    return _REMINDERS(ctx, referral, now)
+
+
+# ------------------------------------------------------------------ its life
+
+
+def test_the_writer_leaves_with_the_service_that_started_it(tmp_path, sqlite_url):
     """Killed, the service cannot close the writer: it notices and goes by itself."""
     script = textwrap.dedent(
         f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from service.clock import SystemClock
+        from service.edge.letter_writer import LetterWriter
         from service.settings import Settings
-        from service.writing.compose import Templates
         from service.writing.context import make_context
-        from service.writing.writer import Writer
 
         settings = Settings().replace("service", data_dir={str(tmp_path / "data")!r})
-        writer = Writer(settings, Templates().root, make_context)
+        writer = LetterWriter(make_context(settings, SystemClock()))
         assert writer.ready(60)
         print(writer.pid, flush=True)
         time.sleep(3600)
@@ -246,16 +429,19 @@ def test_the_writer_leaves_with_the_service_that_started_it(tmp_path):
 def test_serve_has_a_writer_and_stops_it_with_itself(tmp_path, sqlite_url):
     service = InProcess(make_settings(tmp_path, sqlite_url))
     try:
-        assert service.service.ctx is not None
-        writer = service.service.ctx.writer
+        writer = service.service.letter_writer
         assert writer is not None
+        assert service.service.ctx is not None and service.service.ctx.writer is writer
         assert writer.pid is None  # not before a batch big enough needs it
         assert writer.ready(READY_SECONDS)
         pid = writer.pid
         assert pid is not None
     finally:
         service.stop()
-    assert gone(pid)
+    assert not Path(f"/proc/{pid}").exists()  # gone and reaped
+    assert writer.off
+    assert writer.share(MANY) == 0
+    assert writer.pid is None
 
 
 def test_a_context_of_its_own_has_no_writer(tmp_path, sqlite_url):

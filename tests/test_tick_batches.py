@@ -139,7 +139,8 @@ def test_an_answer_between_the_look_and_the_claim_is_read_under_the_lock(ctx):
             answering.start()
             answering.join(10)
 
-    batch = AnswerAfterPreparing(deadlines._remind, lambda r: deadlines._reminders(ctx, r, at), at)
+    write = deadlines.Write(ctx, deadlines._reminders, at)
+    batch = AnswerAfterPreparing(deadlines._remind, write, at)
     assert deadlines.claim_each("reminders", batch, at, 10) == 1
     assert [r for p, r in purposes(referral.id) if p == "consent_reminder"] == [(PROVIDER,)]
     assert deadlines.send_reminders(ctx, at + DAY) == 0

@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import schedule
@@ -20,6 +21,7 @@ from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
 from service.edge.group_commit import GroupCommit
 from service.edge.health import Health, Runs
+from service.edge.letter_writer import LetterWriter
 from service.edge.metrics import Metrics, metrics_app
 from service.edge.pacing import Arrivals
 from service.edge.pages import make_app
@@ -27,9 +29,7 @@ from service.edge.policy import PolicyServer, decider
 from service.edge.smtp import InboundHandler, smtp_factory
 from service.intake import pipeline
 from service.settings import Settings
-from service.writing.compose import Templates
 from service.writing.context import Context, make_context
-from service.writing.writer import Writer
 from store import db
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,7 @@ class Service:
             observe=self.metrics.attempted,
         )
         self.ctx: Context | None = None
+        self.letter_writer: LetterWriter | None = None
         self.group: GroupCommit | None = None
         self.smtp_server: asyncio.base_events.Server | None = None
         self.policy: PolicyServer | None = None
@@ -168,13 +169,12 @@ class Service:
             )
         # What a killed predecessor on this host held goes out now, not when its lease ends.
         await self.sender.release_dead()
-        templates = Templates()
-        writer = None
+        self.ctx = make_context(self.settings, self.clock)
         if (os.cpu_count() or 1) > 1:
             # A busy tick's letters, a share of them on another core; started at the first
             # batch big enough to need it, so a quiet service runs no second process.
-            writer = Writer(self.settings, templates.root, make_context)
-        self.ctx = make_context(self.settings, self.clock, templates, writer)
+            self.letter_writer = LetterWriter(self.ctx)
+            self.ctx = replace(self.ctx, writer=self.letter_writer)
         loop = asyncio.get_running_loop()
 
         writers = GROUP_WRITERS_POSTGRESQL if db.is_postgresql() else 1
@@ -269,8 +269,8 @@ class Service:
         # Store calls still under way (an SMTP DATA being stored) finish before we go.
         await asyncio.to_thread(self.executor.shutdown, True)
         await asyncio.to_thread(self.smtp_executor.shutdown, True)
-        if self.ctx is not None and self.ctx.writer is not None:
-            self.ctx.writer.close()
+        if self.letter_writer is not None:
+            self.letter_writer.close()
         db.close()
         if started:
             log.info("care-intro stopped")

@@ -59,12 +59,12 @@ class Drafts:
     Rendering is most of an item's cost; done under the lock, it would hold every other
     writer for it. Under the lock the locked records ask again: the letters written from an
     equal view are the ones these records write, and only a view that changed meanwhile
-    (an answer came in) is written again.
+    (an answer came in) is written again. Without `write`, there are none.
     """
 
     def __init__(
         self,
-        write: Callable[..., list[OutgoingMail]],
+        write: Write | None,
         view: Callable[..., Hashable] = lambda *records: records,
     ) -> None:
         self._write = write
@@ -75,25 +75,24 @@ class Drafts:
     def prepare(self, *records: Hashable) -> list[OutgoingMail]:
         """Write the letters of these records now; what was written."""
         try:
-            written = self._write(*records)
+            written = self._fresh(*records)
         except Exception:  # written again under the lock, where a failure is reported
             return []
         self._written[self._view(*records)] = written
         return written
 
     def prepare_all(self, many: Sequence[tuple[Hashable, ...]]) -> None:
-        """`prepare` each of `many`; where the context has a letter writer ready, it writes
-        a share of them meanwhile, on another core."""
-        write = self._write
-        writer = write.ctx.writer if isinstance(write, Write) else None
+        """`prepare` each of `many`; where the context has a letter writer, it writes a
+        share of them meanwhile, on another core."""
+        writer = self._write.ctx.writer if self._write is not None else None
         share = writer.share(len(many)) if writer is not None else 0
         if not share:
             for records in many:
                 self.prepare(*records)
             return
-        assert isinstance(write, Write) and writer is not None
+        assert self._write is not None and writer is not None
         sent, rest = many[:share], many[share:]
-        job = Job(write.letters, write.now, write.ctx.tokens.clock, sent)
+        job = Job(self._write.letters, self._write.now, self._write.ctx.tokens.clock, sent)
         received = writer.write(job, lambda: [self.prepare(*records) for records in rest])
         for records, written in zip(sent, received or [None] * share, strict=True):
             if written is None:  # it could not: written here, as the rest were
@@ -103,7 +102,10 @@ class Drafts:
 
     def letters(self, *records: Hashable) -> list[OutgoingMail]:
         written = self._written.pop(self._view(*records), None)
-        return written if written is not None else self._write(*records)
+        return written if written is not None else self._fresh(*records)
+
+    def _fresh(self, *records: Hashable) -> list[OutgoingMail]:
+        return self._write(*records) if self._write is not None else []
 
 
 class Batch:
@@ -159,7 +161,7 @@ class Letters(Batch):
         now: datetime,
         view: Callable[..., Hashable] = lambda *records: records,
     ) -> None:
-        self.drafts = Drafts(write or (lambda *_: []), view)
+        self.drafts = Drafts(write, view)
         self.now = now
         self._queued: list[OutgoingMail] = []
         if write is not None:

@@ -40,12 +40,7 @@ class Context:
         return self.settings.service.public_url.rstrip("/") + path
 
 
-def make_context(
-    settings: Settings,
-    clock: Clock,
-    templates: Templates | None = None,
-    writer: Writer | None = None,
-) -> Context:
+def make_context(settings: Settings, clock: Clock, templates: Templates | None = None) -> Context:
     # A link lives as long as the question it asks.
     open_for = timedelta(days=settings.timing.consent_expiry_days)
     tokens = Tokens(
@@ -67,5 +62,4 @@ def make_context(
         templates=templates or Templates(),
         # Read once at start: a missing or broken key stops the service before it listens.
         signer=load_signer(settings.outbound),
-        writer=writer,
     )
