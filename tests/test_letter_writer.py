@@ -33,7 +33,7 @@ import pytest
 
 from service.clock import FixedClock
 from service.edge import letter_writer as writing
-from service.edge.letter_writer import FEWEST, MOST_FAILURES, SHARE, LetterWriter
+from service.edge.letter_writer import FEWEST, MOST_FAILURES, SHARE, LetterWriter, usable_cores
 from service.evaluation import surveys
 from service.keys import KEY_FILE
 from service.model import Answer
@@ -46,9 +46,12 @@ from store import queries
 from store.models import Party
 from store.records import OutgoingMail, ReferralRecord
 from tests.conftest import InProcess, eventually, make_settings
-from tests.helpers import NOW, OUR_LINKS, breaking_one_template
+from tests.helpers import NOW, OUR_LINKS, PROVIDER, breaking_one_template
 from tests.test_deadlines import expire_at, links, open_one, queued_at, remind_at, say
+from tests.test_dkim import DOMAIN as DKIM_DOMAIN
+from tests.test_dkim import SELECTOR, make_key, verifies
 from tests.test_evaluation import due, introduce
+from tests.test_tick_batches import reminders_answered_meanwhile
 
 # Enough due items of a kind that a batch gives the writer its share, and what it takes.
 MANY = FEWEST + 6
@@ -155,13 +158,19 @@ def test_the_writer_writes_expiries_and_surveys_as_the_service_would(ctx):
     assert Counter(said(m) for _, m in queued_at(expired_at)) == Counter(map(said, expected))
     sent = queued_at(surveyed_at)
     assert Counter(p for p, _ in sent) == {"survey": 2 * len(introduced)}
-    keys = {s.survey_key for r in introduced for s in queries.surveys_of(r.id)}
-    opened = set()
+    # Each link opens the survey of the party the mail went to; each survey is sent once.
+    parties = {p.id: p.email for r in introduced for p in r.parties}
+    asked = {
+        s.survey_key: parties[s.party_id] for r in introduced for s in queries.surveys_of(r.id)
+    }
+    opened = []
     for _, message in sent:
         text = message.get_body(("plain",)).get_content()
         [token] = set(re.findall(r"/s/([A-Za-z0-9_.\-]+)", text))
-        opened.add(ctx.tokens.read(Purpose.SURVEY, token))
-    assert opened == keys
+        key = ctx.tokens.read(Purpose.SURVEY, token)
+        assert [a.addr_spec for a in message["To"].addresses] == [asked[key]]
+        opened.append(key)
+    assert sorted(opened) == sorted(asked)
 
 
 def _stamp(token: str) -> int:
@@ -368,6 +377,7 @@ def test_a_second_batch_meanwhile_writes_its_own_letters(ctx, monkeypatch, tmp_p
     """One job at a time: a batch that finds the writer busy does not wait for it."""
     marker = tmp_path / "the writer met the fault"
     monkeypatch.setenv(FAULT, f"{os.getpid()}:{marker}")
+    monkeypatch.setenv(GO_ON, str(tmp_path / "go on"))
     referral = queries.referral_by_id(open_one(ctx).id)
     at = remind_at(ctx)
     slow = Job(_writes_here_waits_there, at, FixedClock(at), [(referral,)])
@@ -376,21 +386,125 @@ def test_a_second_batch_meanwhile_writes_its_own_letters(ctx, monkeypatch, tmp_p
         busy = threading.Thread(target=lambda: answers.append(writer.write(slow, lambda: None)))
         busy.start()
         eventually(marker.exists, "the writer busy with the first job", 30)
-        ran = []
-        started = time.monotonic()
+        ran, second_answers = [], []
         second = Job(deadlines._reminders, at, FixedClock(at), [(referral,)])
-        assert writer.write(second, lambda: ran.append(1)) is None
-        assert time.monotonic() - started < 1.0
-        assert ran == [1]
+        meanwhile = threading.Thread(
+            target=lambda: second_answers.append(writer.write(second, lambda: ran.append(1)))
+        )
+        meanwhile.start()
+        meanwhile.join(10)  # bounded: a second batch that waited would still be waiting
+        assert not meanwhile.is_alive()
+        assert second_answers == [None] and ran == [1]
+        assert answers == []  # the first job still in the writer
+        (tmp_path / "go on").touch()
         busy.join(30)
     [first] = answers
     assert isinstance(first, list) and first[0] is not None
 
 
+# A file the writer waits for, in the job that keeps it busy.
+GO_ON = "CARE_INTRO_TEST_WRITER_GO_ON"
+
+
 def _writes_here_waits_there(ctx: Context, referral: ReferralRecord, now) -> list[OutgoingMail]:
     if _in_the_writer():
-        time.sleep(1.5)
+        go_on = Path(os.environ[GO_ON])
+        for _ in range(600):  # bounded: a minute at most
+            if go_on.exists():
+                break
+            time.sleep(0.1)
     return _REMINDERS(ctx, referral, now)
+
+
+def test_a_stopped_writer_is_killed_at_the_deadline_even_mid_send(ctx, monkeypatch):
+    """Stopped before the job, the writer reads nothing: a job bigger than its socket holds
+    would wait in the send for ever without the deadline."""
+    monkeypatch.setattr(writing, "WAIT_SECONDS", 2.0)
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    # Each record its own object, so the job pickles to megabytes, not one record and links.
+    records = [(replace(referral, need=f"{referral.need} {n}" * 20),) for n in range(2_000)]
+    ran = []
+    with letter_writer(ctx) as writer:
+        pid = writer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        job = Job(deadlines._reminders, at, FixedClock(at), records)
+        assert writer.write(job, lambda: ran.append(1)) is None
+        assert ran == [1]
+        assert gone(pid)
+
+
+def test_the_writer_ignores_the_signals_that_stop_serve(ctx):
+    """An init system's SIGTERM and a Ctrl-C reach the whole group; the writer stays until
+    serve, stopping, closes its end."""
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    with letter_writer(ctx) as writer:
+        pid = writer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+        job = Job(deadlines._reminders, at, FixedClock(at), [(referral,)])
+        [written] = writer.write(job, lambda: None) or [None]
+        assert written is not None and len(written) == 2
+        assert writer.pid == pid
+    assert gone(pid)
+
+
+def test_templates_changed_after_the_writer_started_do_not_change_its_letters(ctx, tmp_path):
+    """It loads every template when it starts, as what serve started with: an upgrade that
+    lands later does not reach its letters until serve restarts."""
+    root = tmp_path / "templates"
+    shutil.copytree(templates_root(), root)
+    started = make_context(ctx.settings, FixedClock(NOW), Templates(root))
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    with letter_writer(started) as writer:
+        (root / "en/mail/consent_reminder.txt").write_text("{% set subject = 'Changed' %}Hi\n")
+        job = Job(deadlines._reminders, at, FixedClock(at), [(referral,)])
+        [written] = writer.write(job, lambda: None) or [None]
+    assert written is not None
+    assert {m["Subject"] for m in read(written)} == {
+        m["Subject"] for m in read(_REMINDERS(ctx, referral, at))
+    }
+    assert "Changed" not in {m["Subject"] for m in read(written)}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test's DKIM key")
+def test_the_writers_letters_carry_the_services_dkim_signature(tmp_path, sqlite_url):
+    """The DKIM key comes from serve: the writer's mail verifies against the record serve's
+    operator published."""
+    key, record = make_key(tmp_path)
+    settings = make_settings(tmp_path, sqlite_url).replace(
+        "outbound", dkim_domain=DKIM_DOMAIN, dkim_selector=SELECTOR, dkim_key_file=str(key)
+    )
+    ctx = make_context(settings, FixedClock(NOW))
+    referral = queries.referral_by_id(open_one(ctx).id)
+    at = remind_at(ctx)
+    with letter_writer(ctx) as writer:
+        key.unlink()  # read by serve at start; the writer never reads it
+        job = Job(deadlines._reminders, at, FixedClock(at), [(referral,)])
+        [written] = writer.write(job, lambda: None) or [None]
+    assert written is not None and len(written) == 2
+    for mail in written:
+        assert mail.raw.startswith(b"DKIM-Signature:")
+        assert verifies(mail.raw, record)
+
+
+def test_a_letter_the_writer_wrote_is_written_again_when_an_answer_came_meanwhile(ctx):
+    """Written before the lock, by the writer or here: an answer between the writing and
+    the lock voids it, and the one who answered is not reminded."""
+    referrals = [open_one(ctx) for _ in range(MANY)]
+    answered = referrals[0]  # first in the batch: in the writer's share
+    at = remind_at(ctx)
+    with letter_writer(ctx) as writer:
+        batch = reminders_answered_meanwhile(replace(ctx, writer=writer), answered, at)
+        assert deadlines.claim_each("reminders", batch, at, MANY) == 2 * MANY - 1
+        assert writer.written == ITS_SHARE
+    sent = queries.outbox_for_referral(answered.id)
+    assert [r for p, _, r in sent if p == "consent_reminder"] == [(PROVIDER,)]
+    assert [reminded(r.id) for r in referrals[1:]] == [2] * (MANY - 1)
 
 
 # ------------------------------------------------------------------ its life
@@ -425,7 +539,7 @@ def test_the_writer_leaves_with_the_service_that_started_it(tmp_path, sqlite_url
     eventually(lambda: gone(pid), "the writer gone after its service", 10)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="serve runs a writer with two cores or more")
+@pytest.mark.skipif(usable_cores() < 2, reason="serve runs a writer with two cores or more")
 def test_serve_has_a_writer_and_stops_it_with_itself(tmp_path, sqlite_url):
     service = InProcess(make_settings(tmp_path, sqlite_url))
     try:
@@ -446,3 +560,20 @@ def test_serve_has_a_writer_and_stops_it_with_itself(tmp_path, sqlite_url):
 
 def test_a_context_of_its_own_has_no_writer(tmp_path, sqlite_url):
     assert make_context(make_settings(tmp_path, sqlite_url), FixedClock(NOW)).writer is None
+
+
+def test_a_process_pinned_to_one_core_counts_one():
+    """serve runs no writer where it may use one core only, whatever the host has."""
+    pinned = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from service.edge.letter_writer import usable_cores; print(usable_cores())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert float(pinned.stdout) == 1.0

@@ -124,11 +124,9 @@ def test_a_commit_of_another_connection_changes_the_mark_and_ones_own_do_not(ctx
     assert db.change_mark() != mark
 
 
-def test_an_answer_between_the_look_and_the_claim_is_read_under_the_lock(ctx):
-    """What the tick read before its transaction is used only if nothing was committed
-    since; here an answer comes in between, on another connection."""
-    referral = open_one(ctx)
-    at = NOW + timedelta(days=ctx.settings.timing.reminder_after_days)
+def reminders_answered_meanwhile(ctx, referral, at) -> deadlines._Referrals:
+    """The reminders due at `at`, the referral's prospect saying yes, on another connection,
+    once they are written and before their transaction."""
 
     class AnswerAfterPreparing(deadlines._Referrals):
         def prepare(self, ids: list[int]) -> None:
@@ -140,7 +138,15 @@ def test_an_answer_between_the_look_and_the_claim_is_read_under_the_lock(ctx):
             answering.join(10)
 
     write = deadlines.Write(ctx, deadlines._reminders, at)
-    batch = AnswerAfterPreparing(deadlines._remind, write, at)
+    return AnswerAfterPreparing(deadlines._remind, write, at)
+
+
+def test_an_answer_between_the_look_and_the_claim_is_read_under_the_lock(ctx):
+    """What the tick read before its transaction is used only if nothing was committed
+    since; here an answer comes in between, on another connection."""
+    referral = open_one(ctx)
+    at = NOW + timedelta(days=ctx.settings.timing.reminder_after_days)
+    batch = reminders_answered_meanwhile(ctx, referral, at)
     assert deadlines.claim_each("reminders", batch, at, 10) == 1
     assert [r for p, r in purposes(referral.id) if p == "consent_reminder"] == [(PROVIDER,)]
     assert deadlines.send_reminders(ctx, at + DAY) == 0

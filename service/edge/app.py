@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from service.delivery.outbox import Outbox, Transport
 from service.edge import jobs
 from service.edge.group_commit import GroupCommit
 from service.edge.health import Health, Runs
-from service.edge.letter_writer import LetterWriter
+from service.edge.letter_writer import LetterWriter, usable_cores
 from service.edge.metrics import Metrics, metrics_app
 from service.edge.pacing import Arrivals
 from service.edge.pages import make_app
@@ -170,7 +169,7 @@ class Service:
         # What a killed predecessor on this host held goes out now, not when its lease ends.
         await self.sender.release_dead()
         self.ctx = make_context(self.settings, self.clock)
-        if (os.cpu_count() or 1) > 1:
+        if usable_cores() >= 2:
             # A busy tick's letters, a share of them on another core; started at the first
             # batch big enough to need it, so a quiet service runs no second process.
             self.letter_writer = LetterWriter(self.ctx)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import logging
 import os
 import signal
@@ -30,14 +31,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import service
+import store  # noqa: F401  (its folder is fingerprinted)
 from service.clock import Clock
 from service.keys import secret_keys
 from service.settings import Settings
@@ -60,6 +61,8 @@ WAIT_SECONDS = 30.0
 WAIT_PER_RECORD_SECONDS = 0.1
 # A writer that has not said it is ready by then never will.
 READY_SECONDS = 60.0
+# The packages whose code the writer runs: the service's, and the records it sends back.
+OURS = ("service", "store")
 # Failures in a row after which the service writes everything itself until it restarts: a
 # writer that cannot start (or keeps dying) would otherwise cost a second of CPU each time.
 MOST_FAILURES = 3
@@ -72,6 +75,7 @@ class Start:
     settings: Settings  # its secret keys in it, read by the service, and no DKIM key file
     templates: Path
     signer: Signer | None
+    modules: tuple[str, ...]  # the service's own, as loaded when it started
     fingerprint: str  # of the templates and the code, as the service started with them
 
 
@@ -85,6 +89,7 @@ class LetterWriter:
             settings=settings.replace("outbound", dkim_key_file=""),
             templates=ctx.templates.root,
             signer=ctx.signer,
+            modules=_our_modules(),
             fingerprint=fingerprint(ctx.templates.root),
         )
         self._process: subprocess.Popen[bytes] | None = None
@@ -139,28 +144,26 @@ class LetterWriter:
             self._stop()
 
     def _write(self, job: Job, meanwhile: Callable[[], object]) -> list[Written] | None:
-        conn = self._conn
-        if not self._ready or conn is None:
+        conn, process = self._conn, self._process
+        if not self._ready or conn is None or process is None:
             meanwhile()
             return None
         count = len(job.records)
-        # One deadline for the whole round trip: killing the writer ends a send into a full
-        # socket, or a read, that would otherwise wait on it for ever.
-        watchdog = threading.Timer(WAIT_SECONDS + WAIT_PER_RECORD_SECONDS * count, self._kill)
-        watchdog.start()
+        # Handing the job over, and then its answer, each within a deadline: past it the
+        # writer is killed, which ends a send into its full socket or a read that would
+        # otherwise wait on it for ever. The service's own share is written in between.
         try:
-            try:
+            with _deadline(process, WAIT_SECONDS):
                 conn.send(job)
-            except Exception as exc:  # a job that does not pickle, or a writer gone
-                meanwhile()
-                return self._failed(f"could not hand it {count} records: {exc!r}")
+        except Exception as exc:  # a job that does not pickle, or a writer gone
             meanwhile()
-            try:
+            return self._failed(f"could not hand it {count} records: {exc!r}")
+        meanwhile()
+        try:
+            with _deadline(process, WAIT_SECONDS + WAIT_PER_RECORD_SECONDS * count):
                 written = conn.recv()
-            except Exception as exc:
-                return self._failed(f"no letters for {count} records: {exc!r}")
-        finally:
-            watchdog.cancel()
+        except Exception as exc:
+            return self._failed(f"no letters for {count} records: {exc!r}")
         if isinstance(written, str):
             return self._failed(f"it could not read the job: {written}")
         if not isinstance(written, list) or len(written) != count:
@@ -199,18 +202,23 @@ class LetterWriter:
         return True
 
     def _spawn(self) -> None:
-        ours, theirs = socket.socketpair()
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:  # out of file descriptors, say
+            self._failed(f"it could not be started: {exc}")
+            return
         # Where the service finds its modules, the writer finds the same (a checkout run
-        # with PYTHONPATH, tests): a job names its letters function by module.
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        # with PYTHONPATH, tests): a job names its letters function by module. -P: not the
+        # working directory first, which is the service's writable state folder.
+        path = os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "service.edge.letter_writer", str(theirs.fileno())],
+                [sys.executable, "-P", "-m", "service.edge.letter_writer", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env={**os.environ, "PYTHONPATH": path},
             )
-        except OSError as exc:
+        except Exception as exc:
             ours.close()
             self._failed(f"it could not be started: {exc}")
             return
@@ -221,7 +229,7 @@ class LetterWriter:
         self._started_at = time.monotonic()
         try:
             self._conn.send(self._start)
-        except OSError as exc:
+        except Exception as exc:
             self._failed(f"it could not be started: {exc}")
 
     def _failed(self, why: str) -> None:
@@ -239,11 +247,6 @@ class LetterWriter:
         else:
             log.warning("the letter writer failed (%s); serve writes its letters", why)
 
-    def _kill(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.kill()
-
     def _stop(self) -> None:
         conn, process = self._conn, self._process
         self._conn, self._process, self._ready = None, None, False
@@ -257,14 +260,43 @@ class LetterWriter:
                 process.wait()
 
 
+def usable_cores() -> float:
+    """The cores this process may run on: those it is pinned to, and no more than its
+    cgroup's CPU quota allows (a container given one CPU on a larger host)."""
+    cores = float(len(os.sched_getaffinity(0)))
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, int(quota) / int(period))
+    return cores
+
+
+def _our_modules() -> tuple[str, ...]:
+    """The service's modules loaded now; never a `__main__`, which runs a command."""
+    ours = (m for m in sys.modules if m.partition(".")[0] in OURS)
+    return tuple(sorted(m for m in ours if not m.endswith("__main__")))
+
+
+@contextlib.contextmanager
+def _deadline(process: subprocess.Popen[bytes], seconds: float) -> Iterator[None]:
+    """Kill `process` if what runs inside takes longer than `seconds`."""
+    watchdog = threading.Timer(seconds, process.kill)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
 def fingerprint(templates: Path) -> str:
     """Of the templates and the service's code on disk: the writer, started later, must
     write with what the service started with."""
     digest = hashlib.blake2b(digest_size=16)
-    for folder, pattern in ((templates, "*"), (Path(service.__file__).parent, "*.py")):
-        # Not what Python caches beside them, which may appear at any time.
-        found = (p for p in folder.rglob(pattern) if "__pycache__" not in p.parts)
-        for path in sorted(p for p in found if p.is_file()):
+    folders = [(templates, (".txt", ".html"))]
+    folders += [(Path(sys.modules[name].__file__ or "").parent, (".py",)) for name in OURS]
+    for folder, suffixes in folders:
+        found = (p for p in folder.rglob("*") if p.suffix in suffixes and p.is_file())
+        for path in sorted(found):
             digest.update(str(path.relative_to(folder)).encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -287,11 +319,15 @@ def serve(conn: Connection) -> None:
     start: Start = conn.recv()
     clock = _JobClock()
     try:
+        # Everything the service runs, loaded now and compared after: a module imported or a
+        # template read at a later job would be whatever is on disk then.
+        for name in start.modules:
+            importlib.import_module(name)
+        templates = Templates(start.templates)
+        templates.load_all()
         if fingerprint(start.templates) != start.fingerprint:
             raise RuntimeError("its templates or code changed on disk since serve started")
-        ctx = replace(
-            make_context(start.settings, clock, Templates(start.templates)), signer=start.signer
-        )
+        ctx = replace(make_context(start.settings, clock, templates), signer=start.signer)
     except Exception as exc:
         conn.send(f"{type(exc).__name__}: {exc}")
         return

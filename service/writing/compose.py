@@ -50,6 +50,17 @@ class Templates:
     def languages(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and len(p.name) == 2)
 
+    def load_all(self) -> int:
+        """Read and compile every template of every language now: later renders use these
+        and read no file again. How many were loaded."""
+        count = 0
+        for language in self.languages():
+            env = self._env(language)
+            for name in env.list_templates(extensions=("txt", "html")):
+                env.get_template(name)
+                count += 1
+        return count
+
     def render_mail(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
         subject, text = self._text(name, language, context)
         html = self._env(language).get_template(f"mail/{name}.html").render(dict(context))
