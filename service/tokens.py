@@ -83,6 +83,7 @@ class Tokens:
             for purpose in Purpose
         }
         self.clock = clock
+        self.keys = tuple(secret_keys)  # newest first, as configured
         self._macs = {
             purpose: KeyedHash(s.make_signer().derive_key(), "sha1")
             for purpose, s in self._serializers.items()

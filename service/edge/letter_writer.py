@@ -40,7 +40,6 @@ from typing import Any
 
 import store  # noqa: F401  (its folder is fingerprinted)
 from service.clock import Clock
-from service.keys import secret_keys
 from service.settings import Settings
 from service.writing.compose import Templates
 from service.writing.context import Context, make_context
@@ -84,7 +83,8 @@ class LetterWriter:
     after it died, a few times."""
 
     def __init__(self, ctx: Context) -> None:
-        settings = ctx.settings.replace("security", secret_keys=secret_keys(ctx.settings))
+        # The keys the service signs with, not the key file read again.
+        settings = ctx.settings.replace("security", secret_keys=ctx.tokens.keys)
         self._start = Start(
             settings=settings.replace("outbound", dkim_key_file=""),
             templates=ctx.templates.root,
@@ -100,7 +100,7 @@ class LetterWriter:
         self._off = False
         # One batch at a time: a second caller meanwhile writes its letters itself.
         self._lock = threading.Lock()
-        self.written = 0  # records whose letters it wrote and the service used
+        self.written = 0  # records whose letters it wrote and sent back
 
     @property
     def pid(self) -> int | None:
