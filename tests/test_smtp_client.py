@@ -5,6 +5,7 @@ gives, a server on a real socket that says what the test scripts."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -564,6 +565,20 @@ def test_a_relay_that_offers_only_a_login_we_do_not_know_keeps_the_mail():
     assert isinstance(outcome, DeliveryError) and not outcome.permanent
     assert "AUTH CRAM-MD5" in str(outcome)
     assert not any(line.startswith(b"MAIL") for line in script.heard)
+
+
+@pytest.mark.parametrize(
+    "offered",
+    [b"250 AUTH=PLAIN LOGIN\r\n", b"250-AUTH PLAIN LOGIN\r\n250 AUTH=PLAIN LOGIN\r\n"],
+    ids=["old-form-alone", "old-form-beside"],
+)
+def test_a_relay_that_offers_its_logins_in_the_old_form_gets_one(offered):
+    script = Script({**RELAY, b"EHLO": b"250-relay.example\r\n" + offered, b"AUTH": b"235 OK\r\n"})
+    (outcome,) = talk_to(script, item(), username="care", password="secret")
+    assert outcome == ""
+    login = base64.b64encode(b"\0care\0secret")
+    assert b"AUTH PLAIN " + login + b"\r\n" in script.heard
+    assert any(line.startswith(b"MAIL") for line in script.heard)
 
 
 def over_starttls(

@@ -164,7 +164,14 @@ class SmtpConnection:
         elif reply.code == 250:
             for line in reply.text.split("\n")[1:]:
                 keyword, _, params = line.partition(" ")
-                self.extensions[keyword.upper()] = params
+                name = keyword.upper()
+                if name.startswith("AUTH="):
+                    # The form before RFC 4954 ("AUTH=LOGIN PLAIN"), which some relays
+                    # still send beside the usual line, and a few old ones instead of it.
+                    name, params = "AUTH", f"{keyword[5:]} {params}"
+                if name == "AUTH":
+                    params = f"{self.extensions.get('AUTH', '')} {params}".strip()
+                self.extensions[name] = params
         if reply.code != 250:
             raise Broken(f"the relay refused our greeting: {reply}")
 
