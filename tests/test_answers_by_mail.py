@@ -76,6 +76,17 @@ def test_a_no_by_reply_carries_its_reason_to_the_referrer(running, sink):
     assert "relevant" not in text_of(told[PROVIDER])
 
 
+def test_a_yes_word_taken_back_declines_and_introduces_no_one(running, sink):
+    request_referral(running.service.smtp_port, sink)
+    reply(running, sink, PROVIDER, "reply_gmail_top_en_yes.eml")
+    eventually(lambda: party("provider").answer == "yes", "the provider's yes")
+    reply(running, sink, PROSPECT, "reply_iphone_top_en_no_absolutely_not.eml")
+    eventually(lambda: queries.recent_referrals()[0].state == "declined", "declined")
+    told = {d.rcpt_tos[0]: d for d in sink.wait_for(5)[3:]}
+    assert NAMES[PROSPECT] not in text_of(told[PROVIDER])
+    assert all(NAMES[PROVIDER] not in text_of(d) for d in sink.deliveries if PROSPECT in d.rcpt_tos)
+
+
 def test_an_unclear_reply_is_explained_once(running, sink):
     request_referral(running.service.smtp_port, sink)
     reply(running, sink, PROVIDER, "reply_iphone_top_en_unclear.eml")

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.model import DeclineReason
+from service.reading import replies
 from service.reading.bodies import body_text
 from service.reading.quotes import new_text
 from service.reading.replies import ReplyReading, Verdict, read_answer
@@ -92,7 +93,24 @@ REPLIES = [
         ("Benson Accounts Ltd", "01632 960 123", "wrote:"),
         "We already look after a bakery chain in the same town and it would be a conflict",
     ),
+    Reply(
+        "reply_iphone_top_en_no_absolutely_not.eml",
+        "en",
+        NO,
+        None,
+        "Absolutely not.",
+        ("Sent from my iPhone", "wrote:"),
+    ),
     # ------------------------------------------------------------------ German
+    Reply(
+        "reply_gmail_top_de_no_natuerlich_nicht.eml",
+        "de",
+        NO,
+        OTHER,
+        "natürlich nicht.",
+        ("schrieb Introductions",),
+        "Wir beraten nur Gewerbekunden",
+    ),
     Reply(
         "reply_outlook_top_de_no_no_need_now.eml",
         "de",
@@ -446,6 +464,24 @@ NO_PHRASES = [
     "غير مهتم",
     "مرحبا، لا شكرا",
     "كلا.",
+    # A yes word taken back by the next one
+    "Absolutely not.",
+    "Definitely not, thanks",
+    "Of course not!",
+    "Certainly not",
+    "Absolutely no",
+    "Natürlich nicht.",
+    "Sicher nicht",
+    "Klar nicht, danke",
+    "Auf keinen Fall",
+    "Certainement pas",
+    "Absolument pas.",
+    "Bien sûr que non",
+    "Sigur nu",
+    "Desigur că nu.",
+    "Tentu tidak",
+    "طبعا لا",
+    "بالتأكيد لا",
 ]
 
 REASONED = [
@@ -612,6 +648,28 @@ def test_reason_text_is_the_first_sentence_or_two_and_short() -> None:
 def test_only_the_first_words_decide() -> None:
     assert read_answer("Yes please.\n\nNo need to send anything else.").verdict is YES
     assert read_answer("No thanks.\n\nYes, I got your mail last week.").verdict is NO
+
+
+@pytest.mark.parametrize(
+    "text", ["Absolutely, not a problem", "Sure, not a problem at all", "Of course, no problem"]
+)
+def test_a_yes_word_before_a_comma_stays_a_yes(text: str) -> None:
+    assert read_answer(text).verdict is YES
+
+
+@given(
+    st.sampled_from(replies.YES_WORDS),
+    st.sampled_from(sorted(replies.NEGATORS)),
+    st.sampled_from(["", ".", "!", " thanks", " danke", " merci"]),
+    st.booleans(),
+)
+def test_no_yes_word_followed_by_a_negation_reads_as_a_yes(
+    yes: str, negation: str, end: str, capital: bool
+) -> None:
+    # Consent is the product: "Gladly not" may be asked again, never taken as a yes.
+    text = f"{yes} {negation}{end}"
+    reading = read_answer(text.capitalize() if capital else text)
+    assert reading.verdict is not YES, text
 
 
 @given(st.text(max_size=400))

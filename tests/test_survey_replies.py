@@ -245,6 +245,16 @@ LABELLED = {
         "Comment: great guy\nreally quick to reply",
         answers(comment="great guy\nreally quick to reply"),
     ),
+    "taken_back_yes_words": (
+        "Business: of course not\nMore: absolutely not",
+        answers(business=NO, more=False),
+    ),
+    "taken_back_yes_words_de": ("Mehr: natürlich nicht", answers(more=False)),
+    "taken_back_yes_words_fr": ("Plus : absolument pas", answers(more=False)),
+    "a_yes_word_then_a_comma_is_a_yes": (
+        "More: absolutely, not now though",
+        answers(more=True, comment="not now though"),
+    ),
 }
 
 

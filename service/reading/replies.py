@@ -44,7 +44,7 @@ YES, NO, UNSURE, NEUTRAL = "yes", "no", "unsure", "neutral"
 
 # Written as people type them; compared word by word after folding. The longest phrase that
 # starts at a word wins, so "no problem" is a yes, "not sure" unsure, "nu acum" a reason.
-_YES_WORDS = phrases(
+YES_WORDS = phrases(
     # English
     "yes, yeah, yep, yup, yes please, sure, of course, certainly, absolutely, definitely, ok, "
     "okay, happy to, glad to, gladly, please do, please go ahead, go ahead, sounds good, sounds "
@@ -89,23 +89,36 @@ _NO_WORDS = phrases(
     "nicht, besser nicht, nicht interessiert, interessiert mich nicht, interessiert uns nicht, "
     "kein bedarf, keinen bedarf, nicht für mich, möchte ich nicht, ich möchte nicht, nicht "
     "einverstanden, leider nicht, muss ablehnen, lehne ab, nicht nötig, nicht notwendig, brauche "
-    "ich nicht, ich verzichte",
+    "ich nicht, ich verzichte, auf keinen fall, keinesfalls",
     # French
     "non, non merci, merci mais non, pas intéressé, pas intéressée, ne m'intéresse pas, ne nous "
     "intéresse pas, pas pour moi, je préfère pas, je préfère ne pas, plutôt pas, plutôt non, sans "
     "façon, pas d'accord, je décline, je dois décliner, malheureusement pas, pas besoin, aucun "
-    "intérêt, je passe mon tour",
+    "intérêt, je passe mon tour, en aucun cas",
     # Romanian
     "nu, nu mulțumesc, nu sunt interesat, nu sunt interesată, nu mă interesează, nu ne "
     "interesează, nu pentru mine, prefer să nu, nu doresc, nu vreau, nu sunt de acord, mulțumesc "
-    "dar nu, nu e cazul, refuz",
+    "dar nu, nu e cazul, refuz, în niciun caz, în nici un caz, nicidecum",
     # Indonesian
     "tidak, tidak usah, tidak tertarik, saya tidak tertarik, tidak terima kasih, terima kasih "
     "tidak, nggak, enggak, gak, ga, ngga, tdk, tidak mau, nggak usah, gak usah, tidak perlu, tidak "
-    "bisa, tidak setuju, maaf tidak, jangan",
+    "bisa, tidak setuju, maaf tidak, jangan, sama sekali tidak, tidak sama sekali",
     # Arabic
     "لا, لا شكرا, غير مهتم, غير مهتمة, لست مهتما, لست مهتمة, لا أرغب, لا أريد, كلا, غير موافق, لا "
     "داعي, أعتذر",
+)
+# A yes word taken back by the next one is a no ("Absolutely not.", "Natürlich nicht"), but
+# only with nothing between them: "Absolutely, not a problem" is a yes.
+TAKEN_BACK_WORDS = phrases(
+    "absolutely not, definitely not, certainly not, of course not, surely not, absolutely no, "
+    "definitely no, certainly no, of course no",
+    "natürlich nicht, sicher nicht, sicherlich nicht, ganz sicher nicht, bestimmt nicht, klar "
+    "nicht, na klar nicht, selbstverständlich nicht, absolut nicht, natürlich nein",
+    "certainement pas, absolument pas, sûrement pas, surtout pas, bien sûr que non, bien sûr pas",
+    "sigur nu, sigur că nu, desigur nu, desigur că nu, categoric nu, bineînțeles că nu, "
+    "bineînțeles nu",
+    "tentu tidak, tentu saja tidak, tentu tidak mau, tentu saja tidak mau",
+    "طبعا لا, بالطبع لا, بالتأكيد لا, أكيد لا, قطعا لا",
 )
 _UNSURE_WORDS = phrases(
     # English
@@ -228,7 +241,7 @@ _CLOSINGS = phrases(
     "مع الشكر, وشكرا",
 )
 # A negation right before a yes makes it a hesitation ("not happy to", "nicht gerne").
-_NEGATORS = frozenset(
+NEGATORS = frozenset(
     phrases(
         "not, never, nicht, nie, pas, jamais, nu, niciodata",
         "tidak, belum, bukan, tak, ليس, لست, غير",
@@ -280,16 +293,17 @@ _PHRASES = _table(
     [
         *((p, reason.value) for reason, words in _REASON_WORDS.items() for p in words),
         *((p, UNSURE) for p in _UNSURE_WORDS),
-        *((p, NO) for p in _NO_WORDS),
-        *((p, YES) for p in _YES_WORDS),
+        *((p, NO) for p in (*_NO_WORDS, *TAKEN_BACK_WORDS)),
+        *((p, YES) for p in YES_WORDS),
         *((p, NEUTRAL) for p in _NEUTRAL_WORDS),
     ]
 )
+_TIGHT = frozenset(tuple(_words(p)) for p in TAKEN_BACK_WORDS)
 _HINTS = _table((p, reason.value) for reason, words in _REASON_HINTS.items() for p in words)
 _GREETING_PHRASES = {tuple(_words(p)) for p in _GREETINGS}
 CLOSING_PHRASES = {tuple(_words(p)) for p in _CLOSINGS}
 _FILLER_WORDS = frozenset(fold_written(w) for w in _FILLER)
-_NEGATOR_WORDS = frozenset(fold_written(w) for w in _NEGATORS)
+_NEGATOR_WORDS = frozenset(fold_written(w) for w in NEGATORS)
 _LONGEST = max(len(p) for p in (*_PHRASES, *_HINTS, *_GREETING_PHRASES, *CLOSING_PHRASES))
 _REASON_KINDS = {reason.value for reason in DeclineReason}
 _VOTES = {YES, NO, UNSURE, *_REASON_KINDS}
@@ -461,21 +475,41 @@ def _matches(tokens: list[_Token], table: dict[tuple[str, ...], str]) -> list[_M
     index = 0
     while index < len(words):
         for length in range(min(_LONGEST, len(words) - index), 0, -1):
-            kind = table.get(tuple(words[index : index + length]))
+            key = tuple(words[index : index + length])
+            kind = table.get(key)
             if kind is None:
                 continue
             last = index + length
+            if key in _TIGHT and any(t.before.strip() for t in tokens[index + 1 : last]):
+                continue
             leading_only = length == 1 and words[index] in _LEADING_ONLY and table is _PHRASES
             if leading_only and not _answer_word_stands(tokens, index):
                 break
             negated = index and words[index - 1] in _NEGATOR_WORDS
             if kind == YES and negated and (not found or found[-1].last <= index - 1):
                 kind = UNSURE  # "not happy to", "nicht gerne"
+            elif kind == YES and _negated_after(tokens, last):
+                # "Gladly not", "Gerne nicht": a yes word the next word takes back is no yes.
+                # The usual ones ("absolutely not") are noes of their own above.
+                kind = UNSURE
             found.append(_Match(index, last, kind, tokens[index].start, tokens[last - 1].end))
             index = last - 1
             break
         index += 1
     return found
+
+
+def _negated_after(tokens: list[_Token], index: int) -> bool:
+    """Whether the word at `index` negates the one before it: a negation in the same
+    sentence with nothing but spaces between ("Sure, not a problem" keeps its yes)."""
+    if index >= len(tokens):
+        return False
+    token = tokens[index]
+    return (
+        token.word in _NEGATOR_WORDS
+        and token.sentence == tokens[index - 1].sentence
+        and not token.before.strip()
+    )
 
 
 def _answer_word_stands(tokens: list[_Token], index: int) -> bool:

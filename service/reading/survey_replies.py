@@ -6,9 +6,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 
 from service.model import Business
-from service.reading.replies import CLOSING_PHRASES, without_greeting
+from service.reading.replies import CLOSING_PHRASES, TAKEN_BACK_WORDS, without_greeting
 from service.reading.text import fold_written, phrases
 
 
@@ -127,6 +128,7 @@ def _fold_words(phrase: str) -> tuple[str, ...]:
 _VOCAB: dict[tuple[str, ...], tuple[str, object]] = {}
 for _kind, _value, _words in (
     *((_ANSWER, answer, words) for answer, words in _ANSWERS.items()),
+    (_ANSWER, Business.NO, ", ".join(TAKEN_BACK_WORDS)),
     *((_CUR, code, words) for code, words in _CURRENCIES.items()),
     *((_MULT, factor, word) for word, factor in _MULTIPLIERS.items()),
     (_UNIT, None, _UNITS),
@@ -136,6 +138,8 @@ for _kind, _value, _words in (
     for _phrase in phrases(_words):
         _VOCAB.setdefault(_fold_words(_phrase), (_kind, _value))
 _LONGEST = max(len(p) for p in _VOCAB)
+# "More: absolutely not" is a no, "More: absolutely, not now" a yes and a comment.
+_TIGHT = {_fold_words(p) for p in TAKEN_BACK_WORDS}
 _PLAIN_WORDS = {_fold_words(p) for p in phrases(_PLAIN)}
 # What answers a labelled question. Money under a rating label is the value ("Nilai: Rp 15
 # juta", Indonesian "nilai" being both score and value), as under a business label ("Deal: $500").
@@ -379,7 +383,7 @@ def _scan(text: str) -> tuple[list[_Item], int]:
     answered_to = -1  # the token after the last answer: "yes definitely" is one answer
     while index < len(tokens):
         token = tokens[index]
-        hit, length = _phrase_at(tokens, index)
+        hit, length = _phrase_at(tokens, index, text)
         if token.kind == "stars":
             stars = token.text.count("★") + token.text.count("⭐")
             items += [_Item(_RATING, token.start, token.end, True, Decimal(stars))]
@@ -409,12 +413,22 @@ def _scan(text: str) -> tuple[list[_Item], int]:
     return items, other
 
 
-def _phrase_at(tokens: list[_Token], index: int) -> tuple[tuple[str, object] | None, int]:
-    """The longest known phrase of words starting at this token."""
+def _phrase_at(
+    tokens: list[_Token], index: int, text: str = ""
+) -> tuple[tuple[str, object] | None, int]:
+    """The longest known phrase of words starting at this token; given the `text` they
+    were read from, a taken-back yes only where nothing but spaces parts its words."""
     for length in range(min(_LONGEST, len(tokens) - index), 0, -1):
         chunk = tokens[index : index + length]
         if all(t.kind == "word" for t in chunk):
-            hit = _VOCAB.get(tuple(t.word for t in chunk))
+            words = tuple(t.word for t in chunk)
+            hit = _VOCAB.get(words)
+            if (
+                hit
+                and words in _TIGHT
+                and any(text[a.end : b.start].strip() for a, b in pairwise(chunk))
+            ):
+                continue  # "absolutely, not now"
             if hit:
                 return hit, length
     return None, 0
