@@ -82,16 +82,19 @@ def language_code(value: str) -> str | None:
 _LABEL_TERMS = {
     "en": "provider|prospect|email|e-mail|mail|phone|prefers|best time|booking|language|"
     "time zone|timezone|need|budget|follow up|copy me|cc me",
-    "de": "anbieter|interessent|email|e-mail|mail|telefon|bevorzugt|beste zeit|terminbuchung|"
-    "sprache|zeitzone|bedarf|budget|nachfassen|kopie an mich|mich in kopie",
-    "fr": "prestataire|prospect|client|courriel|email|e-mail|mail|téléphone|préfère|"
-    "meilleur moment|rendez-vous|langue|fuseau horaire|besoin|budget|suivi|copie pour moi|"
-    "mettez moi en copie|copie moi",
-    "ro": "furnizor|client|email|e-mail|mail|telefon|preferă|cel mai bun moment|programare|"
-    "limba|fus orar|nevoie|buget|urmărire|trimiteți mi o copie|copie pentru mine",
+    "de": "anbieter|anbieters|anbieterin|interessent|interessenten|interessentin|email|e-mail|"
+    "mail|telefon|bevorzugt|beste zeit|terminbuchung|sprache|zeitzone|bedarf|budget|nachfassen|"
+    "kopie an mich|mich in kopie",
+    "fr": "prestataire|prospect|client|intéressé|intéressée|courriel|email|e-mail|mail|"
+    "téléphone|préfère|meilleur moment|rendez-vous|langue|fuseau horaire|besoin|budget|suivi|"
+    "copie pour moi|mettez moi en copie|copie moi",
+    "ro": "furnizor|furnizorul|furnizorului|client|clientul|clientului|email|e-mail|mail|emailul|"
+    "e-mailul|telefon|telefonul|preferă|cel mai bun moment|programare|programarea|limba|fus orar|"
+    "fusul orar|nevoie|buget|urmărire|trimiteți mi o copie|copie pentru mine",
     "id": "penyedia|calon klien|email|e-mail|mail|telepon|lebih suka|waktu terbaik|janji temu|"
     "bahasa|zona waktu|kebutuhan|anggaran|tindak lanjut|tembusan untuk saya|kirim salinan ke saya",
-    "ar": "المزود|العميل|البريد الإلكتروني|هاتف|يفضل|أفضل وقت|حجز موعد|اللغة|المنطقة الزمنية|"
+    "ar": "المزود|مزود|للمزود|العميل|عميل|للعميل|البريد الإلكتروني|هاتف|يفضل|أفضل وقت|حجز موعد|"
+    "اللغة|لغة|المنطقة الزمنية|"
     "الحاجة|الميزانية|المتابعة|نسخة لي|أرسل لي نسخة",
 }
 _WORD = re.compile(r"\w+")
