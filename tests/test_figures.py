@@ -394,13 +394,52 @@ def test_value_closed_per_currency_latest_answered_round_wins():
     )
 
 
-def test_value_adds_both_parties_of_one_referral():
+# Both parties of a referral report the one deal; whoever reported it, it closes one value.
+@pytest.mark.parametrize(
+    ("provider", "prospect", "closed"),
+    [
+        (("1200", "EUR"), ("1200", "EUR"), ("EUR", "1200.00")),
+        (("300", "EUR"), ("200.5", "EUR"), ("EUR", "300.00")),  # the provider's when both
+        (("1100", "USD"), ("1000", "EUR"), ("USD", "1100.00")),  # no rate to add them by
+        (("900", None), ("1000", "EUR"), ("", "900.00")),
+        ((None, None), ("1200", "EUR"), ("EUR", "1200.00")),  # the prospect's when alone
+        (("1200", "EUR"), (None, None), ("EUR", "1200.00")),
+    ],
+    ids=[
+        "same",
+        "differ",
+        "two-currencies",
+        "provider-no-currency",
+        "prospect-only",
+        "provider-only",
+    ],
+)
+def test_a_referral_closes_one_value_however_many_parties_report_it(provider, prospect, closed):
     r = introduced()
     surveys = [
-        survey(r, "provider", business="yes", amount="300", currency="EUR"),
-        survey(r, "prospect", business="yes", amount="200.5", currency="EUR"),
+        survey(r, "provider", business="yes", amount=provider[0], currency=provider[1]),
+        survey(r, "prospect", business="yes", amount=prospect[0], currency=prospect[1]),
     ]
-    assert run([r], surveys).value_closed == (Money("EUR", Decimal("500.50")),)
+    result = run([r], surveys)
+    assert result.value_closed == (Money(closed[0], Decimal(closed[1])),)
+    assert funnel(result)["led_to_business"] == 1
+    # Each person's row still shows what they themselves reported.
+    assert person(result, JANE).value == _reported(*provider)
+    assert person(result, BOB).value == _reported(*prospect)
+
+
+def _reported(amount: str | None, currency: str | None) -> tuple[Money, ...]:
+    return () if amount is None else (Money(currency or "", figures.cents(Decimal(amount))),)
+
+
+def test_values_of_different_referrals_add_up():
+    one, two = introduced(), introduced()
+    surveys = [
+        survey(one, "provider", business="yes", amount="1200", currency="EUR"),
+        survey(one, "prospect", business="yes", amount="1200", currency="EUR"),
+        survey(two, "prospect", business="yes", amount="300", currency="EUR"),
+    ]
+    assert run([one, two], surveys).value_closed == (Money("EUR", Decimal("1500.00")),)
 
 
 def test_later_not_yet_replaces_an_earlier_yes():
@@ -512,7 +551,8 @@ def test_json_round_trips_with_the_expected_numbers():
         "led_to_business": 1,
     }
     assert document["declines"]["not_relevant"] == 1
-    assert document["value_closed"] == {"EUR": "1200.00", "": "80.50"}
+    # Both reported the deal: the provider's value, once.
+    assert document["value_closed"] == {"EUR": "1200.00"}
     jane = next(p for p in document["people"] if p["email"] == JANE)
     assert (jane["name"], jane["value"], jane["more"], jane["refer_again"]) == (
         "Müller, Jane & Co",
@@ -549,7 +589,9 @@ def test_csv_parses_and_holds_every_funnel_step():
     assert found[("person", JANE, "refer_again")] == "yes"
     assert found[("person", JANE, "value:EUR")] == "1200.00"
     assert found[("value", "EUR", "total")] == "1200.00"
-    assert found[("value", "", "total")] == "80.50"
+    # Bob's 80.50 was the same deal as Jane's 1200 EUR: his row has it, the total not.
+    assert found[("person", BOB, "value:")] == "80.50"
+    assert ("value", "", "total") not in found
     assert found[("radar", "2026-10", "business_share")] == "1"
     assert found[("radar", "all", "not_relevant_share")] == "0.3333"
     assert found[("report", "", "since")] == OCT.isoformat()

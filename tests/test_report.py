@@ -232,3 +232,23 @@ def test_report_refuses_what_it_cannot_read(tmp_path, cli_config, args, says):
     done = run("report", *args, "--config", str(cli_config), cwd=tmp_path)
     assert done.returncode != 0
     assert says in done.stderr
+
+
+def test_a_deal_both_parties_report_is_one_value_in_the_report(tmp_path, surveyed):
+    # The provider earned it and the prospect paid it: one deal, 1,200 EUR, not 2,400.
+    for party in (PROVIDER, PROSPECT):
+        answered = web.post(
+            surveyed.links[party],
+            data={"rating": "5", "business": "yes", "amount": "1200", "currency": "EUR"},
+        )
+        assert answered.status_code == 200
+    config = write_config(tmp_path / "care-intro.toml", surveyed.service.settings)
+    text = run("report", "--config", str(config), cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "Led to business: 1" in text.stdout
+    assert "€1,200.00" in text.stdout and "2,400" not in text.stdout
+    as_json = run("report", "--format", "json", "--config", str(config), cwd=tmp_path)
+    figures = json.loads(as_json.stdout)
+    assert figures["value_closed"] == {"EUR": "1200.00"}
+    # Each person's own row keeps what they reported.
+    assert [p["value"] for p in figures["people"]] == [{"EUR": "1200.00"}] * 2

@@ -1,17 +1,18 @@
 """Pure: what a party answered across their survey rounds, round by round and in the end.
 
 A "not yet" is asked again, so one party may answer several rounds. The summary shows every
-round; the summary and the report count only the final answer, so a value is credited once.
+round; the summary and the report count only the final answer, so a value is credited once;
+and of a referral's two parties only one answer's value, as both report the same deal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from service.clock import stored_utc
-from service.model import SurveyState
-from store.records import SurveyRecord
+from service.model import Role, SurveyState
+from store.records import PartyRecord, SurveyRecord
 
 
 def _order(survey: SurveyRecord) -> tuple[int, datetime, int]:
@@ -51,3 +52,25 @@ def finals(surveys: Iterable[SurveyRecord]) -> dict[int, SurveyRecord]:
 def currency(survey: SurveyRecord) -> str:
     """The currency as the figures group it: "" when the party named none."""
     return (survey.currency or "").strip().upper()
+
+
+# Whose value counts when both name one: the provider sold it and knows what was invoiced.
+_CREDIT_ORDER = (Role.PROVIDER, Role.PROSPECT)
+
+
+def credited(
+    parties: Iterable[PartyRecord], outcomes: Mapping[int, SurveyRecord]
+) -> SurveyRecord | None:
+    """The final answer whose value the referral is credited with, or None if nobody named one.
+
+    Both parties report the same deal, the provider what they earned and the prospect what
+    they paid, so a referral closes one value, never their sum: the provider's when they
+    named one, else the prospect's. One answer, not the larger of the two, because the two
+    may be in different currencies and there is no rate to compare them by.
+    """
+    named = {
+        party.role: outcomes[party.id]
+        for party in parties
+        if party.id in outcomes and outcomes[party.id].amount is not None
+    }
+    return next((named[role] for role in _CREDIT_ORDER if role in named), None)

@@ -305,9 +305,10 @@ def compute(
             key = party.email.strip().lower()
             tally = tallies.setdefault(key, _Tally(key))
             _tally_party(tally, referral, party, rounds)
-            outcome = outcomes.get(party.id)
-            if outcome is not None and outcome.amount is not None:
-                value[answers.currency(outcome)] += outcome.amount
+        # One deal per referral, however many of its parties reported it.
+        closed = answers.credited(referral.parties, outcomes)
+        if closed is not None and closed.amount is not None:
+            value[answers.currency(closed)] += closed.amount
 
         created = months[_month(referral.created_at)]
         created["requested"] += 1
