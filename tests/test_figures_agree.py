@@ -267,15 +267,18 @@ def test_summaries_page_and_json_agree_on_every_figure(story, tmp_path):
     currencies = sorted(figures["value_closed"])
     assert currencies == ["EUR", "USD"]
 
-    # What the summaries say, added up as the report adds up.
+    # What the summaries say, added up as the report adds up: a referral closes one value,
+    # the provider's where they named one, else the prospect's.
     finals = [final_answers(text) for text in texts]
+    roles = {m["email"]: m[2] for text in texts for m in map(HEADER.match, text.splitlines()) if m}
     ratings: dict[str, list[int]] = defaultdict(list)
     business: dict[str, int] = defaultdict(int)
     values: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     more: dict[str, str] = {}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for summary in finals:
-        for email, lines in summary.items():
+        credited = ""
+        for email, lines in sorted(summary.items(), key=lambda item: roles[item[0]] != "provider"):
             if (rating := _said(lines, r"useful: (\d) of 5")) is not None:
                 ratings[email].append(int(rating))
             if _said(lines, r"led to business: (.+)") == "yes":
@@ -283,7 +286,9 @@ def test_summaries_page_and_json_agree_on_every_figure(story, tmp_path):
             if (value := _said(lines, r"value closed: (.+)")) is not None:
                 currency, amount = _money(value, currencies)
                 values[email][currency] += amount
-                totals[currency] += amount
+                if not credited:
+                    credited = email
+                    totals[currency] += amount
             if welcome := _said(lines, r"would welcome more introductions like this: (.+)"):
                 more[email] = welcome
 
