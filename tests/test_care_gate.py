@@ -68,3 +68,30 @@ def test_three_words_are_a_need():
         )
     )
     assert care_gate(draft, REFERRER) == []
+
+
+@pytest.mark.parametrize(
+    "line", ["Follow up: 15.03.2027", "Nachfassen: 20270315", "Suivi: bientôt"]
+)
+def test_a_follow_up_line_that_says_no_duration_is_named_as_written(line):
+    draft = parse_request(
+        parse_message(
+            "From: ada@referrer.example\nContent-Type: text/plain; charset=utf-8\n\n"
+            "Provider: jane@acme.example\nProspect: bob@bakery.example\n"
+            f"Need: quarterly VAT returns\n{line}\n".encode()
+        )
+    )
+    given = line.split(":", 1)[1].strip()
+    assert [(f.problem, f.given) for f in care_gate(draft, REFERRER)] == [
+        (Problem.INVALID_FOLLOW_UP, given)
+    ]
+
+
+def test_no_follow_up_line_is_no_problem():
+    draft = parse_request(
+        parse_message(
+            b"From: ada@referrer.example\n\nProvider: jane@acme.example\n"
+            b"Prospect: bob@bakery.example\nNeed: quarterly VAT returns\n"
+        )
+    )
+    assert draft.follow_up == "" and care_gate(draft, REFERRER) == []

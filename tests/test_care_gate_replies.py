@@ -102,6 +102,14 @@ REFUSALS = [
         "two other people to each other.",
         id="party_is_referrer",
     ),
+    pytest.param(
+        "request_refused_invalid_follow_up.eml",
+        "invalid_follow_up",
+        'We could not read "15.03.2027" as a follow-up delay: write a number of days, weeks '
+        "or months, between 1 day and 2 years (Follow up: 6 weeks), or leave the line out "
+        "for our usual delay.",
+        id="invalid_follow_up",
+    ),
 ]
 
 

@@ -11,6 +11,7 @@ from service.errors import Unreadable
 from service.model import Role
 from service.reading.addresses import Mailbox, parse_mailbox
 from service.reading.bodies import body_text, header_text
+from service.reading.durations import duration_days
 from service.reading.forwarded_fields import forwarded_fields
 from service.reading.forwards import Forwarded, split_request
 from service.reading.labels import classify, fold_label
@@ -29,7 +30,6 @@ SUBJECT_PREFIX = re.compile(
     r"^(?:\s*(?:fwd?|wg|tr|rv|enc|i|redir\.?|re|aw|ref|balas|terusan|rs|إعادة توجيه|رد)\s*:)+",
     re.IGNORECASE,
 )
-_DAYS = re.compile(r"(\d+(?:[.,]\d+)?)")
 _METHODS = {
     "email": "email",
     "e-mail": "email",
@@ -79,6 +79,9 @@ class RequestDraft:
     prospect: PartyDraft
     need: str = ""
     budget: str = ""
+    # "Follow up: 6 weeks" as written, and the days it asks for: None when there is no such
+    # line, or when the line says no duration we can read (the CARE gate then says so).
+    follow_up: str = ""
     follow_up_days: float | None = None
     language: str = ""
     # "Copy me: yes": the referrer wants to be in the introduction's Cc.
@@ -139,7 +142,8 @@ def parse_request(message: EmailMessage, referrer: str = "") -> RequestDraft:
         prospect=prospect,
         need=need,
         budget=budget,
-        follow_up_days=_days(referral.get("follow_up", "")),
+        follow_up=referral.get("follow_up", ""),
+        follow_up_days=duration_days(referral.get("follow_up", "")),
         language=referral.get("language", "").strip().lower(),
         copy_me=is_yes(referral.get("copy_me", "")),
         subject=header_text(message, "Subject"),
@@ -279,14 +283,6 @@ def is_yes(value: str) -> bool:
     """Whether a yes/no field says yes: its first word, case- and accent-blind."""
     words = fold_label(value).replace(",", " ").replace(".", " ").split()
     return bool(words) and words[0] in _YES
-
-
-def _days(value: str) -> float | None:
-    match = _DAYS.search(value)
-    if not match:
-        return None
-    days = float(match.group(1).replace(",", "."))
-    return days if days > 0 else None
 
 
 def _message_id(message: EmailMessage) -> str | None:

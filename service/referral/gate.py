@@ -31,6 +31,10 @@ def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
     provider, prospect = draft.provider.mailbox, draft.prospect.mailbox
     if provider and prospect and provider.address == prospect.address:
         findings.append(Finding(Problem.SAME_PERSON, given=provider.address))
+    if draft.follow_up and draft.follow_up_days is None:
+        # Refused like an address we cannot read, not quietly replaced by the default: the
+        # referrer asked for a moment, and would learn it was not theirs only weeks later.
+        findings.append(Finding(Problem.INVALID_FOLLOW_UP, given=draft.follow_up))
     return findings
 
 

@@ -18,6 +18,7 @@ from service.errors import NotFound, WrongState
 from service.model import ROLES, Answer, Channel, DeclineReason, Finding, State
 from service.reading import languages
 from service.reading.addresses import Mailbox
+from service.reading.durations import MAX_FOLLOW_UP_DAYS, MIN_FOLLOW_UP_DAYS
 from service.reading.relay_replies import without_addresses
 from service.reading.request import PartyDraft, RequestDraft
 from service.referral import consent_evidence, gate, quota
@@ -553,8 +554,16 @@ def address_of_optout(subject: str) -> str:
 def follow_up_at(
     referral: ReferralRecord, default_days: float, introduced_at: datetime
 ) -> datetime:
-    """Pure: when the first survey is due; the request's own "Follow up: N days" wins."""
-    days = referral.follow_up_days if referral.follow_up_days else default_days
+    """Pure: when the first survey is due; the request's own "Follow up: N days" wins.
+
+    Only within the range a request may ask for: an older release stored whatever number it
+    found ("Follow up: 20270315" as that many days, past any date), and such a value must
+    not break the second yes that introduces them. The default applies, as it would had
+    the request been read today. NaN fails both comparisons and gives way too.
+    """
+    days = referral.follow_up_days
+    if days is None or not MIN_FOLLOW_UP_DAYS <= days <= MAX_FOLLOW_UP_DAYS:
+        days = default_days
     return introduced_at + timedelta(days=days)
 
 
