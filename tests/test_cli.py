@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import pty
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,38 @@ def test_submit_reads_standard_input(tmp_path, config):
     assert result.returncode == 0, result.stderr
     assert "rejected, no_need" in result.stdout
     assert maildir_count(tmp_path) == 1
+
+
+def test_submit_without_a_file_reads_what_is_piped_in(tmp_path, config):
+    # `care-intro submit --config care.toml < x.eml`, as an MTA's pipe runs it.
+    raw = fixture_bytes("request_outlook_windows1252_without_need.eml")
+    result = run("submit", "--config", str(config), cwd=tmp_path, stdin=raw)
+    assert result.returncode == 0, result.stderr
+    assert "rejected, no_need" in result.stdout
+    assert maildir_count(tmp_path) == 1
+    empty = run("submit", "--config", str(config), cwd=tmp_path, stdin=b"")
+    one_line_error(empty, 65, "standard input is empty")
+
+
+def test_submit_without_a_file_at_a_terminal_says_what_it_needs(tmp_path, config):
+    # A real terminal on standard input: without the check, the read would wait for ever.
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "service", "submit", "--config", str(config)],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={k: v for k, v in os.environ.items() if not k.startswith("CARE_INTRO_")},
+            timeout=60,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    one_line_error(result, 64, "submit needs FILE.eml, or the message on standard input")
+    assert result.stdout == ""
+    assert maildir_count(tmp_path) == 0
 
 
 def test_submit_refuses_like_the_smtp_listener_with_codes_an_mta_understands(tmp_path, config):

@@ -146,7 +146,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = command("demo", "run one full introduction locally and show what everyone got", _demo)
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's data in DIR")
     submit = command("submit", "process one message as if it had arrived by SMTP", _submit)
-    submit.add_argument("file", metavar="FILE.eml", help="the message, or - for standard input")
+    submit.add_argument(
+        "file",
+        metavar="FILE.eml",
+        nargs="?",
+        help="the message, or - for standard input (the default when it is not a terminal)",
+    )
     submit.add_argument("--sender", help="envelope sender (default: the From address)")
     submit.add_argument("--recipient", help="envelope recipient (default: the referral address)")
     tick = command("tick", "run every job due at a moment once, then exit", _tick)
@@ -313,8 +318,12 @@ def _tick(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    # An MTA pipes the message in (`submit --config c.toml < x.eml`); a person at a prompt
+    # who gave no file would otherwise wait on a read that never ends.
+    if args.file is None and (sys.stdin is None or sys.stdin.isatty()):
+        raise Failure("submit needs FILE.eml, or the message on standard input", 64)
     settings = _settings(args)
-    raw = _read_message(args.file)
+    raw = _read_message(args.file or "-")
     excess = header_excess(raw, limits_of(settings))
     if excess is not None:
         raise Failure(excess.text, EX_DATAERR)
@@ -352,12 +361,13 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _read_message(name: str) -> bytes:
+    shown = "standard input" if name == "-" else name
     try:
         raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
     except OSError as exc:
-        raise Failure(f"cannot read {name}: {exc.strerror}", EX_NOINPUT) from exc
+        raise Failure(f"cannot read {shown}: {exc.strerror}", EX_NOINPUT) from exc
     if not raw.strip():
-        raise Failure(f"{name} is empty", EX_DATAERR)
+        raise Failure(f"{shown} is empty", EX_DATAERR)
     return raw
 
 
