@@ -313,6 +313,9 @@ def warnings_of(settings: Settings) -> list[str]:
     return warnings
 
 
+MOST_DAYS = 3650
+
+
 def problems_of(settings: Settings) -> list[str]:
     """Every value that is well typed but cannot work, one line each."""
     problems: list[str] = []
@@ -346,8 +349,10 @@ def problems_of(settings: Settings) -> list[str]:
         "follow_up_again_days",
         "survey_open_days",
     ):
-        if getattr(settings.timing, name) <= 0:
-            say(f"timing.{name} must be more than 0")
+        # Ten years is past any use and far within what a date can be moved by: a larger
+        # value (or TOML's inf and nan) would stop the step that adds it, not just be odd.
+        if not 0 < getattr(settings.timing, name) <= MOST_DAYS:
+            say(f"timing.{name} must be more than 0 and at most {MOST_DAYS}")
     if settings.timing.reminder_after_days >= settings.timing.consent_expiry_days:
         say("timing.reminder_after_days must be less than timing.consent_expiry_days")
     if not 0 <= settings.timing.follow_up_again_times <= 10:
