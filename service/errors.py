@@ -46,3 +46,8 @@ class DeliveryError(CareIntroError):
     def __init__(self, message: str, *, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class AddressGone(NotFound):
+    """An opt-out link whose address was erased by a release that kept no hash of it: we can
+    no longer tell whom it was for, so we cannot stop them, only say so."""

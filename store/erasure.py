@@ -24,6 +24,7 @@ from store.models import (
     Survey,
     database,
 )
+from store.suppressions import address_hash
 
 # Nothing can be delivered to .invalid (RFC 2606), so a placeholder never reaches anyone.
 PLACEHOLDER_DOMAIN = "invalid"
@@ -61,16 +62,29 @@ def erase_parties(party_ids: Sequence[int], now: datetime, address: str | None =
     if not party_ids:
         return done
     ids = list(party_ids)
-    referral_ids = [r for (r,) in Party.select(Party.referral).where(Party.id.in_(ids)).tuples()]
+    rows = list(Party.select(Party.referral, Party.email).where(Party.id.in_(ids)).tuples())
+    referral_ids = [r for r, _ in rows]
     # One placeholder for the person, so the report still counts them as one. Who is
     # forgotten already keeps their placeholder: another instance may have forgotten them
     # since these ids were read, under a placeholder of its own.
     email = placeholder(min(ids))
-    done.parties = (
-        Party.update(email=email, name="", phone="", booking="", best_time="", decline_text="")
-        .where(Party.id.in_(ids) & ~Party.email.startswith(PLACEHOLDER_PREFIX))
-        .execute()
-    )
+    # Each address leaves its keyed hash behind (one address, as both callers pass one
+    # person, but each row keeps its own): an opt-out link in an old mail outlives the
+    # address it went to, and must still stop that person.
+    for old in {e for _, e in rows if not e.startswith(PLACEHOLDER_PREFIX)}:
+        done.parties += (
+            Party.update(
+                email=email,
+                erased_hash=address_hash(old),
+                name="",
+                phone="",
+                booking="",
+                best_time="",
+                decline_text="",
+            )
+            .where(Party.id.in_(ids) & (Party.email == old))
+            .execute()
+        )
     done.consent_texts = _erase_consent_texts(ids)
     done.survey_comments = (
         Survey.update(comment="").where(Survey.party.in_(ids) & (Survey.comment != "")).execute()
@@ -78,12 +92,23 @@ def erase_parties(party_ids: Sequence[int], now: datetime, address: str | None =
     done.inbound_mails = _erase_inbound(referral_ids, address, email)
     done.sent_mails, done.dropped_mails = _erase_outbox(referral_ids, address, email, now)
     # What went to them by their question or survey names them as its recipient.
-    OutboxMail.update(recipients=email).where(
+    sent_to_them = (
         OutboxMail.party.in_(ids)
         & (OutboxMail.state != OutboxState.PENDING)
         & ~OutboxMail.recipients.startswith(PLACEHOLDER_PREFIX)
-    ).execute()
+    )
+    for (recipients,) in (
+        OutboxMail.select(OutboxMail.recipients).where(sent_to_them).distinct().tuples()
+    ):
+        OutboxMail.update(recipients=email, erased_hash=_first_hash(recipients)).where(
+            sent_to_them & (OutboxMail.recipients == recipients)
+        ).execute()
     return done
+
+
+def _first_hash(recipients: str) -> str:
+    """The keyed hash of whom an opt-out link in this mail is for: its first recipient."""
+    return address_hash(recipients.split("\n", 1)[0])
 
 
 def _erase_consent_texts(party_ids: list[int]) -> int:
@@ -142,12 +167,15 @@ def _erase_outbox(
     ).execute()
     if address is None:
         return _erase_sent(theirs), 0
-    mine = OutboxMail.recipients == address.strip().lower()
+    address = address.strip().lower()
+    mine = OutboxMail.recipients == address
+    kept = address_hash(address)
     dropped = (
         OutboxMail.update(
             raw=b"",
             retention=Retention.GONE,
             recipients=email,
+            erased_hash=kept,
             state=OutboxState.FAILED,
             settled_at=now,
             last_error="erased before it was sent",
@@ -156,7 +184,7 @@ def _erase_outbox(
         .execute()
     )
     erased = _erase_sent(theirs | mine)
-    OutboxMail.update(recipients=email).where(mine).execute()
+    OutboxMail.update(recipients=email, erased_hash=kept).where(mine).execute()
     return erased, dropped
 
 
@@ -174,3 +202,32 @@ def flush_files() -> None:
     if not isinstance(database.obj, peewee.SqliteDatabase):
         return
     database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def erased_hash_of_ask(ask_key: str) -> str | None:
+    """The keyed hash left where the address a question went to was erased."""
+    return Party.select(Party.erased_hash).where(Party.ask_key == ask_key).scalar()
+
+
+def erased_hash_of_mail(bounce_key: str) -> str | None:
+    """The keyed hash left where the recipient of a sent mail was erased."""
+    found = OutboxMail.select(OutboxMail.erased_hash).where(
+        OutboxMail.bounce_key == bounce_key.lower()
+    )
+    return found.scalar()
+
+
+def held_address_with_hash(hashed: str) -> str | None:
+    """The address we still hold, in some party row not yet erased, whose keyed hash this is.
+
+    A keyed hash cannot be looked up, only compared, so this reads every address still held:
+    a cost paid only when someone opts out through the mail of a referral already erased,
+    to close what is still open for them and forget them as they asked."""
+    held = (
+        Party.select(Party.email)
+        .where(~Party.email.startswith(PLACEHOLDER_PREFIX))
+        .distinct()
+        .tuples()
+        .iterator()
+    )
+    return next((email for (email,) in held if address_hash(email) == hashed), None)

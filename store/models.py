@@ -137,6 +137,10 @@ class Party(BaseModel):
     # Someone who had said "never contact me again" is asked nothing; at this moment the
     # request ends as a no without reason, so the referrer cannot tell the two apart.
     withheld_until = UTCDateTimeField(null=True)
+    # Once erased: the keyed hash of the address it had (the suppression list's, never the
+    # address), so that "never contact me again" from one of its old mails still stops them.
+    # NULL while the address is here, and on rows an earlier release erased.
+    erased_hash = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         indexes = ((("referral", "role"), True),)
@@ -209,6 +213,8 @@ class OutboxMail(BaseModel):
     # can take back at once what its killed predecessor held instead of waiting out a lease.
     claimed_by = peewee.CharField(max_length=160, default="")
     retention = peewee.CharField(max_length=12, null=True)
+    # Once its recipient was erased: their address's keyed hash, as on Party.
+    erased_hash = peewee.CharField(max_length=64, null=True)
 
     class Meta:
         # Not the Message-ID alone: one mail may go out as several envelopes.

@@ -29,9 +29,15 @@ def address_hash(address: str) -> str:
 
 def suppress(address: str, now: datetime) -> bool:
     """Remember that `address` said stop; False if it already had."""
+    return suppress_hash(address_hash(address), now)
+
+
+def suppress_hash(hashed: str, now: datetime) -> bool:
+    """Remember that the address with this keyed hash said stop (all an erased row still
+    knows of it); False if it already had."""
     try:
         with database.atomic():
-            Suppression.insert(address_hash=address_hash(address), created_at=now).execute()
+            Suppression.insert(address_hash=hashed, created_at=now).execute()
     except peewee.IntegrityError:
         return False
     return True

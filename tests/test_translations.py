@@ -66,6 +66,7 @@ PAGES: dict[str, dict[str, Any]] = {
         "keep_people_days": 730,
     },
     "optout_done": {},
+    "optout_gone": {},
     "digest_off": {"action": "/d/t"},
     "digest_off_done": {},
     "survey": {

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from service.clock import Clock
 from service.edge.access import log_requests, route_of
-from service.errors import BadToken, NotFound, TokenExpired
+from service.errors import AddressGone, BadToken, NotFound, TokenExpired
 from service.evaluation import report, surveys
 from service.model import Answer, Channel, DeclineReason, State, SurveyState
 from service.reading.bodies import html_to_text
@@ -215,13 +215,17 @@ class Pages:
             return subject
         # A mail client's one-click POST carries no choice: it only stops mail.
         erase = (await request.post()).get("erase") == "yes"
+        done = "optout_done"
         try:
             await self.run_db(erasure.stop, self.ctx, subject, erase, self.clock.now())
+        except AddressGone:
+            # Erased before a hash of it was kept: say what is true instead of "Done".
+            done = "optout_gone"
         except NotFound:
             return self.page("problem", {"problem": "not_found"}, status=404)
         self.on_change()
         language = await self.run_db(workflow.language_of_optout, subject)
-        return self.page("optout_done", {}, language=language)
+        return self.page(done, {}, language=language)
 
     def _optout_subject(self, request: web.Request) -> str | web.Response:
         return self._token(request, Purpose.OPTOUT)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from service.errors import NotFound
 from service.model import Answer, Channel, State
-from service.referral import workflow
+from service.referral import optouts, workflow
 from service.writing.context import Context
 from store import erasure, queries, retention
 from store.db import transaction
@@ -56,13 +56,16 @@ def forget_when_done(ctx: Context, address: str, now: datetime) -> Erased:
 def stop(ctx: Context, subject: str, erase: bool, now: datetime) -> bool:
     """After "never contact me again" from an opt-out link: their cleartext goes as soon as no open
     referral needs it, or at once when they asked us to delete what we hold. False if they
-    had already said stop."""
-    address = workflow.address_of_optout(subject)
-    first = workflow.opt_out(ctx, subject, Channel.LINK, now)
+    had already said stop. AddressGone when the link's address was erased without its hash:
+    nothing can be stopped, and the page must not say it was."""
+    who = optouts.addressee_of_optout(subject)
+    first = workflow.opt_out_of(ctx, who, Channel.LINK, now)
+    if who.address is None:
+        return first  # nothing held names them any more: nothing left to forget
     if erase:
-        forget(ctx, address, Channel.LINK, now)
+        forget(ctx, who.address, Channel.LINK, now)
     else:
-        forget_when_done(ctx, address, now)
+        forget_when_done(ctx, who.address, now)
     return first
 
 

@@ -21,8 +21,9 @@ from service.reading.addresses import Mailbox
 from service.reading.durations import MAX_FOLLOW_UP_DAYS, MIN_FOLLOW_UP_DAYS
 from service.reading.relay_replies import without_addresses
 from service.reading.request import PartyDraft, RequestDraft
-from service.referral import consent_evidence, gate, quota
+from service.referral import consent_evidence, gate, optouts, quota
 from service.referral.consent_evidence import Shown
+from service.referral.optouts import Addressee
 from service.writing import letters
 from service.writing.context import Context
 from store import queries, suppressions
@@ -522,33 +523,21 @@ def tell_no_stands(ctx: Context, ask_key: str, now: datetime) -> bool:
 
 
 def opt_out(ctx: Context, subject: str, channel: Channel, now: datetime) -> bool:
-    """Never contact this person again: keep their address as a keyed hash, and close every
-    question still waiting for them as a no (the other party and the referrer are told as
-    for any no; mail to them is dropped from then on). False if they had already said stop.
+    """Never contact whom an opt-out link is for again (see `opt_out_of`). `subject` is what
+    the link names ("m:<bounce key>", "q:<ask key>"; neither is personal data)."""
+    return opt_out_of(ctx, optouts.addressee_of_optout(subject), channel, now)
 
-    `subject` is what an opt-out link names: "m:<bounce key>" for a mail, "q:<ask key>"
-    for a question's page; neither is personal data.
-    """
-    address = address_of_optout(subject)
+
+def opt_out_of(ctx: Context, who: Addressee, channel: Channel, now: datetime) -> bool:
+    """Keep their address as a keyed hash, and close every question still waiting for them as
+    a no (the other party and the referrer are told as for any no; mail to them is dropped
+    from then on). False if they had already said stop."""
     with transaction():
-        first = suppressions.suppress(address, now)
-    for _, _, ask_key in queries.open_questions_to(address):
-        answer(ctx, ask_key, Answer.NO, channel, now)
+        first = suppressions.suppress_hash(who.address_hash, now)
+    if who.address is not None:
+        for _, _, ask_key in queries.open_questions_to(who.address):
+            answer(ctx, ask_key, Answer.NO, channel, now)
     return first
-
-
-def address_of_optout(subject: str) -> str:
-    """The address an opt-out link is for; NotFound when it names nothing we hold."""
-    kind, _, key = subject.partition(":")
-    address = None
-    if kind == "m":
-        sent = queries.sent_mail_by_bounce_key(key)
-        address = sent.recipients[0] if sent is not None and sent.recipients else None
-    elif kind == "q":
-        address = queries.email_of_ask(key)
-    if address is None:
-        raise NotFound("no such mail or question")
-    return address
 
 
 def follow_up_at(
