@@ -109,6 +109,8 @@ class Problem(enum.StrEnum):
     INVALID_ADDRESS = "invalid_address"
     SAME_PERSON = "same_person"
     PARTY_IS_REFERRER = "party_is_referrer"
+    # An address at the service's own domain: nobody there can answer a question.
+    PARTY_IS_SERVICE = "party_is_service"
     # Not CARE's own, but a wish we cannot honour: "Follow up: 15.03.2027" is no delay.
     INVALID_FOLLOW_UP = "invalid_follow_up"
 

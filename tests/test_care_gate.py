@@ -9,9 +9,11 @@ from service.reading.request import parse_message, parse_request
 from service.referral.gate import care_gate
 from tests.conftest import REFERRER, fixture_bytes
 
+DOMAIN = "intro.example.org"
+
 
 def findings_of(name: str):
-    return care_gate(parse_request(parse_message(fixture_bytes(name))), REFERRER)
+    return care_gate(parse_request(parse_message(fixture_bytes(name))), REFERRER, DOMAIN)
 
 
 def test_a_complete_request_passes():
@@ -40,7 +42,7 @@ def test_every_problem_is_reported_together():
 
 def test_an_empty_request_lacks_need_and_both_parties():
     draft = parse_request(parse_message(b"From: ada@referrer.example\n\nHello!\n"))
-    assert [(f.problem, f.role) for f in care_gate(draft, REFERRER)] == [
+    assert [(f.problem, f.role) for f in care_gate(draft, REFERRER, DOMAIN)] == [
         (Problem.NO_NEED, None),
         (Problem.MISSING_PARTY, "provider"),
         (Problem.MISSING_PARTY, "prospect"),
@@ -55,7 +57,7 @@ def test_a_need_of_a_word_or_two_is_not_enough(need):
             f"Prospect: bob@bakery.example\nNeed: {need}\n".encode()
         )
     )
-    assert [(f.problem, f.given) for f in care_gate(draft, REFERRER)] == [
+    assert [(f.problem, f.given) for f in care_gate(draft, REFERRER, DOMAIN)] == [
         (Problem.NEED_TOO_SHORT, need.strip())
     ]
 
@@ -67,7 +69,7 @@ def test_three_words_are_a_need():
             b"Prospect: bob@bakery.example\nNeed: quarterly VAT returns\n"
         )
     )
-    assert care_gate(draft, REFERRER) == []
+    assert care_gate(draft, REFERRER, DOMAIN) == []
 
 
 @pytest.mark.parametrize(
@@ -82,7 +84,7 @@ def test_a_follow_up_line_that_says_no_duration_is_named_as_written(line):
         )
     )
     given = line.split(":", 1)[1].strip()
-    assert [(f.problem, f.given) for f in care_gate(draft, REFERRER)] == [
+    assert [(f.problem, f.given) for f in care_gate(draft, REFERRER, DOMAIN)] == [
         (Problem.INVALID_FOLLOW_UP, given)
     ]
 
@@ -94,4 +96,37 @@ def test_no_follow_up_line_is_no_problem():
             b"Prospect: bob@bakery.example\nNeed: quarterly VAT returns\n"
         )
     )
-    assert draft.follow_up == "" and care_gate(draft, REFERRER) == []
+    assert draft.follow_up == "" and care_gate(draft, REFERRER, DOMAIN) == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "role"),
+    [
+        pytest.param(
+            "Provider: Intro <refer@intro.example.org>", "provider", id="referral-address"
+        ),
+        pytest.param("Provider: refer+jane@intro.example.org", "provider", id="plus-tag"),
+        pytest.param("Provider: REFER@Intro.Example.Org", "provider", id="other-case"),
+        pytest.param("Provider: hello@intro.example.org", "provider", id="any-local-part"),
+    ],
+)
+def test_an_address_of_the_service_itself_is_no_party(provider, role):
+    draft = parse_request(
+        parse_message(
+            f"From: ada@referrer.example\n\n{provider}\nProspect: bob@bakery.example\n"
+            "Need: quarterly VAT returns\n".encode()
+        )
+    )
+    [finding] = care_gate(draft, REFERRER, DOMAIN)
+    assert (finding.problem, finding.role) == (Problem.PARTY_IS_SERVICE, role)
+    assert finding.given.endswith("@intro.example.org")
+
+
+def test_a_subdomain_or_a_lookalike_of_ours_is_someone_else():
+    draft = parse_request(
+        parse_message(
+            b"From: ada@referrer.example\n\nProvider: jane@mail.intro.example.org\n"
+            b"Prospect: bob@intro.example.org.evil.example\nNeed: quarterly VAT returns\n"
+        )
+    )
+    assert care_gate(draft, REFERRER, DOMAIN) == []

@@ -14,8 +14,8 @@ from service.reading import languages
 from service.reading.request import parse_message, parse_request
 from store import queries
 from store.records import OutboxItem
-from tests.conftest import REFERRER, fixture_bytes
-from tests.helpers import NOW, arrive, outcome
+from tests.conftest import REFERRER, eventually, fixture_bytes, wire_fixture
+from tests.helpers import NOW, arrive, outcome, parse, send
 
 PROBLEMS_HEAD = "because the request is missing something:"
 PROBLEMS_END = "A good referral carries:"
@@ -101,6 +101,13 @@ REFUSALS = [
         "The person who needs help (Prospect) is you (ada@referrer.example); we introduce "
         "two other people to each other.",
         id="party_is_referrer",
+    ),
+    pytest.param(
+        "request_refused_party_is_service.eml",
+        "party_is_service",
+        "The person who needs help (Prospect) is our own address (refer+bob@intro.example.org); "
+        "nobody here could answer their question. Name the person's own address.",
+        id="party_is_service",
     ),
     pytest.param(
         "request_refused_invalid_follow_up.eml",
@@ -228,3 +235,16 @@ def test_a_complete_referral_gets_a_receipt_without_suggestions(ctx):
     text = plain_text(receipt)
     assert "bookkeeping for a 5-person bakery" in text
     assert SUGGESTIONS_HEAD not in text
+
+
+def test_a_request_naming_our_own_address_is_refused_over_smtp_and_asks_nobody(running, sink):
+    # Through the real listener and outbox: the referrer's one reply is all that goes out,
+    # and no question is mailed to ourselves, where nobody could answer it.
+    send(running.service.smtp_port, wire_fixture("request_refused_party_is_service.eml"))
+    [reply] = sink.wait_for(1)
+    eventually(lambda: queries.outbox_counts() == {"sent": 1}, "the outbox to settle")
+    assert reply.rcpt_tos == (REFERRER,)
+    text = " ".join(plain_text(parse(reply)).split())
+    assert "is our own address (refer+bob@intro.example.org)" in text
+    assert queries.referral_counts() == {}
+    assert len(sink.deliveries) == 1

@@ -213,7 +213,7 @@ def decide(ctx: Context, record: InboundRecord, now: datetime) -> Outcome:
             return Disposition(InboundState.QUARANTINED, why)
 
         return unreadable
-    findings = care_gate(draft, referrer.address)
+    findings = care_gate(draft, referrer.address, ctx.settings.service.domain)
     if findings:
 
         def refused() -> Disposition:

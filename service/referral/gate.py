@@ -14,8 +14,9 @@ MIN_NEED_WORDS = 3
 _WORDS = re.compile(r"\w+")
 
 
-def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
-    """Every reason at once, so the referrer can fix the request in one go.
+def care_gate(draft: RequestDraft, referrer: str, own_domain: str) -> list[Finding]:
+    """Every reason at once, so the referrer can fix the request in one go. `own_domain`
+    is the service's mail domain (`service.domain`).
 
     Whether someone said "never contact me again" is no reason here: a refusal would tell
     the referrer (see `referral.withheld`).
@@ -27,7 +28,7 @@ def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
     elif len(_WORDS.findall(need)) < MIN_NEED_WORDS:
         findings.append(Finding(Problem.NEED_TOO_SHORT, given=need))
     for party in (draft.provider, draft.prospect):
-        findings.extend(_party_findings(party, referrer))
+        findings.extend(_party_findings(party, referrer, own_domain))
     provider, prospect = draft.provider.mailbox, draft.prospect.mailbox
     if provider and prospect and provider.address == prospect.address:
         findings.append(Finding(Problem.SAME_PERSON, given=provider.address))
@@ -38,13 +39,17 @@ def care_gate(draft: RequestDraft, referrer: str) -> list[Finding]:
     return findings
 
 
-def _party_findings(party: PartyDraft, referrer: str) -> list[Finding]:
+def _party_findings(party: PartyDraft, referrer: str, own_domain: str) -> list[Finding]:
     if party.mailbox is None:
         if party.given:
             return [Finding(Problem.INVALID_ADDRESS, party.role, party.given)]
         return [Finding(Problem.MISSING_PARTY, party.role)]
     if party.mailbox.address == normalize(referrer):
         return [Finding(Problem.PARTY_IS_REFERRER, party.role, party.mailbox.address)]
+    if party.mailbox.address.rpartition("@")[2] == own_domain.strip().lower():
+        # refer@, refer+tag@ or any other address of ours: its question would come back to
+        # us, nobody could answer it, and the referrer would hear "no answer" two weeks on.
+        return [Finding(Problem.PARTY_IS_SERVICE, party.role, party.mailbox.address)]
     return []
 
 
