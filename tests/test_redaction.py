@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.reading.text import fold
-from service.writing import redaction
+from service.writing import identifiers, redaction
 from service.writing.redaction import Person, redact
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzäöüéèçñøåłśžßșțâîăğı"
@@ -190,8 +190,10 @@ def test_each_look_finds_what_its_pattern_would(text):
         assert redaction._LINK_MARK.search(text)
     if redaction._EMAIL.search(text):
         assert "@" in text
-    if redaction._DIGIT_RUN.search(text) or redaction._PHONE.search(text):
+    if redaction._DIGIT_RUN.search(text) or identifiers.NUMBERS.search(text):
         assert redaction._DIGIT.search(text)
+    if identifiers._HOST.search(text):
+        assert "." in text
     if redaction._REPEATED_NAME.search(text):
         assert redaction.NAME in text
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.reading.text import fold
+from service.writing.identifiers import hosts, phones
 
 NAME, EMAIL, PHONE, LINK = "[name]", "[email]", "[phone]", "[link]"
 
@@ -21,9 +22,8 @@ _URL = re.compile(
     r"|\b(?:[a-z0-9-]+\.)+[a-z]{2,}/[^\s<>\"')\]]*"
 )
 _EMAIL = re.compile(r"(?i)(?:mailto:)?[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-# Phone-like: starts with +, 00 or a leading 0 (national trunk prefix), then digits with the
-# separators people type. Sums of money rarely start that way.
-_PHONE = re.compile(r"(?<![\w+])(?:\+|00|\(?0)[\d\s\-./()]{5,}\d")
+# Any run of digits that holds the person's own number, however it is grouped; every other
+# phone number goes by its shape (identifiers.phones).
 _DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d[\d\s\-./()]{4,}\d")
 # Letters and the marks that sit on them (Arabic harakat, combining accents) make a word.
 _WORD = re.compile(r"[\w\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670]+")
@@ -72,6 +72,8 @@ def _redacted(text: str, person: Person, words: set[str]) -> str:
     domain = person.email.rsplit("@", 1)[-1] if "@" in person.email else ""
     if "." in domain and may_hold(text, domain):  # their site without a scheme: "bakery.example"
         text = re.sub(rf"(?i)(?<![\w.-]){re.escape(domain)}(?![\w-])", LINK, text)
+    if "." in text:  # anyone's site without a scheme: "backstube-kreuzberg.de"
+        text = hosts(text, LINK)
     if _DIGIT.search(text):
         text = _redact_phones(text, person)
     if any(may_hold(text, word) for word in words):
@@ -106,10 +108,7 @@ def _redact_phones(text: str, person: Person) -> str:
         digits = re.sub(r"\D", "", match.group(0))
         return PHONE if tail and tail in digits else match.group(0)
 
-    text = _DIGIT_RUN.sub(theirs, text)
-    return _PHONE.sub(
-        lambda m: PHONE if len(re.sub(r"\D", "", m.group(0))) >= 7 else m.group(0), text
-    )
+    return phones(_DIGIT_RUN.sub(theirs, text), PHONE)
 
 
 def _redact_words(text: str, words: set[str]) -> str:
