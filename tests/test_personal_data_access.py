@@ -12,10 +12,23 @@ import email.policy
 import hashlib
 import json
 import re
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 from store import consent, queries
-from tests.conftest import REFERRER, eventually, fixture_bytes, write_config
-from tests.helpers import OUR_LINKS, PROSPECT, PROVIDER, REFERENCE, parse, request_referral, web
+from tests.conftest import REFERRER, eventually, fixture_bytes, on_the_wire, write_config
+from tests.helpers import (
+    OUR_LINKS,
+    PROSPECT,
+    PROVIDER,
+    REFERENCE,
+    consent_link,
+    parse,
+    request_referral,
+    send,
+    text_of,
+    web,
+)
 from tests.test_answers_by_mail import question, reply
 from tests.test_cli import run
 
@@ -91,6 +104,8 @@ def test_export_of_a_party_holds_their_referral_answer_evidence_and_mails(runnin
         "introduced",
     )
     assert entry["referred_by"]["address"] == REFERRER
+    # Introduced, they know who the other is: the need as the referrer wrote it.
+    assert entry["need"] == referral.need
     assert entry["you"]["address"].lower() == PROSPECT
     answer = entry["answer"]
     assert (answer["answer"], answer["channel"]) == ("yes", "reply")
@@ -160,3 +175,69 @@ def test_export_shows_only_the_value_the_person_gave_and_the_referrer_none(surve
     assert evaluated and all(m["text"] is None for m in evaluated)
     for value in ("4321", "4,321", "777"):
         assert value not in without_chance(referrer.stdout)
+
+
+# A need that names the provider every way a referrer does.
+NAMING_NEED = (
+    "Jane Roe (jane@acme.example, +1 555 0100) can do the bakery's books before March; "
+    "see acme-books.de"
+)
+JANE = ("Jane", "Roe", "jane@acme.example", "acme.example", "555 0100", "5550100", "acme-books")
+
+
+def request_naming_the_provider() -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Ada Lovelace <{REFERRER}>"
+    message["To"] = "refer@intro.example.org"
+    message["Subject"] = "Jane and Bob"
+    message["Message-ID"] = make_msgid(domain="referrer.example")
+    message.set_content(
+        f"Provider: Jane Roe <{PROVIDER}>\n"
+        "Provider phone: +1 555 0100\n"
+        f"Prospect: Bob Smith <{PROSPECT}>\n"
+        f"Need: {NAMING_NEED}\n"
+    )
+    return on_the_wire(message.as_bytes())
+
+
+def flowing(text: str) -> str:
+    """Text with its line breaks and runs of spaces as one space, as a wrapped mail reads."""
+    return " ".join(text.split())
+
+
+def test_export_shows_a_party_the_need_as_their_question_did_unless_introduced(
+    running, sink, tmp_path
+):
+    """Bob said no: his export must not tell him who Jane is, which his question did not."""
+    before = len(sink.deliveries)
+    send(running.service.smtp_port, request_naming_the_provider())
+    asked = {d.rcpt_tos[0]: d for d in sink.wait_for(before + 3)[before:] if "/c/" in text_of(d)}
+    page = web.post(consent_link(asked[PROSPECT]), data={"answer": "no"})
+    assert page.status_code == 200
+    eventually(lambda: queries.recent_referrals()[0].state == "declined", "declined")
+    settings = running.settings
+
+    bob = cli(tmp_path, settings, "export", PROSPECT)
+    assert bob.returncode == 0, bob.stderr
+    [entry] = json.loads(bob.stdout)["referrals"]
+    assert entry["need"] == (
+        "[name] ([email], [phone]) can do the bakery's books before March; see [link]"
+    )
+    assert flowing(entry["need"]) in flowing(text_of(asked[PROSPECT]))
+    for trace in JANE:
+        assert trace.casefold() not in without_chance(bob.stdout).casefold(), trace
+
+    # Jane was asked too and never introduced: what she was shown, whatever names her.
+    jane = cli(tmp_path, settings, "export", PROVIDER)
+    assert jane.returncode == 0, jane.stderr
+    [entry] = json.loads(jane.stdout)["referrals"]
+    assert entry["need"] == (
+        "Jane Roe ([email], [phone]) can do the bakery's books before March; see [link]"
+    )
+    assert flowing(entry["need"]) in flowing(text_of(asked[PROVIDER]))
+
+    # The referrer wrote it: whole.
+    ada = cli(tmp_path, settings, "export", REFERRER)
+    assert ada.returncode == 0, ada.stderr
+    [entry] = json.loads(ada.stdout)["referrals"]
+    assert (entry["role"], entry["need"]) == ("referrer", NAMING_NEED)

@@ -1,15 +1,19 @@
 """Access (Art. 15): everything held about one person, and the consent evidence of a referral.
 
 A person sees their own data only: of a referral they were asked about, their own party row,
-answer and surveys; never the other party's answers or what the other said was closed.
+answer and surveys; never the other party's answers or what the other said was closed. Until
+the introduction a party does not learn who the other is, so their export shows what the
+referrer wrote as their consent question did, the other taken out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from service.reading.sent_text import sent_text
+from service.writing.letters import before_consent
 from store import consent, personal, queries, suppressions
 from store.records import PartyRecord, ReferralRecord, SurveyRecord
 
@@ -55,30 +59,40 @@ def _roles_of(referral: ReferralRecord, address: str) -> list[dict[str, Any]]:
         "reference": referral.ref,
         "state": referral.state,
         "referred_by": {"name": referral.referrer_name, "address": referral.referrer_email},
-        "need": referral.need,
         "created_at": _when(referral.created_at),
         "updated_at": _when(referral.updated_at),
         "introduced_at": _when(referral.introduced_at),
     }
     entries = []
     if referral.referrer_email.strip().lower() == address:
-        entries.append({**common, "role": "referrer"})
+        # The referrer wrote the need: they see it whole.
+        entries.append({**common, "role": "referrer", "need": referral.need})
     evidence = {e.role: e for e in consent.evidence_of(referral.id)}
     surveys = queries.surveys_of(referral.id)
     for party in referral.parties:
         if party.email.strip().lower() != address:
             continue
+        shown = _as_shown(referral, party)
         entries.append(
             {
                 **common,
                 "role": party.role,
-                "budget": referral.budget,
+                "need": shown(referral.need),
+                "budget": shown(referral.budget),
                 "you": _person(party),
                 "answer": _answer(party, evidence.get(party.role)),
                 "surveys": [_survey(s) for s in surveys if s.party_id == party.id],
             }
         )
     return entries
+
+
+def _as_shown(referral: ReferralRecord, party: PartyRecord) -> Callable[[str], str]:
+    """What the referrer wrote, as `party` may read it: whole once they were introduced (the
+    introduction named the other), else as their consent question showed it."""
+    if referral.introduced_at is not None:
+        return lambda text: text
+    return before_consent(referral, party)
 
 
 def _person(party: PartyRecord) -> dict[str, Any]:

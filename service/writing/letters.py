@@ -7,7 +7,7 @@ template change can leak it by accident (StrictUndefined fails the render instea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from service.reading.routing import bounce_address, reply_address
 from service.tokens import Purpose
 from service.writing.compose import Rendered, build_message
 from service.writing.context import Context
-from service.writing.redaction import Person, redact, redactor
+from service.writing.redaction import Person, redactor
 from store.records import (
     OutgoingMail,
     PartyRecord,
@@ -84,7 +84,7 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
 
     Everything the referrer wrote passes through redaction, because it may name the other.
     """
-    hide = redactor(_person(referral.other(party.role)))
+    hide = before_consent(referral, party)
     is_provider = party.role == Role.PROVIDER
     return {
         "name": party.name,
@@ -97,6 +97,13 @@ def consent_context(referral: ReferralRecord, party: PartyRecord) -> dict[str, A
         "timing": hide(referral.party(Role.PROSPECT).best_time) if is_provider else "",
         "expires_at": referral.expires_at,
     }
+
+
+def before_consent(referral: ReferralRecord, party: PartyRecord) -> Callable[[str], str]:
+    """What the referrer wrote (need, budget, timing) as `party` reads it before both agreed:
+    the other party taken out. Every mail, page and export that shows it uses this, so that
+    none of them shows more than the consent question did."""
+    return redactor(_person(referral.other(party.role)))
 
 
 def privacy_notice(ctx: Context) -> dict[str, Any]:
@@ -291,7 +298,7 @@ def _to_one_party(
             "name": party.name,
             "referrer": referral.referrer_display,
             "referrer_email": referral.referrer_email,
-            "need": redact(referral.need, _person(referral.other(party.role))),
+            "need": before_consent(referral, party)(referral.need),
         },
         now,
         referral.id,
