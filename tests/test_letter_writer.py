@@ -37,7 +37,7 @@ from service.edge.letter_writer import FEWEST, MOST_FAILURES, SHARE, LetterWrite
 from service.evaluation import surveys
 from service.keys import KEY_FILE
 from service.model import Answer
-from service.referral import deadlines
+from service.referral import deadlines, expiry
 from service.tokens import Purpose
 from service.writing.compose import Templates, templates_root
 from service.writing.context import Context, make_context
@@ -148,7 +148,7 @@ def test_the_writer_writes_expiries_and_surveys_as_the_service_would(ctx):
     introduced = [introduce(ctx) for _ in range(MANY // 2)]
     expired_at, surveyed_at = expire_at(ctx), due(ctx)
     as_read = [queries.referral_by_id(r.id) for r in expiring]
-    expected = [m for r in as_read for m in read(deadlines._expiry_letters(ctx, r, expired_at))]
+    expected = [m for r in as_read for m in read(expiry.letters_of(ctx, r, expired_at))]
     with letter_writer(ctx) as writer:
         served = replace(ctx, writer=writer)
         assert deadlines.expire_due(served, expired_at) == MANY

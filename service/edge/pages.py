@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from service.evaluation import report, surveys
 from service.model import Answer, Channel, DeclineReason, State, SurveyState
 from service.reading.bodies import html_to_text
 from service.reading.survey_form import CHOICES, survey_form
-from service.referral import erasure, workflow
+from service.referral import erasure, expiry, workflow
 from service.referral.consent_evidence import Shown
 from service.referral.workflow import Outcome
 from service.tokens import Purpose
@@ -118,6 +119,10 @@ class Pages:
         if isinstance(found, web.Response):
             return found
         referral, party = found
+        if expiry.overdue(referral, self.clock.now()):
+            # Past the deadline the page shows what the tick will make of it (an answer now
+            # would expire it), not a question that no longer counts. GET changes nothing.
+            referral = replace(referral, state=State.EXPIRED)
         context = {
             **consent_context(referral, party),
             "action": request.path,

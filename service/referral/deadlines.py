@@ -15,8 +15,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.model import Answer, Channel, State
-from service.referral import workflow
+from service.model import Channel, State
+from service.referral import expiry, workflow
 from service.writing import letters
 from service.writing.context import Context
 from service.writing.writer import Job
@@ -223,7 +223,7 @@ def send_reminders(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
 
 def expire_due(ctx: Context, now: datetime, limit: int = PER_TICK) -> int:
     """End each referral still asking when its question expired; how many were ended."""
-    batch = _Referrals(_expire, Write(ctx, _expiry_letters, now), now)
+    batch = _Referrals(_expire, Write(ctx, expiry.letters_of, now), now)
     return claim_each("expiries", batch, now, limit)
 
 
@@ -265,7 +265,7 @@ class _Referrals(Letters):
         it expires without its letters; the log has the traceback and the reference."""
         if self.step is _remind:
             queries.reminders_done(referral.id)
-        elif referral.state == State.ASKING and self.now >= referral.expires_at:
+        elif expiry.overdue(referral, self.now):
             workflow.move(referral, State.EXPIRED, self.now, Channel.TICK, detail="letters failed")
 
 
@@ -362,16 +362,6 @@ def _reminders(ctx: Context, referral: ReferralRecord, now: datetime) -> list[Ou
     return [letters.consent_reminder(ctx, referral, p, now) for p in _waiting(referral)]
 
 
-def _expiry_letters(ctx: Context, referral: ReferralRecord, now: datetime) -> list[OutgoingMail]:
-    """Pure: the referrer learns who did not answer; whoever said yes only that it will not
-    go ahead; whoever never answered hears nothing more."""
-    if referral.state != State.ASKING or now < referral.expires_at:
-        return []
-    agreed = [p for p in referral.parties if p.answer == Answer.YES]
-    mails = [letters.referrer_expired(ctx, referral, now)]
-    return mails + [letters.expired_to_party(ctx, referral, p, now) for p in agreed]
-
-
 def _remind(referral: ReferralRecord, batch: Letters) -> int:
     now = batch.now
     if referral.remind_at is None or referral.remind_at > now:
@@ -392,12 +382,10 @@ def _remind(referral: ReferralRecord, batch: Letters) -> int:
 
 def _expire(referral: ReferralRecord, batch: Letters) -> int:
     now = batch.now
-    if referral.state != State.ASKING or now < referral.expires_at:
-        return 0  # an answer decided it first
-    silent = [p for p in referral.parties if p.answer is None]
-    detail = "no answer from " + ", ".join(p.role for p in silent) if silent else ""
+    if not expiry.overdue(referral, now):
+        return 0  # an answer decided it first, or a late one expired it already
     # Written from the referral as it was: its letters tell of the question still open.
     mails = batch.drafts.letters(referral)
-    workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail=detail)
+    workflow.move(referral, State.EXPIRED, now, Channel.TICK, detail=expiry.detail(referral))
     batch.queue(mails)
     return 1

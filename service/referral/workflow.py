@@ -21,7 +21,7 @@ from service.reading.addresses import Mailbox
 from service.reading.durations import MAX_FOLLOW_UP_DAYS, MIN_FOLLOW_UP_DAYS
 from service.reading.relay_replies import without_addresses
 from service.reading.request import PartyDraft, RequestDraft
-from service.referral import consent_evidence, gate, optouts, quota
+from service.referral import consent_evidence, expiry, gate, optouts, quota
 from service.referral.consent_evidence import Shown
 from service.referral.optouts import Addressee
 from service.writing import letters
@@ -370,6 +370,7 @@ def answer(
         party = next((p for p in referral.parties if p.ask_key == ask_key), None)
         if party is None:  # erased since it was read
             raise NotFound("no such consent question")
+        referral = _expire_if_late(ctx, referral, channel, now)
         if referral != read:
             planned = _work_out(ctx, referral, party, *given_as)
         return _write_answer(ctx, referral, party, channel, now, shown, planned)
@@ -388,8 +389,26 @@ def answer_locked(
 ) -> AnswerResult:
     """`answer`, for a caller that already holds the referral's lock in its transaction."""
     shown = shown or Shown()
+    referral = _expire_if_late(ctx, referral, channel, now)
     planned = _work_out(ctx, referral, party, given, channel, now, reason, reason_text, shown)
     return _write_answer(ctx, referral, party, channel, now, shown, planned)
+
+
+def _expire_if_late(
+    ctx: Context, referral: ReferralRecord, channel: Channel, now: datetime
+) -> ReferralRecord:
+    """Under the referral's lock: an answer at or after the deadline finds the referral as
+    the tick would have left it. A link from a reminder is still signed as valid then (its
+    age counts from the reminder), and a reply has no age at all, so the deadline is kept
+    here: the referral expires now, in the answer's transaction, with the tick's letters,
+    and the tick finds nothing left to do (nothing goes twice). The answer itself is then
+    decided against the expired referral, so it records nothing."""
+    if not expiry.overdue(referral, now):
+        return referral
+    mails = expiry.letters_of(ctx, referral, now)
+    expired = move(referral, State.EXPIRED, now, channel, detail=expiry.detail(referral))
+    queries.enqueue(mails, now)
+    return expired
 
 
 def _work_out(
@@ -495,7 +514,10 @@ def explain_unclear(ctx: Context, ask_key: str, now: datetime) -> bool:
     with transaction():
         referral, party = _lock_question(ask_key)
         queries.add_event(referral.id, now, "reply unclear", party.role, Channel.REPLY)
+        # Past the deadline there is nothing left to answer, so nothing to explain.
         if referral.state != State.ASKING or party.answer is not None:
+            return False
+        if expiry.overdue(referral, now):
             return False
         if not quota.may_write(ctx.settings, party.email, now, "reply_unclear", referral.ref):
             return False
