@@ -103,6 +103,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             ("yes", "asking", True, "already"),
             ("yes", "introduced", False, "recorded"),
             ("yes", "introduced", False, "already"),
+            ("yes", "evaluating", False, "already"),
+            ("yes", "evaluated", False, "already"),
             ("yes", "declined", False, "already"),
             ("yes", "expired", False, "already"),
             ("no", "declined", False, "recorded"),
