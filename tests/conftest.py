@@ -330,3 +330,17 @@ def surveyed(tmp_path: Path, store_url: str, sink: Sink) -> Iterator[object]:
         yield Surveyed(service, clock, sink)
     finally:
         service.stop()
+
+
+@pytest.fixture
+def clocked(tmp_path: Path, store_url: str, sink: Sink) -> Iterator[tuple[InProcess, FixedClock]]:
+    """The whole service in-process on a clock stopped at helpers.NOW, and that clock, which
+    a test moves by hand."""
+    from tests.helpers import NOW
+
+    clock = FixedClock(NOW)
+    service = InProcess(make_settings(tmp_path, store_url, sink.port), clock)
+    try:
+        yield service, clock
+    finally:
+        service.stop()

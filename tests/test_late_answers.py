@@ -15,8 +15,8 @@ import pytest
 from service.clock import FixedClock
 from service.referral import deadlines
 from store import queries
-from tests.conftest import InProcess, eventually, make_settings, write_config
-from tests.helpers import NOW, PROSPECT, PROVIDER, request_referral, text_of, web
+from tests.conftest import InProcess, eventually, write_config
+from tests.helpers import PROSPECT, PROVIDER, request_referral, text_of, web
 from tests.test_answers_by_mail import processed, reply
 
 # Just before the deadline the answer counts; at the deadline it no longer does.
@@ -24,17 +24,6 @@ OFFSETS = [
     pytest.param(timedelta(seconds=-1), True, id="deadline-1s"),
     pytest.param(timedelta(0), False, id="at-deadline"),
 ]
-
-
-@pytest.fixture
-def clocked(tmp_path, store_url, sink):
-    """The whole service in-process on a clock stopped at NOW, and its clock."""
-    clock = FixedClock(NOW)
-    service = InProcess(make_settings(tmp_path, store_url, sink.port), clock)
-    try:
-        yield service, clock
-    finally:
-        service.stop()
 
 
 def referral():
