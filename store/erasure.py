@@ -24,11 +24,8 @@ from store.models import (
     Survey,
     database,
 )
+from store.records import PLACEHOLDER_DOMAIN, PLACEHOLDER_PREFIX
 from store.suppressions import address_hash
-
-# Nothing can be delivered to .invalid (RFC 2606), so a placeholder never reaches anyone.
-PLACEHOLDER_DOMAIN = "invalid"
-PLACEHOLDER_PREFIX = "erased-"
 
 
 @dataclass

@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+# An erased person's address, `erased-<party id>@invalid`: nothing can be delivered to
+# .invalid (RFC 2606), so a placeholder never reaches anyone. Defined here, beside the
+# record that tells by it whether its party was erased.
+PLACEHOLDER_DOMAIN = "invalid"
+PLACEHOLDER_PREFIX = "erased-"
+
 
 @dataclass(frozen=True)
 class NewInbound:
@@ -92,6 +98,15 @@ class PartyRecord:
     @property
     def display(self) -> str:
         return self.name or self.email
+
+    @property
+    def erased(self) -> bool:
+        """Whether this person was forgotten (`forget`, or retention): only a placeholder
+        address is left. An open question of theirs was closed as a no by the erasure,
+        not by them."""
+        return self.email.startswith(PLACEHOLDER_PREFIX) and self.email.endswith(
+            "@" + PLACEHOLDER_DOMAIN
+        )
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
             "internal",
             "not_found",
         )
-    ],
+    ]
+    + [{"problem": "erased", "introduced": introduced} for introduced in (False, True)],
     "survey_done": [
         {"outcome": outcome, "referrer": "Ada", "business": business, "asked_again": again}
         for outcome in ("recorded", "already")

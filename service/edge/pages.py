@@ -253,6 +253,14 @@ class Pages:
         found = await self.run_db(workflow.find_question, key)
         if found is None:
             return self.page("problem", {"problem": "not_found"}, status=404)
+        referral, party = found
+        if party.erased:
+            # Their open question was closed as a no by the erasure, not by them: the page
+            # says what happened instead, and offers nothing to press (GET and POST alike).
+            introduced = referral.introduced_at is not None
+            return self.for_party(
+                "problem", {"problem": "erased", "introduced": introduced}, party, 410
+            )
         return found
 
     # ------------------------------------------------------------ surveys
