@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 
-from service.clock import FixedClock
 from service.evaluation import surveys
 from service.writing.context import make_context
 from service.writing.formats import format_date, format_money
@@ -23,13 +22,8 @@ BERND = "bernd@baeckerei-schmidt.example"
 
 
 @pytest.fixture
-def service(tmp_path, store_url, sink):
-    clock = FixedClock(NOW)
-    running = InProcess(make_settings(tmp_path, store_url, sink.port), clock)
-    try:
-        yield running, clock
-    finally:
-        running.stop()
+def service(clocked):
+    return clocked
 
 
 def mails_to(sink, address: str, count: int = 1):
