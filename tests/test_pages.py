@@ -204,6 +204,28 @@ def test_a_form_without_yes_or_no_is_a_400(links, form):
     assert page.status_code == 400 and "Please choose yes or no" in page.text
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"--x\r\nbroken", "multipart/form-data; boundary=x", 400),
+        (b"answer=yes", "multipart/form-data", 400),  # no boundary
+        (b"--x\r\nContent-Disposition: form-data\r\n\r\nyes\r\n--x--\r\n", None, 400),
+        (b"answer=yes&reason=" + b"x" * 70_000, "application/x-www-form-urlencoded", 413),
+    ],
+    ids=["torn-multipart", "no-boundary", "part-without-name", "too-large"],
+)
+def test_a_body_no_browser_sends_gets_our_page_and_records_nothing(
+    links, body, content_type, status, caplog
+):
+    before = snapshot()
+    content_type = content_type or "multipart/form-data; boundary=x"
+    page = web.post(links[PROVIDER], content=body, headers={"Content-Type": content_type})
+    assert page.status_code == status and "Please choose yes or no" in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert snapshot() == before
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_pages_carry_security_headers_and_unknown_paths_get_our_404(links):
     for response in (web.get(links[PROVIDER]), web.get(_base(links) + "/nope")):
         assert response.headers["Referrer-Policy"] == "no-referrer"

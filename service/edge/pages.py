@@ -8,6 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
+from multidict import MultiDictProxy
 
 from service.clock import Clock
 from service.edge.access import log_requests, route_of
@@ -70,6 +72,15 @@ def make_app(
     return app
 
 
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | web.FileField]:
+    """The posted form. A body no browser writes (a multipart without its boundary, a
+    part without a name) is the sender's mistake, a 400, not a failure of ours to log."""
+    try:
+        return await request.post()
+    except (ValueError, BadHttpMessage) as exc:
+        raise web.HTTPBadRequest() from exc
+
+
 class Pages:
     def __init__(
         self, ctx: Context, clock: Clock, run_db: RunDb, on_change: Callable[[], None]
@@ -87,6 +98,8 @@ class Pages:
         except web.HTTPException as exc:
             if exc.status in (404, 405):
                 response = self.page("problem", {"problem": "not_found"}, status=exc.status)
+            elif exc.status in (400, 413):  # a form no page of ours sends
+                response = self.page("problem", {"problem": "bad_form"}, status=exc.status)
             else:
                 raise
         except Exception:
@@ -147,7 +160,7 @@ class Pages:
         if isinstance(found, web.Response):
             return found
         referral, party = found
-        form = await request.post()
+        form = await _form(request)
         given = str(form.get("answer", ""))
         reason = str(form.get("reason", ""))
         if given not in ANSWERS or (reason and reason not in REASONS):
@@ -219,7 +232,7 @@ class Pages:
         if isinstance(subject, web.Response):
             return subject
         # A mail client's one-click POST carries no choice: it only stops mail.
-        erase = (await request.post()).get("erase") == "yes"
+        erase = (await _form(request)).get("erase") == "yes"
         done = "optout_done"
         try:
             await self.run_db(erasure.stop, self.ctx, subject, erase, self.clock.now())
@@ -293,7 +306,7 @@ class Pages:
         if isinstance(found, web.Response):
             return found
         referral, survey, party = found
-        answers = survey_form(await request.post())
+        answers = survey_form(await _form(request))
         if answers is None:
             return self.for_party("problem", {"problem": "bad_survey"}, party, 400)
         try:
