@@ -11,6 +11,7 @@ from store.models import InboundMessage, OutboxMail
 from tests.conftest import REFERRER, ServeProcess, eventually, make_settings, write_config
 from tests.helpers import RCPT
 from tests.load import copies_by_envelope, request
+from tests.test_cli import run
 
 
 def offer(port: int, raw: bytes) -> int:
@@ -87,3 +88,25 @@ def all_handled(requests: int) -> bool:
     new = InboundMessage.select().where(InboundMessage.state == InboundState.NEW).count()
     sent = OutboxMail.select().where(OutboxMail.state == "sent").count()
     return new == 0 and sent == 3 * requests
+
+
+def test_submit_into_a_full_store_never_says_a_stored_message_failed(tmp_path, sqlite_url):
+    """An MTA's pipe transport bounces on 70 and retries on 75: a message `submit` stored
+    must end in 0, whatever its handling afterwards met, and one it could not store in 75."""
+    settings = make_settings(tmp_path, sqlite_url).replace("database", quota_mb=1)
+    config = str(write_config(tmp_path / "care-intro.toml", settings))
+    padding = ("Notes: " + "quarterly figures and payroll, " * 3 + "\r\n") * 1200  # ~120 KB
+    stored: list[str] = []
+    codes: list[int] = []
+    for n in range(30):  # bounded: a megabyte holds about eight of these
+        message_id, raw = request(n, "submit-full")
+        done = run("submit", "--config", config, cwd=tmp_path, stdin=raw + padding.encode())
+        codes.append(done.returncode)
+        assert done.returncode in (0, 75), done.stderr
+        assert len(done.stderr.strip().splitlines()) <= 1, done.stderr
+        if done.returncode == 75:
+            break
+        stored.append(message_id)
+    assert codes[-1] == 75, codes  # the store filled
+    kept = {m for (m,) in InboundMessage.select(InboundMessage.message_id).tuples()}
+    assert set(stored) <= kept
