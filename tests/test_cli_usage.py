@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from service.edge.cli import config_first
 from tests.conftest import FIXTURES, make_settings, write_config
 from tests.test_cli import one_line_error, run
@@ -72,6 +74,24 @@ def test_a_reader_that_goes_away_ends_the_demo_quietly(tmp_path):
     errors = demo.stderr.read().decode()
     assert demo.wait(60) in (0, 141), errors
     assert "Traceback" not in errors and "unexpected" not in errors, errors
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("report", "--format", "xml"), "report: argument --format: invalid choice: 'xml'"),
+        (("report", "--language", "xx"), "invalid choice: 'xx'"),
+        (("quarantine", "show", "abc"), "quarantine: argument ID: invalid int value: 'abc'"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+        ((), "the following arguments are required: COMMAND"),
+        (("status", "--colour"), "unrecognized arguments: --colour"),
+    ],
+    ids=["format", "language", "id", "command", "none", "option"],
+)
+def test_a_mistyped_command_line_is_one_line_and_64(tmp_path, argv, said):
+    done = run(*argv, cwd=tmp_path)
+    one_line_error(done, 64, said)
+    assert "usage:" not in done.stderr and "--help" in done.stderr
 
 
 def test_since_names_the_forms_it_takes(tmp_path, sqlite_url):

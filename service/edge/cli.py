@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from service import __version__
 from service.clock import Clock, FixedClock, SystemClock, parse_day_or_moment, parse_moment
@@ -35,6 +36,7 @@ from store import backup, db, queries, referrers
 log = logging.getLogger("care-intro")
 
 # sysexits(3): what an MTA's pipe transport understands (75 = try again later, 77 = bounce).
+EX_USAGE = 64
 EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_NOUSER = 67
@@ -118,10 +120,20 @@ def _reader_gone() -> int:
     return 128 + signal.SIGPIPE
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its mistakes said as every other error here is: one line on stderr,
+    and 64 (EX_USAGE), which an MTA's pipe transport reads as this command's fault; its
+    own is a usage block and 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("care-intro").strip()
+        where = f"{command}: " if command else ""
+        print(f"care-intro: {where}{message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EX_USAGE)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="care-intro", description="Double opt-in introductions by email."
-    )
+    parser = _Parser(prog="care-intro", description="Double opt-in introductions by email.")
     parser.add_argument("--version", action="version", version=f"care-intro {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -238,7 +250,7 @@ def _files_problems(settings: Settings) -> list[str]:
 def _referrers(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.action != "list" and not args.address:
-        raise Failure(f"referrers {args.action} needs an ADDRESS", 64)
+        raise Failure(f"referrers {args.action} needs an ADDRESS", EX_USAGE)
     address = _address(args.address) if args.address else None
     _open_store(settings)
     if args.action == "list":
@@ -264,7 +276,7 @@ def _address(given: str) -> str:
     """A bare address from the command line, or exit 64 (EX_USAGE) saying it is not one."""
     mailbox = parse_mailbox(given)
     if mailbox is None or mailbox.name:
-        raise Failure(f"not an address: {given}", 64)
+        raise Failure(f"not an address: {given}", EX_USAGE)
     return mailbox.address
 
 
@@ -309,7 +321,7 @@ def _tick(args: argparse.Namespace) -> int:
         try:
             clock = FixedClock(parse_moment(args.at))
         except ValueError as exc:
-            raise Failure(str(exc), 64) from exc
+            raise Failure(str(exc), EX_USAGE) from exc
     _open_store(settings)
     ctx = make_context(settings, clock)
     done = asyncio.run(jobs.run_due(ctx, transports.from_settings(settings), clock.now()))
@@ -321,7 +333,7 @@ def _submit(args: argparse.Namespace) -> int:
     # An MTA pipes the message in (`submit --config c.toml < x.eml`); a person at a prompt
     # who gave no file would otherwise wait on a read that never ends.
     if args.file is None and (sys.stdin is None or sys.stdin.isatty()):
-        raise Failure("submit needs FILE.eml, or the message on standard input", 64)
+        raise Failure("submit needs FILE.eml, or the message on standard input", EX_USAGE)
     settings = _settings(args)
     raw = _read_message(args.file or "-")
     excess = header_excess(raw, limits_of(settings))
@@ -438,7 +450,7 @@ def _evidence(args: argparse.Namespace) -> int:
 def _quarantine(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.action != "list" and args.id is None:
-        raise Failure(f"quarantine {args.action} needs the message's ID", 64)
+        raise Failure(f"quarantine {args.action} needs the message's ID", EX_USAGE)
     _open_store(settings)
     if args.action == "list":
         print(console.quarantine_list(settings.service.timezone), end="")
@@ -465,10 +477,10 @@ def _report(args: argparse.Namespace) -> int:
         try:
             since = parse_day_or_moment(args.since, settings.service.timezone)
         except ValueError as exc:
-            raise Failure(f"--since: {exc}", 64) from exc
+            raise Failure(f"--since: {exc}", EX_USAGE) from exc
     referrer = parse_mailbox(args.referrer) if args.referrer else None
     if args.referrer and referrer is None:
-        raise Failure(f"--referrer: not an address: {args.referrer}", 64)
+        raise Failure(f"--referrer: not an address: {args.referrer}", EX_USAGE)
     _open_store(settings)
     found = report.figures_for(referrer.address if referrer else None, since, SystemClock().now())
     language = args.language or settings.service.default_language
