@@ -41,11 +41,16 @@ class NotFound(CareIntroError):
 
 
 class DeliveryError(CareIntroError):
-    """An outgoing mail could not be handed on."""
+    """An outgoing mail could not be handed on.
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    `ours`: the failure is at our end (our relay, our login, our sender address), not about
+    the mail or whom it is for. It is the operator's to fix, and says nothing of the mail.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, ours: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.ours = ours
 
 
 class AddressGone(NotFound):

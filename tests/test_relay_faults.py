@@ -2,7 +2,8 @@
 
 A 5xx (at RCPT or after DATA) ends the referral as a bounce would; a 4xx and a connection
 dropped after the final dot are retried, the one delivered once, the other at most twice
-with the same Message-ID. Each test prints its figures (run with -s to see them).
+with the same Message-ID; a refusal of our sender at MAIL keeps every mail until the relay
+takes them. Each test prints its figures (run with -s to see them).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from store import queries
+from store.models import OutboxMail
 from tests.conftest import (
     REFERRER,
     Delivery,
@@ -32,13 +34,15 @@ REQUEST = "request_thunderbird_labelled_lines.eml"
 UNKNOWN_USER = "550 5.1.1 <bob@bakery.example>: Recipient address rejected: User unknown"
 POLICY = "554 5.7.1 <bob@bakery.example>: Message refused by policy"
 TRY_LATER = "451 4.3.0 Try again later"
+NOT_OURS = "553 5.7.1 <refer@intro.example.org>: Sender address rejected: not owned by user"
 # Everything of the prospect (Bob) the provider must never read.
 BOB_TRACES = ["Bob", "Smith", PROSPECT, "bakery.example"]
 
 
 class FaultyRelay(SinkHandler):
-    """A real SMTP server that refuses some recipients, at RCPT or after DATA, or answers a
-    mail for them 451, or takes it and hangs up before answering, the first few times."""
+    """A real SMTP server that refuses our sender at MAIL, or some recipients, at RCPT or after
+    DATA, or answers a mail for them 451, or takes it and hangs up before answering, the first
+    few times."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -47,6 +51,17 @@ class FaultyRelay(SinkHandler):
         self.temporary: Counter[str] = Counter()  # address -> how many 451s to give
         self.hang_up: Counter[str] = Counter()  # address -> how many times to take and drop
         self.attempts: Counter[str] = Counter()  # DATA commands that ended, by recipient
+        self.at_mail = ""  # the reply to every MAIL FROM, while set
+
+    async def handle_MAIL(
+        self, server: object, session: object, envelope: object, address: str, options: list
+    ) -> str:
+        with self.lock:
+            if self.at_mail:
+                return self.at_mail
+        envelope.mail_from = address  # type: ignore[attr-defined]
+        envelope.mail_options.extend(options)  # type: ignore[attr-defined]
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(
         self, server: object, session: object, envelope: object, address: str, options: list
@@ -232,5 +247,50 @@ def test_a_connection_dropped_after_the_dot_is_retried_with_the_same_message_id(
         "stored": 1,
         "mails sent": 3,
         "duplicates": 1,
+        "failed": 0,
+    }
+
+
+def every_mail_tried() -> bool:
+    """Receipt and both questions queued, each tried at least once, none sent or failed."""
+    rows = list(OutboxMail.select())
+    return len(rows) == 3 and all(
+        r.state == "pending" and r.attempts >= 1 and r.last_error for r in rows
+    )
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [NOT_OURS, "530 5.7.0 Authentication required"],
+    ids=["sender-not-owned", "login-required"],
+)
+def test_a_relay_that_refuses_our_sender_keeps_every_mail_until_it_takes_them(
+    serve, relay, refusal
+):
+    handler, sink = relay
+    handler.at_mail = refusal
+    answered = request(serve)
+    eventually(every_mail_tried, "every mail tried and kept", 30)
+    # Our sender is the operator's to fix, never a word about Bob or Jane: nothing ended.
+    assert state() == "asking"
+    assert {r.last_error for r in OutboxMail.select()} == {
+        f"the relay refused our sender: {refusal}"
+    }
+    errors = [line for line in serve.log.read_text().splitlines() if "ERROR" in line]
+    assert any(refusal[:3] in line and "refused our sender" in line for line in errors)
+    for line in errors:
+        assert "@" not in line.replace("@intro.example.org>", ""), line
+    # Fixed: the next run sends them all, once each.
+    handler.at_mail = ""
+    assert "sent 3, retrying 0, failed 0" in retry_later(serve)
+    assert serve.stop() == 0
+    assert [len(sink.to(a)) for a in (REFERRER, PROVIDER, PROSPECT)] == [1, 1, 1]
+    assert state() == "asking"
+    found = figures(f"{refusal[:3]} at MAIL, then taken", answered, sink)
+    assert found == {
+        "answered 250": 1,
+        "stored": 1,
+        "mails sent": 3,
+        "duplicates": 0,
         "failed": 0,
     }

@@ -432,6 +432,32 @@ def test_a_relay_that_opens_data_with_nobody_to_deliver_to_gets_a_lone_dot():
 
 
 @pytest.mark.parametrize(
+    "reply",
+    [b"553 5.7.1 Sender address rejected: not owned by user", b"530 authentication required"],
+    ids=["not-owned", "login-required"],
+)
+def test_a_sender_refused_for_good_keeps_the_mail_and_the_relay_is_asked_again_later(
+    reply, monkeypatch
+):
+    script = Script({**RELAY, b"MAIL": reply + b"\r\n", b"RSET": OK})
+    refused, waiting = talk_to(script, item(n=1), item(n=2))
+    # Our sender or our account, not the recipient: the operator's to fix, the mail waits.
+    for outcome in (refused, waiting):
+        assert isinstance(outcome, DeliveryError) and not outcome.permanent and outcome.ours
+        assert reply.decode() in str(outcome)
+    # The second mail did not ask the relay again: one refusal, not one per waiting mail.
+    assert [line for line in script.heard if line.startswith(b"MAIL")] == [
+        b"MAIL FROM:<" + SENDER.encode() + b">\r\n"
+    ]
+    # A minute later it is asked again, and what it takes goes.
+    monkeypatch.setattr(transports, "LOGIN_PAUSE_SECONDS", 0.0)
+    script = Script({**RELAY, b"MAIL": [reply + b"\r\n", OK], b"RSET": OK})
+    first, second = talk_to(script, item(n=1), item(n=2))
+    assert isinstance(first, DeliveryError) and first.ours
+    assert second == ""
+
+
+@pytest.mark.parametrize(
     ("reply", "permanent"), [(b"451 4.3.0 not now", False), (b"554 5.3.0 no", True)]
 )
 def test_a_refused_data_command_is_the_relays_word_on_the_mail(reply, permanent):

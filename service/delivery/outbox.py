@@ -259,7 +259,10 @@ async def _deliver_one(
             await run_db(queries.mark_failed, item.id, now, str(exc))
             return Report(failed=1)
         due = now + backoff(item.attempts)
-        log.info(
+        # At our end (our relay refused our login or our sender): nothing changes until the
+        # operator acts, so it is an error in the log, not a note.
+        log.log(
+            logging.ERROR if exc.ours else logging.INFO,
             "mail %s (%s) will be retried at %s: %s",
             item.message_id,
             item.purpose,

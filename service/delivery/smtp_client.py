@@ -50,6 +50,11 @@ class Refused(Exception):
         self.reply = reply
 
 
+class SenderRefused(Refused):
+    """The relay refused MAIL FROM: our envelope sender or our account, not the recipients;
+    every mail we send meets the same until the operator fixes it."""
+
+
 class RecipientsRefused(Exception):
     """The relay refused every recipient; the connection goes on."""
 
@@ -200,9 +205,9 @@ class SmtpConnection:
     async def send(self, sender: str, recipients: list[str], raw: bytes) -> dict[str, Reply]:
         """Hand one mail on; the recipients the relay refused while it took the others.
 
-        Raises Refused or RecipientsRefused when the relay took none of it (the connection
-        goes on, unless the relay is closing it), Unsendable when no relay could take it,
-        Broken when the conversation failed (it is closed).
+        Raises SenderRefused, Refused or RecipientsRefused when the relay took none of it
+        (the connection goes on, unless the relay is closing it), Unsendable when no relay
+        could take it, Broken when the conversation failed (it is closed).
         """
         addresses = [sender, *recipients]
         if any(_NOT_IN_A_PATH.search(a) for a in addresses):
@@ -234,7 +239,7 @@ class SmtpConnection:
             elif data.code != 354:
                 await self._reset()
             if nobody and not mail.taken:
-                raise Refused(mail)
+                raise SenderRefused(mail)
             if nobody:
                 raise RecipientsRefused(refused)
             if data.code != 354:

@@ -16,6 +16,7 @@ from service.delivery.smtp_client import (
     LoginRefused,
     RecipientsRefused,
     Refused,
+    SenderRefused,
     SmtpConnection,
     Unsendable,
 )
@@ -25,7 +26,8 @@ from store.records import OutboxItem
 
 # A kept connection used this recently is taken as open; an older one is asked first.
 FRESH_SECONDS = 2.0
-# After the relay refused our login, mails wait this long before it is asked again.
+# After the relay refused our login or our sender for good, mails wait this long before it
+# is asked again.
 LOGIN_PAUSE_SECONDS = 60.0
 
 
@@ -63,15 +65,16 @@ class SmtpRelay:
         self.connections = max(connections, 1)
         self._idle: list[tuple[SmtpConnection, float]] = []
         self._helo_name = ""
-        # Until when a refused login is taken as still refused, and what the relay said.
-        self._login_refused: tuple[float, str] | None = None
+        # Until when a refused login (or sender) is taken as still refused, and what the
+        # relay said.
+        self._refusing: tuple[float, str] | None = None
 
     async def send(self, item: OutboxItem) -> str:
         now = asyncio.get_running_loop().time()
-        if self._login_refused is not None and now < self._login_refused[0]:
+        if self._refusing is not None and now < self._refusing[0]:
             # Asked again at once, the relay would only refuse again, once per mail: a
             # queue of them looks like password guessing to fail2ban or Postfix's anvil.
-            raise DeliveryError(self._login_refused[1], permanent=False)
+            raise DeliveryError(self._refusing[1], permanent=False, ours=True)
         try:
             async with asyncio.timeout(self.timeout):
                 connection = await self._checkout()
@@ -86,13 +89,22 @@ class SmtpRelay:
             raise DeliveryError(
                 f"every recipient refused: {exc}", permanent=all(c >= 500 for c in codes)
             ) from exc
+        except SenderRefused as exc:
+            # MAIL FROM is about us (our sender address, our account), never about whom the
+            # mail is for: like a refused login, the operator's to fix, so the mail waits.
+            said = f"the relay refused our sender: {exc.reply}"
+            if exc.reply.code >= 500:
+                # For good, until fixed: the waiting mails need not each hear it again. A
+                # 4xx (or a 421, the relay closing) may be over by the next mail.
+                self._refusing = (now + LOGIN_PAUSE_SECONDS, said)
+            raise DeliveryError(said, permanent=False, ours=True) from exc
         except Refused as exc:
             raise DeliveryError(f"relay said {exc.reply}", permanent=exc.reply.code >= 500) from exc
         except Unsendable as exc:
             raise DeliveryError(str(exc), permanent=True) from exc
         except LoginRefused as exc:
-            self._login_refused = (now + LOGIN_PAUSE_SECONDS, str(exc))
-            raise DeliveryError(str(exc), permanent=False) from exc
+            self._refusing = (now + LOGIN_PAUSE_SECONDS, str(exc))
+            raise DeliveryError(str(exc), permanent=False, ours=True) from exc
         except (Broken, TimeoutError, OSError) as exc:
             said = str(exc) or type(exc).__name__
             raise DeliveryError(f"relay unreachable: {said}", permanent=False) from exc
