@@ -204,6 +204,10 @@ class OutboxMail(BaseModel):
     due_at = UTCDateTimeField()
     sent_at = UTCDateTimeField(null=True)
     last_error = peewee.TextField(default="")
+    # When the relay first answered this mail with a temporary refusal: the retry window runs
+    # from there, not from when the mail was queued, so time the service was stopped or our
+    # relay was down does not count against it. NULL while the relay never refused it.
+    deferred_since = UTCDateTimeField(null=True)
     # The follow-up survey this mail carries, so a reply that lost its tag still finds it.
     survey = peewee.ForeignKeyField(Survey, null=True, on_delete="SET NULL")
     # When what depends on a failed mail (its referral, its survey) was told of the failure;

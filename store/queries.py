@@ -762,6 +762,7 @@ def claim_outbox(
             raw=bytes(r.raw),
             attempts=r.attempts + 1,
             created_at=r.created_at,
+            deferred_since=r.deferred_since,
         )
         for r in rows
     ]
@@ -778,6 +779,7 @@ def _due_outbox(now: datetime, limit: int) -> peewee.ModelSelect:
             OutboxMail.raw,
             OutboxMail.attempts,
             OutboxMail.created_at,
+            OutboxMail.deferred_since,
         )
         .where((OutboxMail.state == OutboxState.PENDING) & (OutboxMail.due_at <= now))
         .order_by(OutboxMail.due_at, OutboxMail.id)
@@ -853,11 +855,18 @@ _MARK_SENT = CompiledUpdate(
 )
 
 
-def reschedule(outbox_id: int, due_at: datetime, error: str) -> None:
+def reschedule(
+    outbox_id: int, due_at: datetime, error: str, deferred_at: datetime | None = None
+) -> None:
+    """Make a mail due again at `due_at`; `deferred_at`: the relay refused it for now then,
+    which starts its retry window unless an earlier refusal did."""
+    pending = (OutboxMail.id == outbox_id) & (OutboxMail.state == OutboxState.PENDING)
     with database.atomic():
-        OutboxMail.update(due_at=due_at, last_error=error, claimed_by="").where(
-            (OutboxMail.id == outbox_id) & (OutboxMail.state == OutboxState.PENDING)
-        ).execute()
+        OutboxMail.update(due_at=due_at, last_error=error, claimed_by="").where(pending).execute()
+        if deferred_at is not None:
+            OutboxMail.update(deferred_since=deferred_at).where(
+                pending & OutboxMail.deferred_since.is_null()
+            ).execute()
 
 
 def mark_failed(outbox_id: int, now: datetime, error: str) -> None:

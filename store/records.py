@@ -188,6 +188,8 @@ class OutboxItem:
     raw: bytes
     attempts: int
     created_at: datetime
+    # When the relay first refused this mail for now; None while it never has.
+    deferred_since: datetime | None = None
 
 
 @dataclass(frozen=True)

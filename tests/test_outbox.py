@@ -20,7 +20,9 @@ from service.clock import FixedClock
 from service.delivery import holder
 from service.delivery.holder import Holder, this_process
 from service.delivery.outbox import (
+    FEWEST_ATTEMPTS,
     LEASE,
+    LONGEST_WAIT,
     RETRY_FOR,
     SEND_LIMIT_SECONDS,
     Outbox,
@@ -83,11 +85,12 @@ def test_a_temporary_refusal_is_retried_later_with_the_same_bytes(store_url, sin
 
 
 def test_backoff_doubles_and_stops_at_an_hour():
-    assert [backoff(n).total_seconds() / 60 for n in (1, 2, 3, 4, 7, 8, 20)] == [
+    assert [backoff(n).total_seconds() / 60 for n in (1, 2, 3, 4, 7, 8, 20, 1000)] == [
         1,
         2,
         4,
         8,
+        60,
         60,
         60,
         60,
@@ -102,11 +105,30 @@ def test_a_permanent_refusal_fails_at_once(store_url, sink):
     assert deliver(relay(sink), NOW + timedelta(days=1)) == Report()
 
 
-def test_an_unreachable_relay_is_a_temporary_failure_until_the_queue_lifetime(store_url):
+def test_an_unreachable_relay_keeps_the_mail_however_long_it_is_down(store_url, sink, caplog):
     enqueue(1)
     gone = SmtpRelay("127.0.0.1", free_port(), timeout=2)
     assert deliver(gone) == Report(retrying=1)
-    assert deliver(gone, NOW + RETRY_FOR) == Report(failed=1)
+    assert deliver(gone, NOW + 3 * RETRY_FOR) == Report(retrying=1)
+    # Our outage, the operator's to fix: an error in the log, never a failure of the mail.
+    assert [r.levelname for r in caplog.records if "relay unreachable" in r.getMessage()] == [
+        "ERROR",
+        "ERROR",
+    ]
+    assert deliver(relay(sink), NOW + 3 * RETRY_FOR + LONGEST_WAIT) == Report(sent=1)
+    assert len(sink.deliveries) == 1
+
+
+def test_a_service_stopped_for_a_weekend_retries_for_the_whole_window(store_url, sink):
+    enqueue(1)
+    sink.answer_next(*["451 4.3.0 Try again later"] * 1000)
+    restarted = NOW + timedelta(days=3)  # queued on Friday, first tried on Monday
+    assert deliver(relay(sink), restarted) == Report(retrying=1)
+    at, attempts = restarted, 1
+    while (report := deliver(relay(sink), at := at + LONGEST_WAIT)).failed == 0:
+        attempts += report.retrying
+    assert restarted + RETRY_FOR <= at < restarted + RETRY_FOR + 2 * LONGEST_WAIT
+    assert attempts >= FEWEST_ATTEMPTS
 
 
 def test_a_crash_after_handing_on_resends_the_identical_mail_at_most(store_url, sink):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from service.model import Answer, State, SurveyState
 from service.referral import deadlines, workflow
 from store import db, queries
 from store.records import ReferralRecord
-from tests.conftest import REFERRER, Sink, relay_sink
+from tests.conftest import REFERRER, Sink, free_port, relay_sink
 from tests.helpers import (
     NOW,
     PROSPECT,
@@ -162,16 +162,26 @@ def test_an_introduction_refused_whose_notice_fails_leaves_no_trace_in_the_histo
     assert refusals.settle_failures(ctx, NOW) == 0  # settled all the same, not tried forever
 
 
+def hourly_until_given_up(sink: Sink, start: datetime) -> datetime:
+    """Run the outbox every hour from `start` until a mail fails; when it did."""
+    at = start
+    while deliver(sink, at).failed == 0:
+        at += timedelta(hours=1)
+        assert at - start < 2 * RETRY_FOR, "never given up"
+    return at
+
+
 def test_a_mail_out_of_retries_is_a_failure_too(ctx, relay):
     handler, sink = relay
     handler.temporary[PROSPECT] = 1000
     referral = open_one(ctx)
     assert deliver(sink) == Report(sent=2, retrying=1)
     assert refusals.settle_failures(ctx, NOW) == 0  # a retry is no answer yet
-    assert deliver(sink, NOW + RETRY_FOR) == Report(failed=1)
-    assert refusals.settle_failures(ctx, NOW + RETRY_FOR) == 1
+    failed_at = hourly_until_given_up(sink, NOW + timedelta(hours=1))
+    assert NOW + RETRY_FOR <= failed_at < NOW + RETRY_FOR + timedelta(hours=2)
+    assert refusals.settle_failures(ctx, failed_at) == 1
     assert queries.referral_by_id(referral.id).state == State.UNDELIVERABLE
-    deliver(sink, NOW + RETRY_FOR)
+    deliver(sink, failed_at)
     assert f"(status {TRY_LATER})" in told(sink.to(REFERRER)[-1])
 
 
@@ -246,3 +256,36 @@ def test_the_failures_to_settle_are_found_from_their_own_index(ctx):
         else:
             rows = db.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
             assert [r[-1] for r in rows] == ["SCAN t1 USING INDEX outbox_mail_id"]
+
+
+def test_our_relay_down_for_days_ends_nothing_and_the_mail_goes_when_it_is_back(ctx, relay):
+    """Our outage is no answer about anyone: no referrer is told the other person's server
+    refused, and nothing waits out its retries while no relay could say a word about it."""
+    _handler, sink = relay
+    referral = open_one(ctx)
+    closed = SmtpRelay("127.0.0.1", free_port(), timeout=2)
+    for at in (NOW, NOW + RETRY_FOR, NOW + 3 * RETRY_FOR):
+        assert asyncio.run(deliver_due(closed, at)) == Report(retrying=3)
+        assert refusals.settle_failures(ctx, at) == 0
+    assert queries.referral_by_id(referral.id).state == State.ASKING
+    assert queries.outbox_counts() == {"pending": 3}
+    # Back: everything goes, once.
+    assert deliver(sink, NOW + 3 * RETRY_FOR + timedelta(hours=1)) == Report(sent=3)
+    assert deliver(sink, NOW + 4 * RETRY_FOR) == Report()
+    assert [len(sink.to(a)) for a in (REFERRER, PROVIDER, PROSPECT)] == [1, 1, 1]
+    assert queries.referral_by_id(referral.id).state == State.ASKING
+
+
+def test_after_our_outage_a_refusal_for_now_gets_its_whole_retry_window(ctx, relay):
+    handler, sink = relay
+    handler.temporary[PROSPECT] = 1000
+    referral = open_one(ctx)
+    closed = SmtpRelay("127.0.0.1", free_port(), timeout=2)
+    for hours in range(0, 72, 8):  # down all weekend, tried again and again meanwhile
+        asyncio.run(deliver_due(closed, NOW + timedelta(hours=hours)))
+    back = NOW + timedelta(hours=72)
+    assert deliver(sink, back) == Report(sent=2, retrying=1)
+    # Counted from the relay's first word about the mail, not from when it was queued.
+    assert hourly_until_given_up(sink, back + timedelta(hours=1)) >= back + RETRY_FOR
+    assert refusals.settle_failures(ctx, back + 2 * RETRY_FOR) == 1
+    assert queries.referral_by_id(referral.id).state == State.UNDELIVERABLE

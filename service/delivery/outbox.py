@@ -30,8 +30,14 @@ HEARTBEAT_SECONDS = 15.0
 # The most one send may take, everything included. Shorter than a lease, so a hanging
 # relay times out while its mail is still ours: no second instance can send it meanwhile.
 SEND_LIMIT_SECONDS = 40.0
-# Like an MTA's queue lifetime: past this, a temporary failure is taken as final.
+# Like an MTA's queue lifetime: a mail the relay keeps refusing for now is given up once
+# this long has passed since its first such refusal, and it was tried at least
+# FEWEST_ATTEMPTS times. Counted from the first refusal, not from queueing: a service
+# stopped over a weekend, or our relay down, must not use up the window with no answer from
+# the relay about the mail. The attempts keep a service stopped mid-window from giving up on
+# its first try after a restart: they are spread over about four hours by the backoff.
 RETRY_FOR = timedelta(days=2)
+FEWEST_ATTEMPTS = 10
 FIRST_RETRY = timedelta(minutes=1)
 LONGEST_WAIT = timedelta(hours=1)
 BATCH = 50
@@ -75,7 +81,10 @@ class Report:
 
 def backoff(attempts: int) -> timedelta:
     """1, 2, 4, … minutes after each failed attempt, never more than an hour."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_WAIT)
+    # The exponent stops where the hour is reached: a mail tried hourly for days would
+    # otherwise ask timedelta for more than it can hold (2**42 minutes).
+    ceiling = (LONGEST_WAIT // FIRST_RETRY).bit_length()
+    return min(FIRST_RETRY * (2 ** min(max(attempts - 1, 0), ceiling)), LONGEST_WAIT)
 
 
 async def deliver_due(
@@ -248,7 +257,17 @@ async def _deliver_one(
         finally:
             handed_on()  # the connection is free for the next mail, recorded or not
     except DeliveryError as exc:
-        give_up = exc.permanent or now - item.created_at >= RETRY_FOR
+        if exc.ours:
+            # Our relay down, our login or sender refused: nothing about the mail or its
+            # recipient, so it waits however long that takes; failing it would tell a
+            # referrer that someone's server refused what it never saw. The operator learns
+            # from this error and from /healthz ("outbox late").
+            give_up = False
+        else:
+            since = item.deferred_since or now
+            give_up = exc.permanent or (
+                now - since >= RETRY_FOR and item.attempts >= FEWEST_ATTEMPTS
+            )
         if give_up:
             log.warning(
                 "mail %s (%s) failed for good: %s",
@@ -259,8 +278,8 @@ async def _deliver_one(
             await run_db(queries.mark_failed, item.id, now, str(exc))
             return Report(failed=1)
         due = now + backoff(item.attempts)
-        # At our end (our relay refused our login or our sender): nothing changes until the
-        # operator acts, so it is an error in the log, not a note.
+        # At our end (our relay down, or refusing our login or our sender): nothing changes
+        # until the operator acts, so it is an error in the log, not a note.
         log.log(
             logging.ERROR if exc.ours else logging.INFO,
             "mail %s (%s) will be retried at %s: %s",
@@ -269,7 +288,8 @@ async def _deliver_one(
             due,
             without_addresses(str(exc)),
         )
-        await run_db(queries.reschedule, item.id, due, str(exc))
+        deferred_at = None if exc.ours else now
+        await run_db(queries.reschedule, item.id, due, str(exc), deferred_at)
         return Report(retrying=1)
     # A crash right here (handed on, not yet recorded) makes the claim go back and the
     # same bytes, with the same Message-ID, go again: a duplicate a client can recognise,

@@ -106,8 +106,10 @@ class SmtpRelay:
             self._refusing = (now + LOGIN_PAUSE_SECONDS, str(exc))
             raise DeliveryError(str(exc), permanent=False, ours=True) from exc
         except (Broken, TimeoutError, OSError) as exc:
+            # Our relay, not the recipient's server: an outage of ours says nothing of the
+            # mail, so it waits for the relay however long that takes.
             said = str(exc) or type(exc).__name__
-            raise DeliveryError(f"relay unreachable: {said}", permanent=False) from exc
+            raise DeliveryError(f"relay unreachable: {said}", permanent=False, ours=True) from exc
         # Some recipients taken, some refused: the mail went; sending it again would
         # give the accepted ones a second copy. Note who was refused and move on.
         return "; ".join(f"refused {r}: {reply}" for r, reply in refused.items())
