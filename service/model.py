@@ -83,6 +83,10 @@ OPEN_SURVEY_STATES = frozenset({SurveyState.SCHEDULED, SurveyState.SENT})
 # whom it missed), yet it asks nothing, unlike the other mails that name a party.
 INTRODUCTION = "introduction"
 
+# The outbox purposes that ask the consent question: the question itself and its one
+# reminder. Only their failure, before the party answered, means the party cannot be reached.
+QUESTION_PURPOSES = ("consent_request", "consent_reminder")
+
 
 class InboundState(enum.StrEnum):
     """What became of a stored message: new until intake has handled it."""

@@ -8,11 +8,9 @@ from datetime import datetime
 
 import peewee
 
+from service.model import QUESTION_PURPOSES
 from store.compiled import CompiledInsert, CompiledRead, CompiledUpdate
 from store.models import ConsentText, OutboxMail, Party
-
-# The mails that ask the consent question: the question itself and its one reminder.
-QUESTION_PURPOSES = ("consent_request", "consent_reminder")
 
 
 @dataclass(frozen=True)

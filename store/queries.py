@@ -655,7 +655,8 @@ def answers_our_mail(message_ids: Sequence[str]) -> bool:
 
 
 def open_questions_to(address: str) -> list[tuple[int, int, str]]:
-    """(referral id, party id, ask key) of every question still waiting for this address."""
+    """(referral id, party id, ask key) of every question to this address in a referral still
+    asking, answered or not: a yes may still be taken back (erasure, "never again")."""
     rows = (
         Party.select(Party.referral, Party.id, Party.ask_key)
         .join(Referral)

@@ -10,12 +10,14 @@ from tests.helpers import (
     PROSPECT,
     PROVIDER,
     RCPT,
+    inbound_counts,
     parse,
     request_referral,
     text_of,
     web,
     words_of,
 )
+from tests.test_answers_by_mail import reply
 
 
 def bounce(running, fixture: str, to: str) -> None:
@@ -48,6 +50,23 @@ def test_a_permanent_failure_of_a_question_ends_the_referral(running, sink):
     assert "will not go ahead" in to_provider
     for leak in ("Bob", "bakery.example", "unknown user", "5.1.1", "bounce", "deliver"):
         assert leak not in to_provider
+
+
+def test_a_bounce_after_the_party_answered_yes_ends_nothing(running, sink):
+    # Bob's yes reached us, so his question reached him; an alias of his that fails later
+    # (Final-Recipient bob.old@, Original-Recipient bob@) says nothing about the referral.
+    links = request_referral(running.service.smtp_port, sink)
+    verp = question_to(sink, PROSPECT).mail_from
+    reply(running, sink, PROSPECT, "reply_gmail_top_en_yes.eml")
+    referral = queries.recent_referrals()[0]
+    eventually(lambda: queries.recent_referrals()[0].party("prospect").answer == "yes", "Bob's yes")
+    bounce(running, "dsn_postfix_alias_target_unknown.eml", verp)
+    eventually(lambda: "bounced" in [e.kind for e in queries.events_for(referral.id)], "the bounce")
+    eventually(lambda: inbound_counts().get("new", 0) == 0, "processing")
+    assert state() == "asking"
+    assert len(sink.deliveries) == 3  # the receipt and the two questions: nobody was told
+    web.post(links[PROVIDER], data={"answer": "yes"})
+    eventually(lambda: state() == "introduced", "the introduction")
 
 
 def test_a_bounce_without_verp_is_matched_to_the_open_question(running, sink):

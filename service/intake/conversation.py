@@ -9,7 +9,7 @@ from service.evaluation import surveys
 from service.intake import refusals
 from service.intake.disposition import Disposition
 from service.intake.receiving import referenced_ids
-from service.model import INTRODUCTION, Answer, Channel, InboundState
+from service.model import INTRODUCTION, QUESTION_PURPOSES, Answer, Channel, InboundState
 from service.reading import bounces, quotes, replies
 from service.reading.authorization import author_of
 from service.reading.robots import automatic_reason
@@ -140,7 +140,11 @@ def process_bounce(
             f"permanent failure of an introduction: {permanent[0].status}; referrer told {told}",
         )
     if sent is not None:  # the mail is known: whatever it reports, this question failed
-        asked = sent.referral_id is not None and sent.party_id is not None
+        asked = (
+            sent.referral_id is not None
+            and sent.party_id is not None
+            and sent.purpose in QUESTION_PURPOSES
+        )
         targets = [(sent.referral_id, sent.party_id, permanent[0].status)] if asked else []
     else:
         targets = [

@@ -1,7 +1,8 @@
 """Mail the relay refused for good, or the outbox gave up on: settled as the bounce it is.
 
 A relay's 5xx is the same answer a bounce gives, only sooner, so it takes the bounce's path:
-a consent question or reminder that cannot arrive ends the referral, a survey that cannot
+a consent question or reminder that cannot arrive ends the referral (unless its party
+answered already, so was reached), a survey that cannot
 arrive closes, an introduction that did not reach someone is told to the referrer. Notices
 to the referrer or the other party end with the outbox's record: a failed notice about a
 failure must not send another notice. Each failure is claimed, marked settled and handled
@@ -14,7 +15,7 @@ import logging
 from datetime import datetime
 
 from service.evaluation import surveys
-from service.model import INTRODUCTION, Channel
+from service.model import INTRODUCTION, QUESTION_PURPOSES, Channel
 from service.reading.relay_replies import reply_about, without_addresses
 from service.referral import deadlines, workflow
 from service.writing import letters
@@ -54,7 +55,9 @@ def _settle(ctx: Context, failed: FailedMail, now: datetime) -> bool:
     # Before the question's case: an introduction's envelope names its party too.
     if failed.purpose == INTRODUCTION:
         return not_introduced(ctx, failed.referral_id, address, status, Channel.SMTP, now)
-    if failed.party_id is not None:
+    # Only the question (or its reminder) tells whether a party can be reached; a note to
+    # them ("how to answer", "your no stands") that fails ends with its record.
+    if failed.party_id is not None and failed.purpose in QUESTION_PURPOSES:
         return workflow.undeliverable(
             ctx, failed.referral_id, failed.party_id, status, Channel.SMTP, now
         )

@@ -488,6 +488,11 @@ def undeliverable(
     """A party's question bounced for good: the introduction cannot happen.
 
     The referrer learns which address failed; the other party only that it will not go ahead.
+    Not once the party answered: their yes or no reached us, so the question reached them,
+    and what fails later (an alias that stopped forwarding, a full mailbox, a reminder
+    refused after retries) says nothing about this referral. Its history keeps the bounce;
+    nobody is told, since nothing changed. Decided under the referral's lock, so an answer
+    recorded a moment before is seen.
     """
     with transaction():
         referral = queries.lock_referral(referral_id)
@@ -498,7 +503,7 @@ def undeliverable(
         queries.add_event(
             referral.id, now, "bounced", party.role, channel, without_addresses(status)
         )
-        if referral.state != State.ASKING:
+        if referral.state != State.ASKING or party.answer is not None:
             return False
         move(referral, State.UNDELIVERABLE, now, channel)
         mails = [
