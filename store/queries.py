@@ -674,8 +674,22 @@ def email_of_ask(ask_key: str) -> str | None:
 def sent_mail_by_bounce_key(bounce_key: str) -> SentMail | None:
     """The mail a VERP bounce address names: to whom it went, and which question it asked."""
     row = OutboxMail.get_or_none(OutboxMail.bounce_key == bounce_key.lower())
-    if row is None:
+    return None if row is None else _sent_mail(row)
+
+
+def sent_mail_by_message_ids(message_ids: Sequence[str]) -> SentMail | None:
+    """The one mail a bounce without VERP quotes by Message-ID, or None.
+
+    None also when the Message-IDs name several envelopes (the introduction's one Message-ID
+    goes to each person): the quote then cannot say which of them failed.
+    """
+    if not message_ids:
         return None
+    rows = list(OutboxMail.select().where(OutboxMail.message_id.in_(list(message_ids))).limit(2))
+    return _sent_mail(rows[0]) if len(rows) == 1 else None
+
+
+def _sent_mail(row: OutboxMail) -> SentMail:
     return SentMail(
         id=row.id,
         purpose=row.purpose,

@@ -69,9 +69,29 @@ def test_a_bounce_after_the_party_answered_yes_ends_nothing(running, sink):
     eventually(lambda: state() == "introduced", "the introduction")
 
 
-def test_a_bounce_without_verp_is_matched_to_the_open_question(running, sink):
+def test_a_bounce_to_the_plain_address_quoting_our_question_ends_the_referral(running, sink):
+    # An MTA that returns mail to the From address: Gmail's report, quoting the Message-ID
+    # of the question it could not deliver (set here to the one we sent).
     request_referral(running.service.smtp_port, sink)
-    bounce(running, "dsn_gmail_no_such_user.eml", RCPT)
+    asked = parse(question_to(sink, PROSPECT))["Message-ID"]
+    raw = wire_fixture("dsn_gmail_no_such_user.eml")
+    raw = raw.replace(b"<consent.3f9a1c7e2b@intro.example.org>", asked.encode())
+    with smtplib.SMTP("127.0.0.1", running.service.smtp_port, timeout=10) as smtp:
+        assert smtp.sendmail("<>", [RCPT], raw) == {}
+    eventually(lambda: state() == "undeliverable", "the referral to end")
+
+
+def test_a_forged_bounce_to_the_plain_address_ends_nothing(running, sink):
+    # Anyone can send from the null sender to refer@ a report naming a party's address.
+    request_referral(running.service.smtp_port, sink)
+    referral = queries.recent_referrals()[0]
+    bounce(running, "dsn_forged_postfix_naming_a_party_to_the_plain_address.eml", RCPT)
+    eventually(lambda: inbound_counts().get("ignored", 0) == 1, "the bounce to be kept")
+    assert state() == "asking"
+    assert "bounced" not in [e.kind for e in queries.events_for(referral.id)]
+    assert len(sink.deliveries) == 3
+    # The genuine bounce, through the question's VERP address, still ends it.
+    bounce(running, "dsn_postfix_user_unknown.eml", question_to(sink, PROVIDER).mail_from)
     eventually(lambda: state() == "undeliverable", "the referral to end")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.reading.bounces import Failure, read_bounce
+from service.reading.bounces import Failure, read_bounce, returned_message_ids
 from service.reading.request import parse_message
 from tests.conftest import FIXTURES, fixture_bytes
 
@@ -105,6 +105,18 @@ OURS = [
         ],
         id="sendmail-one-failed-one-delayed",
     ),
+    pytest.param(
+        "dsn_postfix_alias_target_unknown.eml",
+        # bob@ forwarded to bob.old@, which failed: the address we sent to is the one reported.
+        [Failure(BOB, True, "5.1.1", 'unknown user: "bob.old"')],
+        id="postfix-alias-original-recipient-wins",
+    ),
+    pytest.param(
+        "dsn_forged_postfix_naming_a_party_to_the_plain_address.eml",
+        # Read as any report is; what it may change is decided by which mail it names.
+        [Failure(JANE, True, "5.1.1", 'unknown user: "jane"')],
+        id="forged-postfix-report",
+    ),
 ]
 
 # Real bounces from the wild, copied unchanged from flufl.bounce 6.0.0's test data
@@ -190,6 +202,21 @@ THEIRS = [
 @pytest.mark.parametrize(("name", "failures"), OURS + THEIRS)
 def test_each_bounce_reports_exactly_these_failures(name, failures):
     assert read_bounce(parse_message(fixture_bytes(name))) == failures
+
+
+@pytest.mark.parametrize(
+    ("name", "quoted"),
+    [
+        ("dsn_postfix_user_unknown.eml", ["<Zq1xY2abc-def@intro.example.org>"]),
+        ("dsn_gmail_no_such_user.eml", ["<consent.3f9a1c7e2b@intro.example.org>"]),
+        ("dsn_exchange_online_recipient_not_found.eml", ["<consent.3f9a1c7e2b@intro.example.org>"]),
+        ("dsn_qmail_no_mailbox.eml", ["<consent.3f9a1c7e2b@intro.example.org>"]),
+        ("dsn_fluflbounce_qmail_mailfolder_full.eml", []),
+    ],
+    ids=["returned-headers", "returned-message", "in-reply-to", "quoted-in-prose", "none"],
+)
+def test_a_bounce_quotes_the_message_id_of_what_failed(name, quoted):
+    assert returned_message_ids(parse_message(fixture_bytes(name))) == quoted
 
 
 def test_every_bounce_fixture_is_listed_above():

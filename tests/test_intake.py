@@ -108,7 +108,7 @@ def test_every_problem_is_in_the_one_reply(ctx):
         (
             "dsn_postfix_user_unknown.eml",
             "",
-            ("processed", "permanent failure: bob@bakery.example 5.1.1; 0 referral(s) ended"),
+            ("ignored", "permanent failure of no mail we know: bob@bakery.example 5.1.1"),
         ),
         (
             "auto_reply_exchange_out_of_office.eml",
@@ -121,7 +121,7 @@ def test_every_problem_is_in_the_one_reply(ctx):
             ("ignored", "<mallory@elsewhere.example> is not allowed to send requests here"),
         ),
     ],
-    ids=["bounce-for-no-open-question", "out-of-office", "stranger"],
+    ids=["bounce-for-no-mail-of-ours", "out-of-office", "stranger"],
 )
 def test_what_is_not_a_request_is_kept_and_never_answered(ctx, name, envelope_from, note):
     inbound_id = arrive(name, envelope_from)

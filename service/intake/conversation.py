@@ -110,13 +110,20 @@ def process_bounce(
 ) -> Disposition:
     """A permanent failure of a consent question ends the referral; anything else is noted.
 
-    The VERP address names the mail, so the failed party is known without trusting the
-    bounce's text; without it, the addresses the bounce reports are matched to open questions.
+    Only a bounce that names one mail we sent is acted on: by its VERP address, or, for an
+    MTA that returned it elsewhere (to the From address, say), by quoting that mail's
+    Message-ID. Both are random, so only the MTA that carried the mail, or its recipient,
+    knows them. The failed party is then known without trusting the bounce's text. A bounce
+    that names only addresses is stored and changes nothing: anyone can write one, from
+    the null sender, to our plain address, naming whomever they want to drop out.
     """
     failures = bounces.read_bounce(message)
     if not failures:
         return Disposition(InboundState.IGNORED, "not a delivery status notification")
-    sent = queries.sent_mail_by_bounce_key(bounce_key) if bounce_key else None
+    if bounce_key:
+        sent = queries.sent_mail_by_bounce_key(bounce_key)
+    else:
+        sent = queries.sent_mail_by_message_ids(bounces.returned_message_ids(message))
     permanent = [f for f in failures if f.permanent]
     if not permanent:
         statuses = ", ".join(f"{f.recipient} {f.status or '4.x.x'}" for f in failures)
@@ -139,24 +146,20 @@ def process_bounce(
             InboundState.PROCESSED,
             f"permanent failure of an introduction: {permanent[0].status}; referrer told {told}",
         )
-    if sent is not None:  # the mail is known: whatever it reports, this question failed
-        asked = (
-            sent.referral_id is not None
-            and sent.party_id is not None
-            and sent.purpose in QUESTION_PURPOSES
-        )
-        targets = [(sent.referral_id, sent.party_id, permanent[0].status)] if asked else []
-    else:
-        targets = [
-            (referral_id, party_id, f.status)
-            for f in permanent
-            for referral_id, party_id, _ in queries.open_questions_to(f.recipient)
-        ]
-    ended = sum(
-        workflow.undeliverable(ctx, referral_id, party_id, status, Channel.SMTP, now)
-        for referral_id, party_id, status in targets
-    )
     addresses = ", ".join(f"{f.recipient} {f.status}" for f in permanent)
+    if sent is None:
+        return Disposition(
+            InboundState.IGNORED, f"permanent failure of no mail we know: {addresses}"
+        )
+    # The mail is known: whatever address it reports, this question failed.
+    ended = (
+        sent.referral_id is not None
+        and sent.party_id is not None
+        and sent.purpose in QUESTION_PURPOSES
+        and workflow.undeliverable(
+            ctx, sent.referral_id, sent.party_id, permanent[0].status, Channel.SMTP, now
+        )
+    )
     return Disposition(
-        InboundState.PROCESSED, f"permanent failure: {addresses}; {ended} referral(s) ended"
+        InboundState.PROCESSED, f"permanent failure: {addresses}; {int(ended)} referral(s) ended"
     )

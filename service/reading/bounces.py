@@ -48,6 +48,14 @@ _BOUNCE_SUBJECT = re.compile(
     r"|not yet been delivered|delayed mail|warning: message",
     re.IGNORECASE,
 )
+_MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}@[^<>\s]{1,250}>")
+# A header line of a copy quoted in a text part: "Message-ID: <…>", perhaps indented.
+_QUOTED_MESSAGE_ID = re.compile(
+    r"^[ \t>]*Message-I[Dd]:[ \t]*(<[^<>\s]{1,250}@[^<>\s]{1,250}>)", re.MULTILINE | re.IGNORECASE
+)
+# A References header may list a long thread; the mail that failed is among the first few
+# things a bounce quotes, and every one costs a lookup.
+_MAX_RETURNED_IDS = 20
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,40 @@ def read_bounce(message: EmailMessage) -> list[Failure]:
     if not _looks_like_bounce(message):
         return []
     return _prose_bounce(message)
+
+
+def returned_message_ids(message: Message) -> list[str]:
+    """The Message-IDs a bounce quotes of the mail that failed, first found first.
+
+    From the returned message or its headers, an RFC 3464 report's X-Original-Message-ID
+    (Gmail), the bounce's own In-Reply-To and References (Gmail, Exchange), and the
+    "Message-ID:" lines of a copy quoted in prose (qmail, old Exim). Any of them may be
+    anything: only one that is the Message-ID of a mail we sent means something, and ours are
+    random, so only an MTA that carried that mail, or its recipient, can quote it.
+    """
+    found: list[str] = []
+    found += _ids_in(header_text(message, "In-Reply-To"))
+    found += _ids_in(header_text(message, "References"))
+    for part in _walk_report(message):
+        kind = part.get_content_type()
+        if kind in ("message/rfc822", "message/global"):
+            payload = part.get_payload()
+            inner = payload[0] if isinstance(payload, list) and payload else None
+            if isinstance(inner, Message):
+                found += _ids_in(header_text(inner, "Message-ID"))
+        elif kind in _STATUS_PART_TYPES:
+            for block in _blocks(part):
+                found += _ids_in(block.get("x-original-message-id", ""))
+        elif kind in _RETURNED_PART_TYPES or kind == "text/plain":
+            raw = part.get_payload(decode=True)
+            if isinstance(raw, bytes):
+                text = decode(raw, part.get_content_charset() or "utf-8")
+                found += [m.group(1) for m in _QUOTED_MESSAGE_ID.finditer(text)]
+    return list(dict.fromkeys(found))[:_MAX_RETURNED_IDS]
+
+
+def _ids_in(value: str) -> list[str]:
+    return _MESSAGE_ID.findall(value)
 
 
 # ------------------------------------------------------------------ RFC 3464
