@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.writing import identifiers
 from service.writing.redaction import LINK, PHONE, Person, redact
 
 NOBODY = Person()
@@ -195,3 +196,22 @@ def test_ordinary_numbers_and_dotted_words_stay(pieces, separators):
 )
 def test_where_the_line_falls(need, shown):
     assert redact(need, NOBODY) == shown
+
+
+def test_a_long_run_of_numbers_costs_looks_in_proportion_to_its_length(monkeypatch):
+    # A need of up to 2,000 characters may be one run of a thousand one-digit groups; every
+    # letter before consent redacts it. Counted in looks, not seconds: each group is looked
+    # at with at most the next fourteen, however long the run.
+    looks = 0
+    real = identifiers.is_phone
+
+    def counted(run: str, announced: bool = False) -> bool:
+        nonlocal looks
+        looks += 1
+        return real(run, announced)
+
+    monkeypatch.setattr(identifiers, "is_phone", counted)
+    groups = 1000
+    need = " ".join(str(n % 10) for n in range(groups)) + " 555 867 5309"
+    assert redact(need, NOBODY) == PHONE
+    assert looks <= 15 * (groups + 3)

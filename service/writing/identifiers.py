@@ -123,7 +123,15 @@ def _phones_in(run: str, announced: bool, replacement: str) -> str:
     of it, so that a stretch that merely starts with a number ("3.11 0100") cannot leave
     the rest of a phone number behind."""
     chunks = re.split(r"([ \u00a0]+)", run)  # chunk, space, chunk, …
-    stretches = [(i, j) for i in range(0, len(chunks), 2) for j in range(i, len(chunks), 2)]
+    # A phone number spans at most _MOST_DIGITS chunks (each holds a digit), so only such
+    # stretches are tried: a run of a thousand one-digit chunks costs thousands of looks,
+    # not a billion (every stretch of every length, each joined anew).
+    widest = 2 * (_MOST_DIGITS - 1)
+    stretches = [
+        (i, j)
+        for i in range(0, len(chunks), 2)
+        for j in range(i, min(i + widest + 1, len(chunks)), 2)
+    ]
 
     def phone(i: int, j: int) -> bool:
         return is_phone("".join(chunks[i : j + 1]), announced and i == 0)
