@@ -13,6 +13,11 @@ PLACEHOLDER_DOMAIN = "invalid"
 PLACEHOLDER_PREFIX = "erased-"
 
 
+def is_placeholder(address: str) -> bool:
+    """Whether `address` is what erasure left where a person's address was."""
+    return address.startswith(PLACEHOLDER_PREFIX) and address.endswith("@" + PLACEHOLDER_DOMAIN)
+
+
 @dataclass(frozen=True)
 class NewInbound:
     dedupe_key: str
@@ -104,9 +109,7 @@ class PartyRecord:
         """Whether this person was forgotten (`forget`, or retention): only a placeholder
         address is left. An open question of theirs was closed as a no by the erasure,
         not by them."""
-        return self.email.startswith(PLACEHOLDER_PREFIX) and self.email.endswith(
-            "@" + PLACEHOLDER_DOMAIN
-        )
+        return is_placeholder(self.email)
 
 
 @dataclass(frozen=True)

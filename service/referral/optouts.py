@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from service.errors import AddressGone, NotFound
 from store import erasure, queries, suppressions
+from store.records import is_placeholder
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ def addressee_of_optout(subject: str) -> Addressee:
     the link names nothing we hold; AddressGone when it was erased before hashes were kept.
     """
     address = address_of_optout(subject)
-    if not address.startswith(erasure.PLACEHOLDER_PREFIX):
+    if not is_placeholder(address):
         return Addressee(suppressions.address_hash(address), address)
     kind, _, key = subject.partition(":")
     hashed = erasure.erased_hash_of_ask(key) if kind == "q" else erasure.erased_hash_of_mail(key)
