@@ -152,14 +152,13 @@ def process_bounce(
             InboundState.IGNORED, f"permanent failure of no mail we know: {addresses}"
         )
     # The mail is known: whatever address it reports, this question failed.
-    ended = (
-        sent.referral_id is not None
-        and sent.party_id is not None
-        and sent.purpose in QUESTION_PURPOSES
-        and workflow.undeliverable(
-            ctx, sent.referral_id, sent.party_id, permanent[0].status, Channel.SMTP, now
+    ended = False
+    asked = sent.referral_id is not None and sent.party_id is not None
+    if asked and sent.purpose in QUESTION_PURPOSES:
+        status = permanent[0].status
+        ended = workflow.undeliverable(
+            ctx, sent.referral_id, sent.party_id, status, Channel.SMTP, now
         )
-    )
     return Disposition(
         InboundState.PROCESSED, f"permanent failure: {addresses}; {int(ended)} referral(s) ended"
     )
